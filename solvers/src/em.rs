@@ -1,0 +1,48 @@
+//! Euler-Maruyama.
+
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip};
+
+use crate::error::Result;
+use crate::stepper::SdeStepper;
+use crate::system::SdeSystem;
+
+/// Euler-Maruyama: x1 = x0 + b(t0, x0) (t1 - t0) + g(t0) dW.
+///
+/// - Strong order 1 for additive noise (0.5 in general), weak order 1; 1 drift evaluation per
+///   step; Itô. Steps in whatever variable the system uses (t for the reverse SDE, where
+///   t1 < t0 and dW has variance |t1 - t0|).
+/// - Requires: [`SdeSystem`].
+/// - Reference: Kloeden & Platen (1992), Section 9.1; as torchsde's `sdeint(method='euler')`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EulerMaruyama;
+
+impl<S: SdeSystem + ?Sized> SdeStepper<S> for EulerMaruyama {
+    type State = Array2<f64>;
+
+    fn strong_order(&self) -> f64 {
+        1.0
+    }
+    fn weak_order(&self) -> f64 {
+        1.0
+    }
+    fn evals_per_step(&self) -> usize {
+        1
+    }
+    fn init(&self, rows: usize, cols: usize) -> Array2<f64> {
+        Array2::zeros((rows, cols))
+    }
+    fn step(
+        &self,
+        sys: &S,
+        t0: f64,
+        t1: f64,
+        x: ArrayViewMut2<f64>,
+        dw: ArrayView2<f64>,
+        drift: &mut Array2<f64>,
+    ) -> Result<()> {
+        sys.drift(t0, x.view(), drift.view_mut())?;
+        let (h, g) = (t1 - t0, sys.diffusion(t0));
+        Zip::from(x).and(&*drift).and(dw).for_each(|x, &b, &w| *x += b * h + g * w);
+        Ok(())
+    }
+}

@@ -1,0 +1,102 @@
+//! Errors of the generic numerics.
+//!
+//! Every variant names the quantity and the value that was wrong, so that a caller (and the CLI)
+//! can say exactly which input to fix.
+
+/// Everything that can go wrong while building a grid or integrating a system.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SolverError {
+    /// A grid with fewer than two points has no step.
+    #[error("grid has {len} point(s): needs at least 2")]
+    GridTooShort {
+        /// Number of points given.
+        len: usize,
+    },
+    /// A grid point that is NaN or infinite.
+    #[error("grid[{index}] = {value}: must be finite")]
+    NonFiniteGrid {
+        /// Index of the point.
+        index: usize,
+        /// The point.
+        value: f64,
+    },
+    /// A grid that is not strictly monotone.
+    #[error("grid[{index}] = {next} after grid[{prev_index}] = {prev}: grid must be strictly monotone in one direction", prev_index = index - 1)]
+    NonMonotoneGrid {
+        /// Index of the offending point.
+        index: usize,
+        /// The point before it.
+        prev: f64,
+        /// The offending point.
+        next: f64,
+    },
+    /// A solver parameter outside its admissible range.
+    #[error("{name} = {value}: {expected}")]
+    InvalidParameter {
+        /// Name of the parameter (`rtol`, `steps`, ...).
+        name: &'static str,
+        /// The offending value.
+        value: f64,
+        /// What would have been accepted.
+        expected: &'static str,
+    },
+    /// Array sizes that do not agree.
+    #[error("{what}: expected {expected}, found {found}")]
+    DimensionMismatch {
+        /// What was compared.
+        what: &'static str,
+        /// Expected size.
+        expected: usize,
+        /// Size found.
+        found: usize,
+    },
+    /// The state became NaN or infinite.
+    #[error("non-finite state after step {step} (t {t0} -> {t1}), sample row {row}")]
+    NonFinite {
+        /// 0-based index of the step that produced it.
+        step: usize,
+        /// Start of that step.
+        t0: f64,
+        /// End of that step, where the bad value appeared.
+        t1: f64,
+        /// First row holding a non-finite value.
+        row: usize,
+    },
+    /// An adaptive solve whose step size collapsed.
+    #[error("step size {h:e} at t = {t} is below the minimum: the problem is too stiff for rtol/atol")]
+    StepSizeTooSmall {
+        /// Where it happened.
+        t: f64,
+        /// The rejected step size.
+        h: f64,
+    },
+    /// An adaptive solve that needed more steps than allowed.
+    #[error("adaptive solve took more than max_steps = {max_steps} steps and stopped at t = {t}")]
+    MaxStepsExceeded {
+        /// The limit.
+        max_steps: usize,
+        /// Where the solve stopped.
+        t: f64,
+    },
+    /// Not enough noise for the requested steps.
+    #[error("noise has {available} steps but the grid needs {needed}")]
+    NoiseExhausted {
+        /// Steps of noise available.
+        available: usize,
+        /// Steps needed.
+        needed: usize,
+    },
+    /// The system being integrated failed (for example a score network).
+    #[error("system evaluation at t = {t}: {source}")]
+    System {
+        /// Where it was evaluated.
+        t: f64,
+        /// What failed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// Result alias of the crate.
+pub type Result<T> = std::result::Result<T, SolverError>;

@@ -1,0 +1,29 @@
+//! Generic numerics for scoresde: time grids, explicit Runge-Kutta steppers (fixed and adaptive),
+//! Euler-Maruyama, and sources of Brownian increments.
+//!
+//! This crate knows nothing about diffusion models. Its steppers are written against small
+//! capability traits ([`OdeSystem`], [`SdeSystem`]) and tested here on linear ODEs and
+//! Ornstein-Uhlenbeck processes with exact solutions, so that a convergence-order claim is
+//! checked before any score model is in scope (the separation diffrax uses). States are `N x d`
+//! `ndarray` batches of `f64`, one sample per row.
+#![warn(missing_docs)]
+
+pub mod adaptive;
+pub mod em;
+pub mod error;
+pub mod grid;
+pub mod noise;
+pub mod rk;
+pub mod stepper;
+pub mod system;
+pub mod tableau;
+
+pub use adaptive::{AdaptiveOptions, AdaptiveRk, AdaptiveStats};
+pub use em::EulerMaruyama;
+pub use error::{Result, SolverError};
+pub use grid::TimeGrid;
+pub use noise::{BrownianIncrements, FixedNoise, KeyedNoise};
+pub use rk::ExplicitRk;
+pub use stepper::{integrate_ode, integrate_sde, no_observer, OdeStepper, SdeStepper, StepInfo};
+pub use system::{Counted, OdeSystem, SdeSystem};
+pub use tableau::ButcherTableau;

@@ -1,0 +1,93 @@
+//! Fixed-step explicit Runge-Kutta methods, any tableau.
+//!
+//! One generic stepper runs every [`ButcherTableau`]: Euler, midpoint, Heun, RK4, RK4 (3/8),
+//! Tsit5 and Dormand-Prince used at fixed steps. Order and NFE per step come from the tableau.
+//! Requires only an [`OdeSystem`]. Works in whatever variable the system is written in (t, or
+//! sigma for EDM's sigma-space ODE, where Heun is EDM's Algorithm 1).
+
+use ndarray::{Array2, ArrayViewMut2};
+
+use crate::error::Result;
+use crate::stepper::OdeStepper;
+use crate::system::OdeSystem;
+use crate::tableau::ButcherTableau;
+
+/// An explicit Runge-Kutta method taking the steps of a grid.
+///
+/// - Order: `tableau.order`; NFE per step: the stages the solution needs (`solution_stages`,
+///   which drops the FSAL-only stage of embedded pairs).
+/// - A step that ends where the system is singular ([`OdeSystem::is_singular_at`], e.g. sigma = 0
+///   in sigma space) is an Euler step (1 NFE), as in EDM (Karras et al. 2022, Algorithm 1 line 6).
+/// - Requires: [`OdeSystem`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ExplicitRk {
+    tableau: ButcherTableau,
+}
+
+impl ExplicitRk {
+    /// Wraps a tableau.
+    pub fn new(tableau: ButcherTableau) -> Self {
+        Self { tableau }
+    }
+    /// The method's tableau.
+    pub fn tableau(&self) -> &ButcherTableau {
+        &self.tableau
+    }
+}
+
+/// Stage derivatives and the stage state.
+#[derive(Debug)]
+pub struct RkState {
+    k: Vec<Array2<f64>>,
+    tmp: Array2<f64>,
+}
+
+impl<S: OdeSystem + ?Sized> OdeStepper<S> for ExplicitRk {
+    type State = RkState;
+
+    fn order(&self) -> u32 {
+        self.tableau.order
+    }
+
+    fn evals_per_step(&self) -> usize {
+        self.tableau.solution_stages()
+    }
+
+    fn init(&self, rows: usize, cols: usize) -> RkState {
+        RkState {
+            k: (0..self.tableau.solution_stages()).map(|_| Array2::zeros((rows, cols))).collect(),
+            tmp: Array2::zeros((rows, cols)),
+        }
+    }
+
+    fn step(&self, sys: &S, t0: f64, t1: f64, mut x: ArrayViewMut2<f64>, st: &mut RkState) -> Result<()> {
+        let h = t1 - t0;
+        let tab = &self.tableau;
+        sys.rhs(t0, x.view(), st.k[0].view_mut())?;
+        if sys.is_singular_at(t1) {
+            x.scaled_add(h, &st.k[0]);
+            return Ok(());
+        }
+        let stages = st.k.len();
+        for i in 1..stages {
+            st.tmp.assign(&x);
+            for (j, &a) in tab.a[i].iter().enumerate() {
+                if a != 0.0 {
+                    st.tmp.scaled_add(h * a, &st.k[j]);
+                }
+            }
+            sys.rhs(t0 + tab.c[i] * h, st.tmp.view(), st.k[i].view_mut())?;
+        }
+        combine(&mut x, h, tab.b, &st.k);
+        Ok(())
+    }
+}
+
+/// x += h * sum_i w_i k_i, skipping zero weights.
+pub(crate) fn combine(x: &mut ArrayViewMut2<f64>, h: f64, w: &[f64], k: &[Array2<f64>]) {
+    for (&w, k) in w.iter().zip(k) {
+        if w != 0.0 {
+            x.scaled_add(h * w, k);
+        }
+    }
+}

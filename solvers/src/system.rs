@@ -1,0 +1,79 @@
+//! What a stepper integrates.
+//!
+//! Systems are split by the capability a stepper needs, so that a solver's trait bound says what
+//! it requires (a Runge-Kutta method needs only a right-hand side; Euler-Maruyama needs a drift
+//! and a diffusion coefficient). States are `N x d` batches, one sample per row; every system
+//! used here acts on rows independently, which is what lets a caller chunk or parallelise rows
+//! without changing any result.
+
+use std::cell::Cell;
+
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+use crate::error::Result;
+
+/// An ordinary differential equation dx/dt = F(t, x) on an `N x d` batch.
+pub trait OdeSystem {
+    /// Writes F(t, x) into `dxdt` (same shape as `x`).
+    fn rhs(&self, t: f64, x: ArrayView2<f64>, dxdt: ArrayViewMut2<f64>) -> Result<()>;
+
+    /// Whether F is singular at `t` (for example sigma-space ODEs at sigma = 0). A fixed-step
+    /// Runge-Kutta step that ends at such a point is taken as an Euler step, which evaluates F
+    /// only at the start (as EDM and k-diffusion do on their last step to sigma = 0).
+    fn is_singular_at(&self, t: f64) -> bool {
+        let _ = t;
+        false
+    }
+}
+
+/// An Itô SDE with additive, state-independent scalar noise: dx = b(t, x) dt + g(t) dW.
+pub trait SdeSystem {
+    /// Writes the drift b(t, x) into `out`.
+    fn drift(&self, t: f64, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) -> Result<()>;
+    /// The diffusion coefficient g(t) (same for every coordinate and sample).
+    fn diffusion(&self, t: f64) -> f64;
+}
+
+/// Wraps a system and counts its evaluations (right-hand side or drift calls).
+///
+/// The count lives here, in one place, not in the steppers.
+#[derive(Debug)]
+pub struct Counted<S> {
+    inner: S,
+    calls: Cell<usize>,
+}
+
+impl<S> Counted<S> {
+    /// Starts counting at zero.
+    pub fn new(inner: S) -> Self {
+        Self { inner, calls: Cell::new(0) }
+    }
+    /// Number of evaluations so far.
+    pub fn calls(&self) -> usize {
+        self.calls.get()
+    }
+    /// The wrapped system.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S: OdeSystem> OdeSystem for Counted<S> {
+    fn rhs(&self, t: f64, x: ArrayView2<f64>, dxdt: ArrayViewMut2<f64>) -> Result<()> {
+        self.calls.set(self.calls.get() + 1);
+        self.inner.rhs(t, x, dxdt)
+    }
+    fn is_singular_at(&self, t: f64) -> bool {
+        self.inner.is_singular_at(t)
+    }
+}
+
+impl<S: SdeSystem> SdeSystem for Counted<S> {
+    fn drift(&self, t: f64, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) -> Result<()> {
+        self.calls.set(self.calls.get() + 1);
+        self.inner.drift(t, x, out)
+    }
+    fn diffusion(&self, t: f64) -> f64 {
+        self.inner.diffusion(t)
+    }
+}

@@ -1,0 +1,107 @@
+//! Errors of the diffusion layer.
+//!
+//! One enum for the crate, one variant per reason, each naming the field and the offending value,
+//! so that the CLI can print a single line a user can act on (`weights[3] = -0.2: must be positive`).
+//! Errors of the generic numerics are wrapped with `#[from]`.
+
+use scoresde_solvers::SolverError;
+
+/// Everything that can go wrong in the `scoresde` crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScoreError {
+    /// A scalar parameter outside its admissible range.
+    #[error("{name} = {value}: {expected}")]
+    InvalidParameter {
+        /// Field name as the user wrote it (`beta_max`, `sigma_min`, ...).
+        name: String,
+        /// The offending value.
+        value: f64,
+        /// What would have been accepted.
+        expected: &'static str,
+    },
+    /// A mixture weight that is not positive and finite.
+    #[error("weights[{index}] = {value}: must be positive and finite")]
+    InvalidWeight {
+        /// Component index.
+        index: usize,
+        /// The offending weight.
+        value: f64,
+    },
+    /// Mixture weights that do not sum to one.
+    #[error("weights sum to {sum}: must sum to 1 within 1e-9")]
+    WeightsDoNotSumToOne {
+        /// The computed sum.
+        sum: f64,
+    },
+    /// A non-finite number in an input array or file.
+    #[error("{field}[{index}] = {value}: must be finite")]
+    NonFiniteInput {
+        /// Which input (`means`, `z-init`, ...).
+        field: String,
+        /// Flat index of the first bad entry.
+        index: usize,
+        /// The offending value.
+        value: f64,
+    },
+    /// A covariance matrix that is not symmetric positive definite.
+    #[error("{field}[{component}] is not positive definite (smallest eigenvalue {min_eigenvalue})")]
+    NotPositiveDefinite {
+        /// Which covariance key (`variances`, `diag`, `full`).
+        field: &'static str,
+        /// Component index.
+        component: usize,
+        /// Smallest eigenvalue found.
+        min_eigenvalue: f64,
+    },
+    /// A covariance matrix that is not symmetric.
+    #[error("full[{component}] is not symmetric: entry ({row}, {col}) = {a} but ({col}, {row}) = {b}")]
+    NotSymmetric {
+        /// Component index.
+        component: usize,
+        /// Row of the mismatch.
+        row: usize,
+        /// Column of the mismatch.
+        col: usize,
+        /// Value at (row, col).
+        a: f64,
+        /// Value at (col, row).
+        b: f64,
+    },
+    /// Arrays whose sizes do not agree.
+    #[error("{what}: expected {expected}, found {found}")]
+    DimensionMismatch {
+        /// What was being compared (`means[2] length`, `z-init columns`, ...).
+        what: String,
+        /// Expected size.
+        expected: usize,
+        /// Size found.
+        found: usize,
+    },
+    /// A malformed target description (JSON structure, missing or duplicate keys).
+    #[error("target: {0}")]
+    Target(String),
+    /// An I/O failure on a named file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A malformed `.npy` file.
+    #[error("{path}: {message}")]
+    Npy {
+        /// The file.
+        path: String,
+        /// What was wrong (dtype, shape, parse error).
+        message: String,
+    },
+    /// A solver or a system it integrates met a problem.
+    #[error(transparent)]
+    Solver(#[from] SolverError),
+}
+
+/// Result alias of the crate.
+pub type Result<T> = std::result::Result<T, ScoreError>;

@@ -1,0 +1,4 @@
+//! scoresde: the diffusion layer.
+#![warn(missing_docs)]
+
+pub mod error;
