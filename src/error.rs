@@ -45,7 +45,9 @@ pub enum ScoreError {
         value: f64,
     },
     /// A covariance matrix that is not symmetric positive definite.
-    #[error("{field}[{component}] is not positive definite (smallest eigenvalue {min_eigenvalue})")]
+    #[error(
+        "{field}[{component}] is not positive definite (smallest eigenvalue {min_eigenvalue})"
+    )]
     NotPositiveDefinite {
         /// Which covariance key (`variances`, `diag`, `full`).
         field: &'static str,
@@ -55,7 +57,9 @@ pub enum ScoreError {
         min_eigenvalue: f64,
     },
     /// A covariance matrix that is not symmetric.
-    #[error("full[{component}] is not symmetric: entry ({row}, {col}) = {a} but ({col}, {row}) = {b}")]
+    #[error(
+        "full[{component}] is not symmetric: entry ({row}, {col}) = {a} but ({col}, {row}) = {b}"
+    )]
     NotSymmetric {
         /// Component index.
         component: usize,
@@ -97,6 +101,14 @@ pub enum ScoreError {
         path: String,
         /// What was wrong (dtype, shape, parse error).
         message: String,
+    },
+    /// A solver used where it cannot work.
+    #[error("solver {solver}: needs {requirement}")]
+    Incompatible {
+        /// The solver's name.
+        solver: &'static str,
+        /// What it needs.
+        requirement: &'static str,
     },
     /// A solver or a system it integrates met a problem.
     #[error(transparent)]

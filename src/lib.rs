@@ -1,4 +1,21 @@
 //! scoresde: the diffusion layer.
+//!
+//! Forward processes ([`process`]), score models and their parameterisations ([`model`]), the
+//! exact Gaussian-mixture target ([`gmm`]), the systems that turn a process and a model into an
+//! ODE or SDE ([`reverse`]), time grids ([`grids`]), end-to-end sampling ([`sampler`]), sample
+//! metrics ([`metrics`]) and file I/O ([`io`]). The generic numerics live in `scoresde-solvers`
+//! and know nothing about diffusion; this crate is where the two meet.
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod gmm;
+pub mod grids;
+pub mod io;
+pub mod metrics;
+pub mod model;
+pub mod process;
+pub mod reverse;
+pub mod sampler;
+pub mod targets;
+
+pub use error::{Result, ScoreError};

@@ -42,7 +42,10 @@ impl<S: SdeSystem + ?Sized> SdeStepper<S> for EulerMaruyama {
     ) -> Result<()> {
         sys.drift(t0, x.view(), drift.view_mut())?;
         let (h, g) = (t1 - t0, sys.diffusion(t0));
-        Zip::from(x).and(&*drift).and(dw).for_each(|x, &b, &w| *x += b * h + g * w);
+        Zip::from(x)
+            .and(&*drift)
+            .and(dw)
+            .for_each(|x, &b, &w| *x += b * h + g * w);
         Ok(())
     }
 }

@@ -34,7 +34,11 @@ impl TimeGrid {
             let (prev, next) = (points[i - 1], points[i]);
             let ok = if decreasing { next < prev } else { next > prev };
             if !ok {
-                return Err(SolverError::NonMonotoneGrid { index: i, prev, next });
+                return Err(SolverError::NonMonotoneGrid {
+                    index: i,
+                    prev,
+                    next,
+                });
             }
         }
         Ok(Self { points })

@@ -38,9 +38,18 @@ impl FixedNoise {
 }
 
 impl BrownianIncrements for FixedNoise {
-    fn increment(&mut self, step: usize, t0: f64, t1: f64, mut out: ArrayViewMut2<f64>) -> Result<()> {
+    fn increment(
+        &mut self,
+        step: usize,
+        t0: f64,
+        t1: f64,
+        mut out: ArrayViewMut2<f64>,
+    ) -> Result<()> {
         if step >= self.steps() {
-            return Err(SolverError::NoiseExhausted { available: self.steps(), needed: step + 1 });
+            return Err(SolverError::NoiseExhausted {
+                available: self.steps(),
+                needed: step + 1,
+            });
         }
         let z = self.z.index_axis(Axis(0), step);
         if z.dim() != out.dim() {
@@ -66,11 +75,17 @@ pub struct KeyedNoise {
 impl KeyedNoise {
     /// Noise for rows numbered from 0.
     pub fn new(seed: u64) -> Self {
-        Self { seed, row_offset: 0 }
+        Self {
+            seed,
+            row_offset: 0,
+        }
     }
     /// Noise for a chunk whose first row is global row `offset`.
     pub fn with_row_offset(seed: u64, offset: u64) -> Self {
-        Self { seed, row_offset: offset }
+        Self {
+            seed,
+            row_offset: offset,
+        }
     }
     /// The generator for one (row, step) key.
     pub fn rng(&self, row: u64, step: u64) -> Pcg64 {
@@ -79,7 +94,13 @@ impl KeyedNoise {
 }
 
 impl BrownianIncrements for KeyedNoise {
-    fn increment(&mut self, step: usize, t0: f64, t1: f64, mut out: ArrayViewMut2<f64>) -> Result<()> {
+    fn increment(
+        &mut self,
+        step: usize,
+        t0: f64,
+        t1: f64,
+        mut out: ArrayViewMut2<f64>,
+    ) -> Result<()> {
         let s = (t1 - t0).abs().sqrt();
         for (i, mut row) in out.outer_iter_mut().enumerate() {
             let mut rng = self.rng(self.row_offset + i as u64, step as u64);

@@ -23,7 +23,14 @@ pub trait OdeStepper<S: ?Sized> {
     /// Allocates the workspace for an `rows x cols` batch.
     fn init(&self, rows: usize, cols: usize) -> Self::State;
     /// Advances `x` from `t0` to `t1` in place.
-    fn step(&self, sys: &S, t0: f64, t1: f64, x: ArrayViewMut2<f64>, state: &mut Self::State) -> Result<()>;
+    fn step(
+        &self,
+        sys: &S,
+        t0: f64,
+        t1: f64,
+        x: ArrayViewMut2<f64>,
+        state: &mut Self::State,
+    ) -> Result<()>;
 }
 
 /// A fixed-step method for an SDE described by the system type `S`.
@@ -69,7 +76,8 @@ pub fn no_observer(_: StepInfo) {}
 
 /// Returns the first row of `x` holding a NaN or infinity.
 pub fn first_non_finite_row(x: ArrayView2<f64>) -> Option<usize> {
-    x.outer_iter().position(|r| r.iter().any(|v| !v.is_finite()))
+    x.outer_iter()
+        .position(|r| r.iter().any(|v| !v.is_finite()))
 }
 
 pub(crate) fn check_finite(x: ArrayView2<f64>, step: usize, t0: f64, t1: f64) -> Result<()> {
@@ -97,7 +105,12 @@ where
     for (step, (t0, t1)) in grid.intervals().enumerate() {
         stepper.step(sys, t0, t1, x.view_mut(), &mut state)?;
         check_finite(x.view(), step, t0, t1)?;
-        observer(StepInfo { step, total, t0, t1 });
+        observer(StepInfo {
+            step,
+            total,
+            t0,
+            t1,
+        });
     }
     Ok(())
 }
@@ -124,7 +137,12 @@ where
         noise.increment(step, t0, t1, dw.view_mut())?;
         stepper.step(sys, t0, t1, x.view_mut(), dw.view(), &mut state)?;
         check_finite(x.view(), step, t0, t1)?;
-        observer(StepInfo { step, total, t0, t1 });
+        observer(StepInfo {
+            step,
+            total,
+            t0,
+            t1,
+        });
     }
     Ok(())
 }

@@ -1,0 +1,277 @@
+//! Argument definitions (clap derive) and dispatch. Each closed set of choices is a `ValueEnum`;
+//! the field doc comments are the `--help` text.
+
+use std::path::PathBuf;
+
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use scoresde::grids::{Schedule, Space};
+use scoresde::process::{Edm, ForwardProcess, SubVp, Ve, Vp, VpCosine};
+use scoresde::sampler::Solver;
+
+use crate::{eval_cmd, sample_cmd};
+
+/// Error type of the commands: any error, printed as one line with its causes.
+pub type CmdResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// scoresde: numerics of diffusion models, tested against exact targets.
+#[derive(Debug, Parser)]
+#[command(name = "scoresde", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Draw samples with a reverse-SDE or probability-flow solver and the exact score of a target.
+    Sample(SampleArgs),
+    /// Compare a sample file with the exact target: mean and covariance error, sliced W2, log-density.
+    Eval(EvalArgs),
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> CmdResult {
+    match cli.command {
+        Command::Sample(a) => sample_cmd::run(a),
+        Command::Eval(a) => eval_cmd::run(a),
+    }
+}
+
+/// The forward process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProcessKind {
+    /// Variance preserving, linear beta (--beta-min, --beta-max).
+    Vp,
+    /// Sub-VP, linear beta (--beta-min, --beta-max).
+    Subvp,
+    /// Variance exploding (--sigma-min, --sigma-max; defaults 0.01, 50).
+    Ve,
+    /// Cosine VP schedule (--cosine-s; T = 0.9946).
+    Cosine,
+    /// EDM, sigma = t (--sigma-min, --sigma-max; defaults 0.002, 80).
+    Edm,
+}
+
+/// The sampler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SolverKind {
+    /// Explicit Euler on the PF-ODE (order 1, 1 NFE/step; in sigma space = DDIM).
+    Euler,
+    /// Explicit midpoint (order 2, 2 NFE/step).
+    Midpoint,
+    /// Heun (order 2, 2 NFE/step; in sigma space = EDM's deterministic sampler).
+    Heun,
+    /// Classic Runge-Kutta 4 (order 4, 4 NFE/step).
+    Rk4,
+    /// Kutta's 3/8 rule (order 4, 4 NFE/step).
+    #[value(name = "rk4-38")]
+    Rk4_38,
+    /// Tsitouras 5(4): fixed steps on a grid, adaptive with --rtol/--atol.
+    Tsit5,
+    /// Dormand-Prince 5(4): fixed steps on a grid, adaptive with --rtol/--atol.
+    Dopri5,
+    /// Euler-Maruyama on the reverse SDE (strong order 1 here, 1 NFE/step; t grids only).
+    EulerMaruyama,
+}
+
+impl From<SolverKind> for Solver {
+    fn from(s: SolverKind) -> Self {
+        match s {
+            SolverKind::Euler => Solver::Euler,
+            SolverKind::Midpoint => Solver::Midpoint,
+            SolverKind::Heun => Solver::Heun,
+            SolverKind::Rk4 => Solver::Rk4,
+            SolverKind::Rk4_38 => Solver::Rk4_38,
+            SolverKind::Tsit5 => Solver::Tsit5,
+            SolverKind::Dopri5 => Solver::Dopri5,
+            SolverKind::EulerMaruyama => Solver::EulerMaruyama,
+        }
+    }
+}
+
+/// Spacing of a generated grid (--steps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScheduleKind {
+    /// Uniform in t.
+    UniformT,
+    /// Uniform in log-SNR.
+    Logsnr,
+    /// Uniform in sqrt(t).
+    Quadratic,
+    /// Karras et al. rho-schedule in sigma~ (--rho).
+    Karras,
+}
+
+impl ScheduleKind {
+    /// The library schedule.
+    pub fn schedule(self, rho: f64) -> Schedule {
+        match self {
+            Self::UniformT => Schedule::UniformT,
+            Self::Logsnr => Schedule::LogSnr,
+            Self::Quadratic => Schedule::Quadratic,
+            Self::Karras => Schedule::Karras { rho },
+        }
+    }
+}
+
+/// The variable the ODE solver steps in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SpaceKind {
+    /// Process time t (state x).
+    T,
+    /// EDM's sigma~ = sigma/alpha (state x/alpha).
+    Sigma,
+}
+
+impl From<SpaceKind> for Space {
+    fn from(s: SpaceKind) -> Self {
+        match s {
+            SpaceKind::T => Space::Time,
+            SpaceKind::Sigma => Space::SigmaTilde,
+        }
+    }
+}
+
+/// Process flags shared by the commands.
+#[derive(Debug, Clone, Args)]
+pub struct ProcessArgs {
+    /// Forward process.
+    #[arg(long, value_enum, default_value_t = ProcessKind::Vp)]
+    pub process: ProcessKind,
+    /// VP / sub-VP: beta(0).
+    #[arg(long, default_value_t = 0.1)]
+    pub beta_min: f64,
+    /// VP / sub-VP: beta(1).
+    #[arg(long, default_value_t = 20.0)]
+    pub beta_max: f64,
+    /// VE / EDM: smallest sigma [default: 0.01 for ve, 0.002 for edm].
+    #[arg(long)]
+    pub sigma_min: Option<f64>,
+    /// VE / EDM: largest sigma, the prior std [default: 50 for ve, 80 for edm].
+    #[arg(long)]
+    pub sigma_max: Option<f64>,
+    /// Cosine: the offset s of abar(t).
+    #[arg(long, default_value_t = 0.008)]
+    pub cosine_s: f64,
+}
+
+impl ProcessArgs {
+    /// Builds the validated process.
+    pub fn build(&self) -> scoresde::Result<Box<dyn ForwardProcess>> {
+        Ok(match self.process {
+            ProcessKind::Vp => Box::new(Vp::new(self.beta_min, self.beta_max)?),
+            ProcessKind::Subvp => Box::new(SubVp::new(self.beta_min, self.beta_max)?),
+            ProcessKind::Ve => Box::new(Ve::new(
+                self.sigma_min.unwrap_or(0.01),
+                self.sigma_max.unwrap_or(50.0),
+            )?),
+            ProcessKind::Cosine => Box::new(VpCosine::new(self.cosine_s, 0.9946)?),
+            ProcessKind::Edm => Box::new(Edm::new(
+                self.sigma_min.unwrap_or(0.002),
+                self.sigma_max.unwrap_or(80.0),
+            )?),
+        })
+    }
+}
+
+/// Flags of `scoresde sample`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("init").args(["z_init", "n"])))]
+#[command(group(ArgGroup::new("steps_from").args(["grid", "sigmas", "steps"])))]
+pub struct SampleArgs {
+    /// Target: a built-in name (ring8, aniso16, gauss2) or a JSON file
+    /// {"weights", "means", and one of "variances" | "diag" | "full"}.
+    #[arg(long, default_value = "ring8")]
+    pub target: String,
+    /// Initial standard-normal draws, (N, d) float64 .npy; x at the grid start = prior_std * z.
+    #[arg(long)]
+    pub z_init: Option<PathBuf>,
+    /// Number of samples when --z-init is not given.
+    #[arg(long, default_value_t = 1000)]
+    pub n: usize,
+    /// Seed of the prior draws and of the SDE noise (sample i depends only on (seed, i)).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub process: ProcessArgs,
+    /// Solver.
+    #[arg(long, value_enum, default_value_t = SolverKind::Heun)]
+    pub solver: SolverKind,
+    /// Time grid, (K+1,) float64 .npy of times t from noise to data; the solver steps in t.
+    #[arg(long)]
+    pub grid: Option<PathBuf>,
+    /// Sigma~ levels, (K+1,) float64 .npy from noise to data (the last may be 0); the solver steps
+    /// in sigma space (x~ = x/alpha against sigma~ = sigma/alpha).
+    #[arg(long)]
+    pub sigmas: Option<PathBuf>,
+    /// Number of steps of a generated grid (used when neither --grid nor --sigmas nor
+    /// --rtol/--atol is given) [default: 50].
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Spacing of the generated grid.
+    #[arg(long, value_enum, default_value_t = ScheduleKind::UniformT)]
+    pub schedule: ScheduleKind,
+    /// rho of the Karras schedule.
+    #[arg(long, default_value_t = 7.0)]
+    pub rho: f64,
+    /// Variable the ODE solver steps in, for generated grids and adaptive solves.
+    #[arg(long, value_enum, default_value_t = SpaceKind::T)]
+    pub space: SpaceKind,
+    /// Start time (noise end) of a generated grid or adaptive solve [default: T of the process].
+    #[arg(long)]
+    pub t_start: Option<f64>,
+    /// End time (data end) [default: 1e-3 for vp/subvp/cosine, 1e-5 for ve, sigma_min for edm].
+    #[arg(long)]
+    pub t_end: Option<f64>,
+    /// Adaptive solve in sigma space: start level sigma~ (with --sigma-end, --rtol, --atol).
+    #[arg(long, requires = "sigma_end", conflicts_with_all = ["t_start", "t_end"])]
+    pub sigma_start: Option<f64>,
+    /// Adaptive solve in sigma space: end level sigma~.
+    #[arg(long, requires = "sigma_start")]
+    pub sigma_end: Option<f64>,
+    /// Relative tolerance: makes dopri5/tsit5 adaptive [default when --atol is given: 1e-5].
+    #[arg(long, conflicts_with_all = ["grid", "sigmas", "steps"])]
+    pub rtol: Option<f64>,
+    /// Absolute tolerance: makes dopri5/tsit5 adaptive [default when --rtol is given: 1e-5].
+    #[arg(long, conflicts_with_all = ["grid", "sigmas", "steps"])]
+    pub atol: Option<f64>,
+    /// Fixed standard-normal noise for stochastic solvers, (steps, N, d) float64 .npy; row k is the
+    /// fresh noise of step k [default: drawn from --seed].
+    #[arg(long)]
+    pub noise: Option<PathBuf>,
+    /// Output samples, (N, d) float64 .npy (written atomically).
+    #[arg(long, default_value = "samples.npy")]
+    pub out: PathBuf,
+    /// No progress bar and no summary line.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Flags of `scoresde eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Target: a built-in name or a JSON file.
+    #[arg(long, default_value = "ring8")]
+    pub target: String,
+    /// Samples to evaluate, (N, d) float64 .npy.
+    #[arg(long, default_value = "samples.npy")]
+    pub samples: PathBuf,
+    /// Also write the metrics as JSON here (atomically).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Compare with the noised target p_t at signal coefficient alpha (with --sigma); 1 = data.
+    #[arg(long, default_value_t = 1.0)]
+    pub alpha: f64,
+    /// Compare with the noised target p_t at noise level sigma; 0 = data.
+    #[arg(long, default_value_t = 0.0)]
+    pub sigma: f64,
+    /// Exact reference samples for sliced W2 [default: as many as the samples].
+    #[arg(long)]
+    pub reference_n: Option<usize>,
+    /// Random projections for sliced W2.
+    #[arg(long, default_value_t = 256)]
+    pub projections: usize,
+    /// Seed of the reference samples and projections.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}

@@ -1,0 +1,178 @@
+//! `scoresde sample`: flags -> validated sampler -> samples on disk.
+
+use std::io::IsTerminal;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use scoresde::grids::{build_grid, Space};
+use scoresde::io::{read_npy_1d, read_npy_2d, read_npy_3d, write_npy};
+use scoresde::model::{ExactScore, ScoreModel};
+use scoresde::process::ForwardProcess;
+use scoresde::sampler::{prior_noise, sample, SamplerConfig, Solver, Steps};
+use scoresde::targets;
+use scoresde_solvers::{AdaptiveOptions, BrownianIncrements, FixedNoise, KeyedNoise, TimeGrid};
+
+use crate::cli::{CmdResult, SampleArgs};
+
+/// Reads a grid file and names the flag in any error.
+fn grid_file(path: &std::path::Path, flag: &str) -> Result<TimeGrid, String> {
+    let points = read_npy_1d(path, flag).map_err(|e| e.to_string())?;
+    TimeGrid::new(points.to_vec()).map_err(|e| format!("{flag} {}: {e}", path.display()))
+}
+
+/// The space and steps the flags ask for.
+fn steps_from_args(
+    a: &SampleArgs,
+    process: &dyn ForwardProcess,
+) -> Result<(Space, Steps), Box<dyn std::error::Error + Send + Sync>> {
+    if let Some(p) = &a.grid {
+        return Ok((Space::Time, Steps::Grid(grid_file(p, "--grid")?)));
+    }
+    if let Some(p) = &a.sigmas {
+        return Ok((Space::SigmaTilde, Steps::Grid(grid_file(p, "--sigmas")?)));
+    }
+    let t_start = a.t_start.unwrap_or(process.t_max());
+    let t_end = a.t_end.unwrap_or(process.t_end_default());
+    if a.rtol.is_some() || a.atol.is_some() {
+        let options = AdaptiveOptions::new(a.rtol.unwrap_or(1e-5), a.atol.unwrap_or(1e-5))?;
+        let (space, start, end) = match (a.sigma_start, a.sigma_end) {
+            (Some(s0), Some(s1)) => (Space::SigmaTilde, s0, s1),
+            _ => match a.space.into() {
+                Space::Time => (Space::Time, t_start, t_end),
+                Space::SigmaTilde => (
+                    Space::SigmaTilde,
+                    process.sigma_tilde(t_start),
+                    process.sigma_tilde(t_end),
+                ),
+            },
+        };
+        return Ok((
+            space,
+            Steps::Adaptive {
+                start,
+                end,
+                options,
+            },
+        ));
+    }
+    if a.sigma_start.is_some() {
+        return Err("--sigma-start/--sigma-end set the range of an adaptive solve: give --rtol and --atol too".into());
+    }
+    let steps = a.steps.unwrap_or(50);
+    let space: Space = a.space.into();
+    let grid = build_grid(
+        process,
+        a.schedule.schedule(a.rho),
+        steps,
+        t_start,
+        t_end,
+        space,
+    )?;
+    Ok((space, Steps::Grid(grid)))
+}
+
+fn noise_source(
+    a: &SampleArgs,
+    solver: Solver,
+    n: usize,
+    d: usize,
+    steps: usize,
+) -> Result<Option<Box<dyn BrownianIncrements>>, Box<dyn std::error::Error + Send + Sync>> {
+    match (&a.noise, solver.is_stochastic()) {
+        (Some(_), false) => Err(format!(
+            "--noise: solver {} is deterministic and uses no noise",
+            solver.name()
+        )
+        .into()),
+        (None, false) => Ok(None),
+        (None, true) => Ok(Some(Box::new(KeyedNoise::new(a.seed)))),
+        (Some(p), true) => {
+            let z = read_npy_3d(p, "noise")?;
+            let (k, rows, cols) = z.dim();
+            if rows != n || cols != d {
+                return Err(format!(
+                    "--noise {}: shape ({k}, {rows}, {cols}) but the samples are ({n}, {d})",
+                    p.display()
+                )
+                .into());
+            }
+            if k < steps {
+                return Err(format!(
+                    "--noise {}: {k} steps of noise but the grid has {steps} steps",
+                    p.display()
+                )
+                .into());
+            }
+            Ok(Some(Box::new(FixedNoise::new(z))))
+        }
+    }
+}
+
+fn progress(total: u64, quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    let style = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} steps  t={msg} (eta {eta})",
+    )
+    .expect("valid template");
+    bar.set_style(style);
+    bar
+}
+
+/// Runs `scoresde sample`.
+pub fn run(a: SampleArgs) -> CmdResult {
+    let model = ExactScore::new(targets::load(&a.target)?);
+    let d = model.dim();
+    let process = a.process.build()?;
+    let z = match &a.z_init {
+        Some(p) => {
+            let z = read_npy_2d(p, "z-init")?;
+            if z.ncols() != d || z.nrows() == 0 {
+                return Err(format!("--z-init {}: shape ({}, {}) but the target has dimension {d} (need N >= 1 rows)", p.display(), z.nrows(), z.ncols()).into());
+            }
+            z
+        }
+        None if a.n == 0 => return Err("--n = 0: must be at least 1".into()),
+        None => prior_noise(a.seed, a.n, d),
+    };
+    let solver: Solver = a.solver.into();
+    let (space, steps) = steps_from_args(&a, &*process)?;
+    let n_steps = match &steps {
+        Steps::Grid(g) => g.steps(),
+        Steps::Adaptive { .. } => 0,
+    };
+    let config = SamplerConfig::new(&*process, solver, space, steps)?;
+    let mut noise = noise_source(&a, solver, z.nrows(), d, n_steps)?;
+    let bar = progress(n_steps as u64, a.quiet);
+    let started = Instant::now();
+    let (x, report) = sample(
+        &*process,
+        &model,
+        &config,
+        z.view(),
+        noise.as_deref_mut(),
+        &mut |info| {
+            bar.inc(1);
+            bar.set_message(format!("{:.4}", info.t1));
+        },
+    )?;
+    bar.finish_and_clear();
+    write_npy(&a.out, &x)?;
+    if !a.quiet {
+        eprintln!(
+            "wrote {} ({} x {d}): {} on {} in {:?} space, {} steps ({} rejected), NFE {}, {:.3} s",
+            a.out.display(),
+            x.nrows(),
+            solver.name(),
+            process.name(),
+            space,
+            report.steps,
+            report.rejected,
+            report.nfe,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}

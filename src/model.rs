@@ -1,0 +1,226 @@
+//! Score models and their parameterisations (MATH.md section 2).
+//!
+//! A sampler needs the score, a network may predict noise, data or velocity instead: all four
+//! are exact affine transformations of one another given the noise level (alpha, sigma) and the
+//! input x, so a model states which one it predicts and the systems convert in place. The
+//! [`NoiseLevel`] handed to a model carries t and (alpha, sigma) together: an analytic target
+//! needs the latter, a network is conditioned on the former, and neither has to reconstruct
+//! one from the other. NFE is counted in one place, [`Counting`].
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ndarray::{ArrayView2, ArrayViewMut2, Zip};
+
+use crate::error::Result;
+use crate::gmm::GaussianMixture;
+use crate::process::ForwardProcess;
+
+/// Where along the forward process a model is evaluated.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NoiseLevel {
+    /// Process time.
+    pub t: f64,
+    /// Signal coefficient alpha(t).
+    pub alpha: f64,
+    /// Noise standard deviation sigma(t).
+    pub sigma: f64,
+}
+
+impl NoiseLevel {
+    /// The level at time `t` of `process`.
+    pub fn at_time<P: ForwardProcess + ?Sized>(process: &P, t: f64) -> Self {
+        Self {
+            t,
+            alpha: process.alpha(t),
+            sigma: process.sigma(t),
+        }
+    }
+
+    /// The level where sigma / alpha = `sigma_tilde` (EDM's sigma), from closed forms.
+    pub fn at_sigma_tilde<P: ForwardProcess + ?Sized>(process: &P, sigma_tilde: f64) -> Self {
+        let alpha = process.alpha_from_sigma_tilde(sigma_tilde);
+        Self {
+            t: process.t_from_sigma_tilde(sigma_tilde),
+            alpha,
+            sigma: sigma_tilde * alpha,
+        }
+    }
+}
+
+/// What a model predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parameterisation {
+    /// The noise eps with x = alpha x0 + sigma eps.
+    Eps,
+    /// The clean data x0 (Tweedie's denoiser).
+    X0,
+    /// The score grad log p_t(x).
+    Score,
+    /// The velocity v = alpha eps - sigma x0 (Salimans & Ho 2022).
+    V,
+}
+
+impl Parameterisation {
+    /// Converts `values` (a prediction of kind `self` at input `x`) into eps, in place.
+    ///
+    /// score: eps = -sigma s; x0: eps = (x - alpha x0) / sigma;
+    /// v: eps = (alpha v + sigma x) / (alpha^2 + sigma^2).
+    pub fn to_eps(self, level: NoiseLevel, x: ArrayView2<f64>, values: ArrayViewMut2<f64>) {
+        let NoiseLevel {
+            alpha: a, sigma: s, ..
+        } = level;
+        match self {
+            Self::Eps => {}
+            Self::Score => Zip::from(values).for_each(|v| *v *= -s),
+            Self::X0 => Zip::from(values)
+                .and(x)
+                .for_each(|v, &x| *v = (x - a * *v) / s),
+            Self::V => {
+                let n = a * a + s * s;
+                Zip::from(values)
+                    .and(x)
+                    .for_each(|v, &x| *v = (a * *v + s * x) / n)
+            }
+        }
+    }
+
+    /// Converts eps `values` at input `x` into a prediction of kind `self`, in place.
+    pub fn from_eps(self, level: NoiseLevel, x: ArrayView2<f64>, values: ArrayViewMut2<f64>) {
+        let NoiseLevel {
+            alpha: a, sigma: s, ..
+        } = level;
+        match self {
+            Self::Eps => {}
+            Self::Score => Zip::from(values).for_each(|v| *v /= -s),
+            Self::X0 => Zip::from(values)
+                .and(x)
+                .for_each(|v, &x| *v = (x - s * *v) / a),
+            Self::V => {
+                let n = a * a + s * s;
+                Zip::from(values)
+                    .and(x)
+                    .for_each(|v, &x| *v = (n * *v - s * x) / a)
+            }
+        }
+    }
+}
+
+/// A model of the score of the noised data distribution, in any parameterisation.
+pub trait ScoreModel: Send + Sync {
+    /// Data dimension d.
+    fn dim(&self) -> usize;
+    /// What [`ScoreModel::predict`] returns.
+    fn parameterisation(&self) -> Parameterisation;
+    /// Writes the prediction for every row of `x` (N x d) at `level` into `out` (N x d).
+    fn predict(&self, level: NoiseLevel, x: ArrayView2<f64>, out: ArrayViewMut2<f64>)
+        -> Result<()>;
+
+    /// Writes the noise prediction eps(x) into `out`, converting from the model's own output.
+    fn predict_eps(
+        &self,
+        level: NoiseLevel,
+        x: ArrayView2<f64>,
+        mut out: ArrayViewMut2<f64>,
+    ) -> Result<()> {
+        self.predict(level, x, out.view_mut())?;
+        self.parameterisation().to_eps(level, x, out);
+        Ok(())
+    }
+}
+
+impl<M: ScoreModel + ?Sized> ScoreModel for &M {
+    fn dim(&self) -> usize {
+        (**self).dim()
+    }
+    fn parameterisation(&self) -> Parameterisation {
+        (**self).parameterisation()
+    }
+    fn predict(
+        &self,
+        level: NoiseLevel,
+        x: ArrayView2<f64>,
+        out: ArrayViewMut2<f64>,
+    ) -> Result<()> {
+        (**self).predict(level, x, out)
+    }
+}
+
+/// The exact noise prediction of a Gaussian-mixture target: every sampler can be tested against a
+/// distribution known in closed form.
+#[derive(Debug, Clone)]
+pub struct ExactScore {
+    target: GaussianMixture,
+}
+
+impl ExactScore {
+    /// The exact model of `target`.
+    pub fn new(target: GaussianMixture) -> Self {
+        Self { target }
+    }
+    /// The target.
+    pub fn target(&self) -> &GaussianMixture {
+        &self.target
+    }
+}
+
+impl ScoreModel for ExactScore {
+    fn dim(&self) -> usize {
+        self.target.dim()
+    }
+    fn parameterisation(&self) -> Parameterisation {
+        Parameterisation::Eps
+    }
+    fn predict(
+        &self,
+        level: NoiseLevel,
+        x: ArrayView2<f64>,
+        out: ArrayViewMut2<f64>,
+    ) -> Result<()> {
+        self.target.eps(level.alpha, level.sigma, x, out);
+        Ok(())
+    }
+}
+
+/// Counts model evaluations (NFE, the x-axis of every figure): one call = one NFE, whatever the
+/// batch size.
+#[derive(Debug)]
+pub struct Counting<M> {
+    inner: M,
+    calls: AtomicUsize,
+}
+
+impl<M> Counting<M> {
+    /// Starts at zero.
+    pub fn new(inner: M) -> Self {
+        Self {
+            inner,
+            calls: AtomicUsize::new(0),
+        }
+    }
+    /// Evaluations so far.
+    pub fn nfe(&self) -> usize {
+        self.calls.load(Ordering::Relaxed)
+    }
+    /// The wrapped model.
+    pub fn inner(&self) -> &M {
+        &self.inner
+    }
+}
+
+impl<M: ScoreModel> ScoreModel for Counting<M> {
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+    fn parameterisation(&self) -> Parameterisation {
+        self.inner.parameterisation()
+    }
+    fn predict(
+        &self,
+        level: NoiseLevel,
+        x: ArrayView2<f64>,
+        out: ArrayViewMut2<f64>,
+    ) -> Result<()> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.inner.predict(level, x, out)
+    }
+}

@@ -1,0 +1,152 @@
+//! From (process, model) to the systems the generic solvers integrate (MATH.md section 3).
+//!
+//! - [`ProbabilityFlow`]: dx/dt = f(t) x + g(t)^2 eps / (2 sigma(t)), in t.
+//! - [`SigmaFlow`]: the same trajectories in EDM's variables x~ = x / alpha against
+//!   sigma~ = sigma / alpha, where dx~/dsigma~ = eps(alpha x~). The change of variables changes
+//!   what a given integrator computes (Euler here is DDIM), which is why the space is an explicit
+//!   choice of the caller.
+//! - [`ReverseSde`]: dx = [f x + g^2 eps / sigma] dt + g dW (Anderson 1982), in t.
+//!
+//! Model errors are wrapped into the solver error with the time of the call.
+
+use std::cell::RefCell;
+
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip};
+use scoresde_solvers::{OdeSystem, SdeSystem, SolverError};
+
+use crate::model::{NoiseLevel, ScoreModel};
+use crate::process::ForwardProcess;
+
+fn wrap(t: f64) -> impl FnOnce(crate::error::ScoreError) -> SolverError {
+    move |e| SolverError::System {
+        t,
+        source: Box::new(e),
+    }
+}
+
+/// The probability-flow ODE in t.
+#[derive(Debug, Clone, Copy)]
+pub struct ProbabilityFlow<'a, P: ?Sized, M: ?Sized> {
+    process: &'a P,
+    model: &'a M,
+}
+
+impl<'a, P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> ProbabilityFlow<'a, P, M> {
+    /// Pairs a process with a model.
+    pub fn new(process: &'a P, model: &'a M) -> Self {
+        Self { process, model }
+    }
+}
+
+impl<P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> OdeSystem for ProbabilityFlow<'_, P, M> {
+    fn rhs(
+        &self,
+        t: f64,
+        x: ArrayView2<f64>,
+        mut out: ArrayViewMut2<f64>,
+    ) -> scoresde_solvers::Result<()> {
+        let p = self.process;
+        let level = NoiseLevel {
+            t,
+            alpha: p.alpha(t),
+            sigma: p.sigma(t),
+        };
+        self.model
+            .predict_eps(level, x, out.view_mut())
+            .map_err(wrap(t))?;
+        let (f, c) = (p.f(t), 0.5 * p.g2(t) / level.sigma);
+        Zip::from(out).and(x).for_each(|o, &x| *o = f * x + c * *o);
+        Ok(())
+    }
+    fn is_singular_at(&self, t: f64) -> bool {
+        self.process.sigma(t) == 0.0
+    }
+}
+
+/// The probability-flow ODE in EDM's sigma space: state x~ = x / alpha, time sigma~.
+#[derive(Debug)]
+pub struct SigmaFlow<'a, P: ?Sized, M: ?Sized> {
+    process: &'a P,
+    model: &'a M,
+    scaled: RefCell<Array2<f64>>,
+}
+
+impl<'a, P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> SigmaFlow<'a, P, M> {
+    /// Pairs a process with a model.
+    pub fn new(process: &'a P, model: &'a M) -> Self {
+        Self {
+            process,
+            model,
+            scaled: RefCell::new(Array2::zeros((0, 0))),
+        }
+    }
+}
+
+impl<P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> OdeSystem for SigmaFlow<'_, P, M> {
+    fn rhs(
+        &self,
+        s: f64,
+        xt: ArrayView2<f64>,
+        out: ArrayViewMut2<f64>,
+    ) -> scoresde_solvers::Result<()> {
+        let level = NoiseLevel::at_sigma_tilde(self.process, s);
+        if level.alpha == 1.0 {
+            return self
+                .model
+                .predict_eps(level, xt, out)
+                .map_err(wrap(level.t));
+        }
+        let mut x = self.scaled.borrow_mut();
+        if x.dim() != xt.dim() {
+            *x = Array2::zeros(xt.dim());
+        }
+        Zip::from(&mut *x)
+            .and(xt)
+            .for_each(|x, &xt| *x = level.alpha * xt);
+        self.model
+            .predict_eps(level, x.view(), out)
+            .map_err(wrap(level.t))
+    }
+    fn is_singular_at(&self, s: f64) -> bool {
+        s == 0.0
+    }
+}
+
+/// The reverse-time SDE in t, for Euler-Maruyama and other SDE steppers.
+#[derive(Debug, Clone, Copy)]
+pub struct ReverseSde<'a, P: ?Sized, M: ?Sized> {
+    process: &'a P,
+    model: &'a M,
+}
+
+impl<'a, P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> ReverseSde<'a, P, M> {
+    /// Pairs a process with a model.
+    pub fn new(process: &'a P, model: &'a M) -> Self {
+        Self { process, model }
+    }
+}
+
+impl<P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> SdeSystem for ReverseSde<'_, P, M> {
+    fn drift(
+        &self,
+        t: f64,
+        x: ArrayView2<f64>,
+        mut out: ArrayViewMut2<f64>,
+    ) -> scoresde_solvers::Result<()> {
+        let p = self.process;
+        let level = NoiseLevel {
+            t,
+            alpha: p.alpha(t),
+            sigma: p.sigma(t),
+        };
+        self.model
+            .predict_eps(level, x, out.view_mut())
+            .map_err(wrap(t))?;
+        let (f, c) = (p.f(t), p.g2(t) / level.sigma);
+        Zip::from(out).and(x).for_each(|o, &x| *o = f * x + c * *o);
+        Ok(())
+    }
+    fn diffusion(&self, t: f64) -> f64 {
+        self.process.g2(t).sqrt()
+    }
+}

@@ -1,0 +1,317 @@
+//! Running a sampler end to end: prior draw -> solver in the chosen space -> samples in x-space.
+//!
+//! [`Solver`] is the closed set of samplers; [`SamplerConfig::new`] checks once, before any
+//! evaluation, that the solver, the space and the step rule fit together and that the grid lies
+//! in the process's domain. [`sample`] then runs it and reports the NFE it counted.
+
+use ndarray::{Array2, ArrayView2};
+use scoresde_solvers::tableau::{self, ButcherTableau};
+use scoresde_solvers::{
+    integrate_ode, integrate_sde, AdaptiveOptions, AdaptiveRk, BrownianIncrements, EulerMaruyama,
+    ExplicitRk, StepInfo, TimeGrid,
+};
+
+use crate::error::{Result, ScoreError};
+use crate::grids::{check_grid, Space};
+use crate::model::{Counting, ScoreModel};
+use crate::process::ForwardProcess;
+use crate::reverse::{ProbabilityFlow, ReverseSde, SigmaFlow};
+
+/// Every sampler scoresde can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Solver {
+    /// Explicit Euler on the PF-ODE (order 1, 1 NFE/step). In sigma space this is DDIM.
+    Euler,
+    /// Explicit midpoint (order 2, 2 NFE/step).
+    Midpoint,
+    /// Heun / explicit trapezoid (order 2, 2 NFE/step). In sigma space: EDM Algorithm 1.
+    Heun,
+    /// Classic RK4 (order 4, 4 NFE/step).
+    Rk4,
+    /// Kutta's 3/8 rule (order 4, 4 NFE/step).
+    Rk4_38,
+    /// Tsitouras 5(4): fixed steps on a grid (6 NFE/step) or adaptive.
+    Tsit5,
+    /// Dormand-Prince 5(4): fixed steps on a grid (6 NFE/step) or adaptive.
+    Dopri5,
+    /// Euler-Maruyama on the reverse SDE (strong order 1 for this additive noise, 1 NFE/step).
+    EulerMaruyama,
+}
+
+impl Solver {
+    /// The tableau of a Runge-Kutta PF-ODE solver.
+    pub fn tableau(self) -> Option<ButcherTableau> {
+        match self {
+            Self::Euler => Some(tableau::EULER),
+            Self::Midpoint => Some(tableau::MIDPOINT),
+            Self::Heun => Some(tableau::HEUN),
+            Self::Rk4 => Some(tableau::RK4),
+            Self::Rk4_38 => Some(tableau::RK4_38),
+            Self::Tsit5 => Some(tableau::TSIT5),
+            Self::Dopri5 => Some(tableau::DOPRI5),
+            Self::EulerMaruyama => None,
+        }
+    }
+
+    /// Whether the solver consumes noise.
+    pub fn is_stochastic(self) -> bool {
+        matches!(self, Self::EulerMaruyama)
+    }
+
+    /// Command-line name.
+    pub fn name(self) -> &'static str {
+        match self.tableau() {
+            Some(t) => t.name,
+            None => "euler-maruyama",
+        }
+    }
+}
+
+/// How a solve is stepped.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Steps {
+    /// The points of a fixed grid, in the solver's space.
+    Grid(TimeGrid),
+    /// Adaptive steps between two points of the solver's space.
+    Adaptive {
+        /// Where the solve starts (noise end).
+        start: f64,
+        /// Where it ends (data end).
+        end: f64,
+        /// Tolerances and controller.
+        options: AdaptiveOptions,
+    },
+}
+
+impl Steps {
+    /// First point.
+    pub fn start(&self) -> f64 {
+        match self {
+            Self::Grid(g) => g.start(),
+            Self::Adaptive { start, .. } => *start,
+        }
+    }
+    /// Last point.
+    pub fn end(&self) -> f64 {
+        match self {
+            Self::Grid(g) => g.end(),
+            Self::Adaptive { end, .. } => *end,
+        }
+    }
+}
+
+/// A validated sampler: solver, space and steps that fit together.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamplerConfig {
+    solver: Solver,
+    space: Space,
+    steps: Steps,
+}
+
+fn incompatible(solver: Solver, requirement: &'static str) -> ScoreError {
+    ScoreError::Incompatible {
+        solver: solver.name(),
+        requirement,
+    }
+}
+
+impl SamplerConfig {
+    /// Checks the combination against `process`: stochastic solvers run on a t grid, adaptive
+    /// stepping needs an embedded pair, grids must lie in the domain of their space and run from
+    /// noise to data.
+    pub fn new(
+        process: &dyn ForwardProcess,
+        solver: Solver,
+        space: Space,
+        steps: Steps,
+    ) -> Result<Self> {
+        if solver.is_stochastic() && space != Space::Time {
+            return Err(incompatible(solver, "the reverse SDE is integrated in t: give a t grid (--grid or --steps with --space t)"));
+        }
+        match &steps {
+            Steps::Grid(grid) => {
+                check_grid(process, grid, space, "grid")?;
+                if !grid.is_decreasing() {
+                    return Err(ScoreError::InvalidParameter {
+                        name: "grid[1]".into(),
+                        value: grid.points()[1],
+                        expected: "grids run from noise to data: must be smaller than grid[0]",
+                    });
+                }
+            }
+            Steps::Adaptive { start, end, .. } => {
+                if solver.tableau().and_then(|t| t.b_err).is_none() {
+                    return Err(incompatible(
+                        solver,
+                        "adaptive stepping (rtol/atol) needs an embedded pair: dopri5 or tsit5",
+                    ));
+                }
+                let g = TimeGrid::new(vec![*start, *end])?;
+                check_grid(process, &g, space, "adaptive range")?;
+                if !g.is_decreasing() {
+                    return Err(ScoreError::InvalidParameter {
+                        name: "end".into(),
+                        value: *end,
+                        expected: "must be smaller than start",
+                    });
+                }
+            }
+        }
+        Ok(Self {
+            solver,
+            space,
+            steps,
+        })
+    }
+
+    /// The solver.
+    pub fn solver(&self) -> Solver {
+        self.solver
+    }
+    /// The space it steps in.
+    pub fn space(&self) -> Space {
+        self.space
+    }
+    /// The steps.
+    pub fn steps(&self) -> &Steps {
+        &self.steps
+    }
+}
+
+/// What a sampling run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SampleReport {
+    /// Model evaluations.
+    pub nfe: usize,
+    /// Accepted steps.
+    pub steps: usize,
+    /// Rejected steps (adaptive only).
+    pub rejected: usize,
+}
+
+/// Signal coefficient at a point of `space`.
+fn alpha_at(process: &dyn ForwardProcess, space: Space, v: f64) -> f64 {
+    match space {
+        Space::Time => process.alpha(v),
+        Space::SigmaTilde => process.alpha_from_sigma_tilde(v),
+    }
+}
+
+/// Draws samples: x = prior_std * z at the first point, integrates to the last, returns x there
+/// (in the process's x-space). `noise` is required by stochastic solvers and ignored otherwise.
+pub fn sample(
+    process: &dyn ForwardProcess,
+    model: &dyn ScoreModel,
+    config: &SamplerConfig,
+    z: ArrayView2<f64>,
+    noise: Option<&mut (dyn BrownianIncrements + '_)>,
+    observer: &mut dyn FnMut(StepInfo),
+) -> Result<(Array2<f64>, SampleReport)> {
+    if z.ncols() != model.dim() {
+        return Err(ScoreError::DimensionMismatch {
+            what: "initial noise columns vs target dimension".into(),
+            expected: model.dim(),
+            found: z.ncols(),
+        });
+    }
+    let model = Counting::new(model);
+    let space = config.space;
+    let a0 = alpha_at(process, space, config.steps.start());
+    let scale = match space {
+        Space::Time => process.prior_std(),
+        Space::SigmaTilde => process.prior_std() / a0,
+    };
+    let mut x = z.mapv(|v| scale * v);
+    let mut report = SampleReport::default();
+    match (&config.steps, config.solver.tableau()) {
+        (Steps::Grid(grid), Some(tab)) => {
+            let rk = ExplicitRk::new(tab);
+            match space {
+                Space::Time => integrate_ode(
+                    &rk,
+                    &ProbabilityFlow::new(process, &model),
+                    grid,
+                    x.view_mut(),
+                    observer,
+                )?,
+                Space::SigmaTilde => integrate_ode(
+                    &rk,
+                    &SigmaFlow::new(process, &model),
+                    grid,
+                    x.view_mut(),
+                    observer,
+                )?,
+            }
+            report.steps = grid.steps();
+        }
+        (Steps::Grid(grid), None) => {
+            let noise = noise.ok_or(incompatible(
+                config.solver,
+                "a noise source (--noise file or --seed)",
+            ))?;
+            integrate_sde(
+                &EulerMaruyama,
+                &ReverseSde::new(process, &model),
+                grid,
+                x.view_mut(),
+                noise,
+                observer,
+            )?;
+            report.steps = grid.steps();
+        }
+        (
+            Steps::Adaptive {
+                start,
+                end,
+                options,
+            },
+            Some(tab),
+        ) => {
+            let solver = AdaptiveRk::new(tab, *options)?;
+            let stats = match space {
+                Space::Time => solver.integrate(
+                    &ProbabilityFlow::new(process, &model),
+                    *start,
+                    *end,
+                    x.view_mut(),
+                    observer,
+                )?,
+                Space::SigmaTilde => solver.integrate(
+                    &SigmaFlow::new(process, &model),
+                    *start,
+                    *end,
+                    x.view_mut(),
+                    observer,
+                )?,
+            };
+            report.steps = stats.accepted;
+            report.rejected = stats.rejected;
+        }
+        (Steps::Adaptive { .. }, None) => unreachable!("rejected by SamplerConfig::new"),
+    }
+    if space == Space::SigmaTilde {
+        let a1 = alpha_at(process, space, config.steps.end());
+        x.mapv_inplace(|v| a1 * v);
+    }
+    report.nfe = model.nfe();
+    Ok((x, report))
+}
+
+/// Key of the prior draws in the keyed noise stream (the SDE noise uses keys 0, 1, ... per step).
+const PRIOR_KEY: u64 = u64::MAX;
+
+/// Standard-normal prior draws for `n` samples in `d` dimensions: row i depends only on
+/// (seed, i), so the first rows of a large draw equal a small draw with the same seed.
+pub fn prior_noise(seed: u64, n: usize, d: usize) -> Array2<f64> {
+    use rand::Rng;
+    let keys = scoresde_solvers::KeyedNoise::new(seed);
+    let mut z = Array2::zeros((n, d));
+    for (i, mut row) in z.outer_iter_mut().enumerate() {
+        let mut rng = keys.rng(i as u64, PRIOR_KEY);
+        for v in row.iter_mut() {
+            *v = rng.sample(rand_distr::StandardNormal);
+        }
+    }
+    z
+}
