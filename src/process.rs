@@ -211,15 +211,9 @@ impl ForwardProcess for SubVp {
         -0.5 * b - (-(-b).exp_m1()).ln()
     }
     fn t_from_log_snr(&self, lambda: f64) -> f64 {
-        // With u = alpha = e^{-B/2}: u / (1 - u^2) = e^lambda, so u^2 e^lambda + u - e^lambda = 0,
-        // u = 2 e^lambda / (1 + sqrt(1 + 4 e^{2 lambda})) (the root in (0, 1), cancellation-free).
-        let el = lambda.exp();
-        let u = if el.is_infinite() {
-            1.0
-        } else {
-            2.0 * el / (1.0 + (1.0 + 4.0 * el * el).sqrt())
-        };
-        self.beta.t_from_integral(-2.0 * u.ln())
+        // sigma / alpha = (1 - alpha^2) / alpha = r := e^{-lambda} gives alpha = 2 / (r + sqrt(r^2 + 4)),
+        // so B = -2 ln alpha = 2 asinh(r / 2), which stays accurate as r -> 0 (t -> 0).
+        self.beta.t_from_integral(2.0 * (0.5 * (-lambda).exp()).asinh())
     }
     fn prior_std(&self) -> f64 {
         1.0
