@@ -213,7 +213,8 @@ impl ForwardProcess for SubVp {
     fn t_from_log_snr(&self, lambda: f64) -> f64 {
         // sigma / alpha = (1 - alpha^2) / alpha = r := e^{-lambda} gives alpha = 2 / (r + sqrt(r^2 + 4)),
         // so B = -2 ln alpha = 2 asinh(r / 2), which stays accurate as r -> 0 (t -> 0).
-        self.beta.t_from_integral(2.0 * (0.5 * (-lambda).exp()).asinh())
+        self.beta
+            .t_from_integral(2.0 * (0.5 * (-lambda).exp()).asinh())
     }
     fn prior_std(&self) -> f64 {
         1.0
