@@ -56,7 +56,11 @@ pub fn read_npy_3d(path: &Path, field: &str) -> Result<Array3<f64>> {
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file beside it, flushed, then renamed.
+/// A missing parent directory is created first.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).map_err(io_err(path))?;
+    }
     let tmp = temp_path(path);
     let result = (|| {
         let mut f = fs::File::create(&tmp)?;
@@ -114,8 +118,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("missing.npy"), "{e}");
-        // Writing into a missing directory fails and leaves nothing behind.
-        assert!(write_npy(&dir.join("no/such/dir.npy"), &a).is_err());
+        // A missing parent directory is created; a path that cannot be a directory fails and
+        // leaves nothing behind.
+        write_npy(&dir.join("new/sub/x.npy"), &a).unwrap();
+        fs::write(dir.join("file"), b"x").unwrap();
+        assert!(write_npy(&dir.join("file/x.npy"), &a).is_err());
         let leftovers: Vec<_> = fs::read_dir(&dir)
             .unwrap()
             .filter_map(|e| e.ok())

@@ -253,7 +253,7 @@ pub const DOPRI5: ButcherTableau = ButcherTableau {
 };
 
 // Tsitouras (2011), Table 1: the published coefficients to double precision.
-const TS_A32: f64 = 0.335_480_655_492_356_98;
+const TS_A32: f64 = 0.335_480_655_492_357;
 const TS_A31: f64 = 0.327 - TS_A32;
 const TS_C5: f64 = 0.980_025_540_904_509_7;
 const TS_B: [f64; 6] = [
