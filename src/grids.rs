@@ -71,6 +71,14 @@ pub fn check_grid(
     Ok(())
 }
 
+/// A time t expressed in `space`.
+fn to_space(process: &dyn ForwardProcess, space: Space, t: f64) -> f64 {
+    match space {
+        Space::Time => t,
+        Space::SigmaTilde => process.sigma_tilde(t),
+    }
+}
+
 /// Builds a grid of `steps` steps from `t_start` to `t_end` (times of the process), spaced by
 /// `schedule`, expressed in `space`.
 pub fn build_grid(
@@ -98,58 +106,33 @@ pub fn build_grid(
         });
     }
     let n = steps as f64;
-    let frac = |i: usize| i as f64 / n;
-    let lerp = |a: f64, b: f64, i: usize| if i == steps { b } else { a + (b - a) * frac(i) };
-    let to_space = |t: f64| match space {
-        Space::Time => t,
-        Space::SigmaTilde => process.sigma_tilde(t),
-    };
-    let points: Vec<f64> = match schedule {
-        Schedule::UniformT => (0..=steps)
-            .map(|i| to_space(lerp(t_start, t_end, i)))
-            .collect(),
-        Schedule::Quadratic => {
-            let (a, b) = (t_start.sqrt(), t_end.sqrt());
-            (0..=steps)
-                .map(|i| {
-                    to_space(if i == steps {
-                        t_end
-                    } else {
-                        lerp(a, b, i).powi(2)
-                    })
-                })
-                .collect()
-        }
-        Schedule::LogSnr => {
-            let (a, b) = (process.log_snr(t_start), process.log_snr(t_end));
-            (0..=steps)
-                .map(|i| match (i, space) {
-                    (0, _) => to_space(t_start),
-                    (i, _) if i == steps => to_space(t_end),
-                    (i, Space::Time) => process.t_from_log_snr(lerp(a, b, i)),
-                    (i, Space::SigmaTilde) => (-lerp(a, b, i)).exp(),
-                })
-                .collect()
-        }
-        Schedule::Karras { rho } => {
-            if !(rho.is_finite() && rho > 0.0) {
-                return Err(ScoreError::InvalidParameter {
-                    name: "rho".into(),
-                    value: rho,
-                    expected: "must be positive and finite",
-                });
+    let lerp = |a: f64, b: f64, i: usize| a + (b - a) * (i as f64 / n);
+    // Interior points in the schedule's natural variable, then in `space`; the two end points
+    // are always exactly t_start and t_end.
+    let interior = |i: usize| -> f64 {
+        match (schedule, space) {
+            (Schedule::UniformT, _) => to_space(process, space, lerp(t_start, t_end, i)),
+            (Schedule::Quadratic, _) => to_space(process, space, lerp(t_start.sqrt(), t_end.sqrt(), i).powi(2)),
+            (Schedule::LogSnr, Space::Time) => process.t_from_log_snr(lerp(process.log_snr(t_start), process.log_snr(t_end), i)),
+            (Schedule::LogSnr, Space::SigmaTilde) => (-lerp(process.log_snr(t_start), process.log_snr(t_end), i)).exp(),
+            (Schedule::Karras { rho }, _) => {
+                let (a, b) = (process.sigma_tilde(t_start).powf(1.0 / rho), process.sigma_tilde(t_end).powf(1.0 / rho));
+                let sigma = lerp(a, b, i).powf(rho);
+                match space {
+                    Space::Time => process.t_from_sigma_tilde(sigma),
+                    Space::SigmaTilde => sigma,
+                }
             }
-            let (smax, smin) = (process.sigma_tilde(t_start), process.sigma_tilde(t_end));
-            let (a, b) = (smax.powf(1.0 / rho), smin.powf(1.0 / rho));
-            (0..=steps)
-                .map(|i| match (i, space) {
-                    (0, _) => to_space(t_start),
-                    (i, _) if i == steps => to_space(t_end),
-                    (i, Space::Time) => process.t_from_sigma_tilde(lerp(a, b, i).powf(rho)),
-                    (i, Space::SigmaTilde) => lerp(a, b, i).powf(rho),
-                })
-                .collect()
         }
     };
+    if let Schedule::Karras { rho } = schedule {
+        if !(rho.is_finite() && rho > 0.0) {
+            return Err(ScoreError::InvalidParameter { name: "rho".into(), value: rho, expected: "must be positive and finite" });
+        }
+    }
+    let mut points = Vec::with_capacity(steps + 1);
+    points.push(to_space(process, space, t_start));
+    points.extend((1..steps).map(interior));
+    points.push(to_space(process, space, t_end));
     Ok(TimeGrid::new(points)?)
 }
