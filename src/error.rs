@@ -45,9 +45,7 @@ pub enum ScoreError {
         value: f64,
     },
     /// A covariance matrix that is not symmetric positive definite.
-    #[error(
-        "{field}[{component}] is not positive definite (smallest eigenvalue {min_eigenvalue})"
-    )]
+    #[error("{field}[{component}] is not positive definite (smallest eigenvalue {min_eigenvalue})")]
     NotPositiveDefinite {
         /// Which covariance key (`variances`, `diag`, `full`).
         field: &'static str,
@@ -57,9 +55,7 @@ pub enum ScoreError {
         min_eigenvalue: f64,
     },
     /// A covariance matrix that is not symmetric.
-    #[error(
-        "full[{component}] is not symmetric: entry ({row}, {col}) = {a} but ({col}, {row}) = {b}"
-    )]
+    #[error("full[{component}] is not symmetric: entry ({row}, {col}) = {a} but ({col}, {row}) = {b}")]
     NotSymmetric {
         /// Component index.
         component: usize,

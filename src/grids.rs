@@ -49,12 +49,7 @@ pub fn check_time(process: &dyn ForwardProcess, name: &str, t: f64) -> Result<()
 }
 
 /// Checks a grid against the domain of its space: t in [0, T], or sigma~ >= 0.
-pub fn check_grid(
-    process: &dyn ForwardProcess,
-    grid: &TimeGrid,
-    space: Space,
-    name: &str,
-) -> Result<()> {
+pub fn check_grid(process: &dyn ForwardProcess, grid: &TimeGrid, space: Space, name: &str) -> Result<()> {
     for (i, &v) in grid.points().iter().enumerate() {
         match space {
             Space::Time => check_time(process, &format!("{name}[{i}]"), v)?,
@@ -90,11 +85,7 @@ pub fn build_grid(
     space: Space,
 ) -> Result<TimeGrid> {
     if steps == 0 {
-        return Err(ScoreError::InvalidParameter {
-            name: "steps".into(),
-            value: 0.0,
-            expected: "must be at least 1",
-        });
+        return Err(ScoreError::InvalidParameter { name: "steps".into(), value: 0.0, expected: "must be at least 1" });
     }
     check_time(process, "t_start", t_start)?;
     check_time(process, "t_end", t_end)?;
@@ -113,7 +104,9 @@ pub fn build_grid(
         match (schedule, space) {
             (Schedule::UniformT, _) => to_space(process, space, lerp(t_start, t_end, i)),
             (Schedule::Quadratic, _) => to_space(process, space, lerp(t_start.sqrt(), t_end.sqrt(), i).powi(2)),
-            (Schedule::LogSnr, Space::Time) => process.t_from_log_snr(lerp(process.log_snr(t_start), process.log_snr(t_end), i)),
+            (Schedule::LogSnr, Space::Time) => {
+                process.t_from_log_snr(lerp(process.log_snr(t_start), process.log_snr(t_end), i))
+            }
             (Schedule::LogSnr, Space::SigmaTilde) => (-lerp(process.log_snr(t_start), process.log_snr(t_end), i)).exp(),
             (Schedule::Karras { rho }, _) => {
                 let (a, b) = (process.sigma_tilde(t_start).powf(1.0 / rho), process.sigma_tilde(t_end).powf(1.0 / rho));
@@ -127,7 +120,11 @@ pub fn build_grid(
     };
     if let Schedule::Karras { rho } = schedule {
         if !(rho.is_finite() && rho > 0.0) {
-            return Err(ScoreError::InvalidParameter { name: "rho".into(), value: rho, expected: "must be positive and finite" });
+            return Err(ScoreError::InvalidParameter {
+                name: "rho".into(),
+                value: rho,
+                expected: "must be positive and finite",
+            });
         }
     }
     let mut points = Vec::with_capacity(steps + 1);

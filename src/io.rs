@@ -14,28 +14,17 @@ use ndarray_npy::{ReadNpyExt, WriteNpyExt};
 use crate::error::{Result, ScoreError};
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ScoreError + '_ {
-    move |source| ScoreError::Io {
-        path: path.display().to_string(),
-        source,
-    }
+    move |source| ScoreError::Io { path: path.display().to_string(), source }
 }
 
 fn read_npy<D: Dimension>(path: &Path, field: &str) -> Result<Array<f64, D>> {
     let file = fs::File::open(path).map_err(io_err(path))?;
-    let arr =
-        Array::<f64, D>::read_npy(std::io::BufReader::new(file)).map_err(|e| ScoreError::Npy {
-            path: path.display().to_string(),
-            message: format!(
-                "{field}: {e} (expected a float64 array with {} dimension(s))",
-                D::NDIM.unwrap_or(0)
-            ),
-        })?;
+    let arr = Array::<f64, D>::read_npy(std::io::BufReader::new(file)).map_err(|e| ScoreError::Npy {
+        path: path.display().to_string(),
+        message: format!("{field}: {e} (expected a float64 array with {} dimension(s))", D::NDIM.unwrap_or(0)),
+    })?;
     if let Some((index, &value)) = arr.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-        return Err(ScoreError::NonFiniteInput {
-            field: field.to_string(),
-            index,
-            value,
-        });
+        return Err(ScoreError::NonFiniteInput { field: field.to_string(), index, value });
     }
     Ok(arr)
 }
@@ -77,18 +66,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Writes a float64 array as `.npy` atomically.
 pub fn write_npy<D: Dimension>(path: &Path, array: &Array<f64, D>) -> Result<()> {
     let mut bytes = Vec::new();
-    array.write_npy(&mut bytes).map_err(|e| ScoreError::Npy {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    })?;
+    array
+        .write_npy(&mut bytes)
+        .map_err(|e| ScoreError::Npy { path: path.display().to_string(), message: e.to_string() })?;
     write_atomic(path, &bytes)
 }
 
 fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }
 
@@ -109,14 +94,9 @@ mod tests {
         assert!(e.contains("a.npy") && e.contains("grid"), "{e}");
         // Non-finite entries.
         write_npy(&p, &ndarray::array![[1.0, f64::NAN]]).unwrap();
-        assert_eq!(
-            read_npy_2d(&p, "z-init").unwrap_err().to_string(),
-            "z-init[1] = NaN: must be finite"
-        );
+        assert_eq!(read_npy_2d(&p, "z-init").unwrap_err().to_string(), "z-init[1] = NaN: must be finite");
         // Missing file.
-        let e = read_npy_2d(&dir.join("missing.npy"), "z-init")
-            .unwrap_err()
-            .to_string();
+        let e = read_npy_2d(&dir.join("missing.npy"), "z-init").unwrap_err().to_string();
         assert!(e.contains("missing.npy"), "{e}");
         // A missing parent directory is created; a path that cannot be a directory fails and
         // leaves nothing behind.

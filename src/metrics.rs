@@ -62,10 +62,7 @@ pub fn sample_mean(x: ArrayView2<f64>) -> Array1<f64> {
 /// If `x` has fewer than 2 rows: the unbiased estimator needs `N >= 2`.
 pub fn sample_covariance(x: ArrayView2<f64>) -> Array2<f64> {
     let n = x.nrows();
-    assert!(
-        n >= 2,
-        "sample_covariance: need at least 2 samples for the unbiased (n-1) covariance, got {n}"
-    );
+    assert!(n >= 2, "sample_covariance: need at least 2 samples for the unbiased (n-1) covariance, got {n}");
     let mean = sample_mean(x);
     let centred = &x - &mean;
     let mut cov = centred.t().dot(&centred) / (n - 1) as f64;
@@ -95,11 +92,7 @@ pub fn mean_error(x: ArrayView2<f64>, exact_mean: ArrayView1<f64>) -> f64 {
         exact_mean.len()
     );
     let mean = sample_mean(x);
-    mean.iter()
-        .zip(exact_mean.iter())
-        .map(|(a, b)| (a - b) * (a - b))
-        .sum::<f64>()
-        .sqrt()
+    mean.iter().zip(exact_mean.iter()).map(|(a, b)| (a - b) * (a - b)).sum::<f64>().sqrt()
 }
 
 /// Relative Frobenius error `||cov(x) - C||_F / ||C||_F` of the unbiased sample
@@ -118,17 +111,9 @@ pub fn covariance_error(x: ArrayView2<f64>, exact_cov: ArrayView2<f64>) -> f64 {
         exact_cov.dim()
     );
     let norm_c = exact_cov.iter().map(|c| c * c).sum::<f64>().sqrt();
-    assert!(
-        norm_c > 0.0,
-        "covariance_error: the exact covariance must have a nonzero Frobenius norm"
-    );
+    assert!(norm_c > 0.0, "covariance_error: the exact covariance must have a nonzero Frobenius norm");
     let cov = sample_covariance(x);
-    let diff = cov
-        .iter()
-        .zip(exact_cov.iter())
-        .map(|(a, c)| (a - c) * (a - c))
-        .sum::<f64>()
-        .sqrt();
+    let diff = cov.iter().zip(exact_cov.iter()).map(|(a, c)| (a - c) * (a - c)).sum::<f64>().sqrt();
     diff / norm_c
 }
 
@@ -151,10 +136,7 @@ pub fn covariance_error(x: ArrayView2<f64>, exact_cov: ArrayView2<f64>) -> f64 {
 /// If either slice is empty.
 pub fn w2_1d_squared(a: &mut [f64], b: &mut [f64]) -> f64 {
     let (n, m) = (a.len(), b.len());
-    assert!(
-        n >= 1 && m >= 1,
-        "w2_1d_squared: both samples must be non-empty (got sizes {n} and {m})"
-    );
+    assert!(n >= 1 && m >= 1, "w2_1d_squared: both samples must be non-empty (got sizes {n} and {m})");
     a.sort_unstable_by(f64::total_cmp);
     b.sort_unstable_by(f64::total_cmp);
     if n == m {
@@ -223,17 +205,9 @@ pub fn random_directions<R: Rng + ?Sized>(p: usize, d: usize, rng: &mut R) -> Ar
 /// # Panics
 /// If `x` or `y` has no rows, if their dimensions differ, if `d == 0`, or if
 /// `n_projections == 0`.
-pub fn sliced_w2<R: Rng + ?Sized>(
-    x: ArrayView2<f64>,
-    y: ArrayView2<f64>,
-    n_projections: usize,
-    rng: &mut R,
-) -> f64 {
+pub fn sliced_w2<R: Rng + ?Sized>(x: ArrayView2<f64>, y: ArrayView2<f64>, n_projections: usize, rng: &mut R) -> f64 {
     check_sets(x, y, "sliced_w2");
-    assert!(
-        n_projections >= 1,
-        "sliced_w2: need at least one projection"
-    );
+    assert!(n_projections >= 1, "sliced_w2: need at least one projection");
     let directions = random_directions(n_projections, x.ncols(), rng);
     sliced_w2_with_directions(x, y, directions.view())
 }
@@ -252,11 +226,7 @@ pub fn sliced_w2<R: Rng + ?Sized>(
 /// If `x` or `y` has no rows, if the dimensions of `x`, `y` and `directions` differ,
 /// if `d == 0`, if there are no directions, or if some direction row `u` has
 /// `| |u|^2 - 1 | > 1e-6` (the rows must be unit vectors).
-pub fn sliced_w2_with_directions(
-    x: ArrayView2<f64>,
-    y: ArrayView2<f64>,
-    directions: ArrayView2<f64>,
-) -> f64 {
+pub fn sliced_w2_with_directions(x: ArrayView2<f64>, y: ArrayView2<f64>, directions: ArrayView2<f64>) -> f64 {
     check_sets(x, y, "sliced_w2_with_directions");
     let d = x.ncols();
     let p = directions.nrows();
@@ -266,10 +236,7 @@ pub fn sliced_w2_with_directions(
         "sliced_w2_with_directions: samples have dimension {d} but directions have dimension {}",
         directions.ncols()
     );
-    assert!(
-        p >= 1,
-        "sliced_w2_with_directions: need at least one direction"
-    );
+    assert!(p >= 1, "sliced_w2_with_directions: need at least one direction");
     for (k, u) in directions.rows().into_iter().enumerate() {
         let sq = u.iter().map(|v| v * v).sum::<f64>();
         assert!(
@@ -302,13 +269,7 @@ fn check_sets(x: ArrayView2<f64>, y: ArrayView2<f64>, who: &str) {
         x.nrows(),
         y.nrows()
     );
-    assert_eq!(
-        x.ncols(),
-        y.ncols(),
-        "{who}: sample sets have different dimensions ({} vs {})",
-        x.ncols(),
-        y.ncols()
-    );
+    assert_eq!(x.ncols(), y.ncols(), "{who}: sample sets have different dimensions ({} vs {})", x.ncols(), y.ncols());
     assert!(x.ncols() >= 1, "{who}: dimension must be at least 1");
 }
 
@@ -316,11 +277,7 @@ fn check_sets(x: ArrayView2<f64>, y: ArrayView2<f64>, who: &str) {
 /// (sequential sum over coordinates, so the value does not depend on the layout).
 fn project_into(x: ArrayView2<f64>, u: ArrayView1<f64>, out: &mut Vec<f64>) {
     out.clear();
-    out.extend(
-        x.rows()
-            .into_iter()
-            .map(|row| row.iter().zip(u.iter()).map(|(a, b)| a * b).sum::<f64>()),
-    );
+    out.extend(x.rows().into_iter().map(|row| row.iter().zip(u.iter()).map(|(a, b)| a * b).sum::<f64>()));
 }
 
 #[cfg(test)]
@@ -377,10 +334,7 @@ mod tests {
 
         // Equal sizes: mean squared difference of the sorted values.
         // {2, 0, 1} vs {5, 3, 4}: sorted pairs differ by 3 each -> 9.
-        assert_eq!(
-            w2_1d_squared(&mut [2.0, 0.0, 1.0], &mut [5.0, 3.0, 4.0]),
-            9.0
-        );
+        assert_eq!(w2_1d_squared(&mut [2.0, 0.0, 1.0], &mut [5.0, 3.0, 4.0]), 9.0);
 
         // A single point against a set: the only coupling, mean (b_j - x)^2.
         // {1} vs {0, 2, 4}: (1 + 1 + 9) / 3 = 11/3.
@@ -396,11 +350,7 @@ mod tests {
             let b: Vec<f64> = (0..m).map(|_| r.random_range(-5.0..5.0)).collect();
             let ab = w2_1d_squared(&mut a.clone(), &mut b.clone());
             let ba = w2_1d_squared(&mut b.clone(), &mut a.clone());
-            assert_eq!(
-                ab.to_bits(),
-                ba.to_bits(),
-                "exact symmetry for n={n}, m={m}"
-            );
+            assert_eq!(ab.to_bits(), ba.to_bits(), "exact symmetry for n={n}, m={m}");
             assert!(ab >= 0.0);
             // Repeating every point k times leaves the empirical measure unchanged,
             // so the merged quantile functions coincide exactly: distance 0.
@@ -409,10 +359,7 @@ mod tests {
             // ... and the distance to b is the same (unequal-size merge path vs the
             // equal-size / other merge path), up to summation rounding.
             let aaa_b = w2_1d_squared(&mut aaa.clone(), &mut b.clone());
-            assert!(
-                (aaa_b - ab).abs() <= 1e-13 * (1.0 + ab),
-                "replication invariance n={n}, m={m}: {aaa_b} vs {ab}"
-            );
+            assert!((aaa_b - ab).abs() <= 1e-13 * (1.0 + ab), "replication invariance n={n}, m={m}: {aaa_b} vs {ab}");
         }
     }
 
@@ -445,14 +392,9 @@ mod tests {
             let c = 0.625;
             let bc: Vec<f64> = b.iter().map(|v| v + c).collect();
             let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-            let expected = w2_1d_squared(&mut a.clone(), &mut b.clone())
-                - 2.0 * c * (mean(&a) - mean(&b))
-                + c * c;
+            let expected = w2_1d_squared(&mut a.clone(), &mut b.clone()) - 2.0 * c * (mean(&a) - mean(&b)) + c * c;
             let got = w2_1d_squared(&mut a.clone(), &mut bc.clone());
-            assert!(
-                (got - expected).abs() <= 1e-13,
-                "n={n} m={m}: {got} vs {expected}"
-            );
+            assert!((got - expected).abs() <= 1e-13, "n={n} m={m}: {got} vs {expected}");
         }
     }
 
@@ -482,14 +424,8 @@ mod tests {
             let col = dirs.column(j);
             let m1 = col.sum() / p as f64;
             let m2 = col.iter().map(|v| v * v).sum::<f64>() / p as f64;
-            assert!(
-                m1.abs() <= 5.0 * (1.0 / 3.0 / p as f64).sqrt(),
-                "E u_{j} = {m1}"
-            );
-            assert!(
-                (m2 - 1.0 / 3.0).abs() <= 5.0 * (4.0 / 45.0 / p as f64).sqrt(),
-                "E u_{j}^2 = {m2}"
-            );
+            assert!(m1.abs() <= 5.0 * (1.0 / 3.0 / p as f64).sqrt(), "E u_{j} = {m1}");
+            assert!((m2 - 1.0 / 3.0).abs() <= 5.0 * (4.0 / 45.0 / p as f64).sqrt(), "E u_{j}^2 = {m2}");
         }
     }
 
@@ -519,23 +455,14 @@ mod tests {
         // SW2 = sqrt(mean_k (u_k.c)^2) = |c| sqrt(mean_k (u_k.c_hat)^2).
         let c_norm = c.dot(&c).sqrt();
         let c_hat = &c / c_norm;
-        let mean_sq = dirs
-            .rows()
-            .into_iter()
-            .map(|u| u.dot(&c_hat).powi(2))
-            .sum::<f64>()
-            / 40.0;
+        let mean_sq = dirs.rows().into_iter().map(|u| u.dot(&c_hat).powi(2)).sum::<f64>() / 40.0;
         let expected = c_norm * mean_sq.sqrt();
         // Rounding: each projected value is off by at most ~(d + 1) eps times the
         // l1 size of the row (|x|_inf <= 3, so |x + c|_1 <= 4 * 3 + |c|_1), and both
         // W2 (sup-norm Lipschitz) and the root-mean-square over directions are
         // 1-Lipschitz, so the error is bounded by 2 (d + 1) eps (12 + |c|_1).
-        let tol =
-            2.0 * (d as f64 + 1.0) * f64::EPSILON * (12.0 + c.iter().map(|v| v.abs()).sum::<f64>());
-        assert!(
-            (got - expected).abs() <= tol,
-            "{got} vs {expected} (tol {tol})"
-        );
+        let tol = 2.0 * (d as f64 + 1.0) * f64::EPSILON * (12.0 + c.iter().map(|v| v.abs()).sum::<f64>());
+        assert!((got - expected).abs() <= tol, "{got} vs {expected} (tol {tol})");
     }
 
     #[test]
@@ -582,10 +509,7 @@ mod tests {
         let sd1 = m2 / (8.0 * p as f64).sqrt();
         let sd2 = m2.sqrt() * (2.0 / n as f64).sqrt();
         let tol = 5.0 * (sd1 * sd1 + sd2 * sd2).sqrt() + 0.01;
-        assert!(
-            (sw2 - target).abs() <= tol,
-            "SW2^2 = {sw2}, target {target}, tol {tol}"
-        );
+        assert!((sw2 - target).abs() <= tol, "SW2^2 = {sw2}, target {target}, tol {tol}");
     }
 
     #[test]

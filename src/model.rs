@@ -29,21 +29,13 @@ pub struct NoiseLevel {
 impl NoiseLevel {
     /// The level at time `t` of `process`.
     pub fn at_time<P: ForwardProcess + ?Sized>(process: &P, t: f64) -> Self {
-        Self {
-            t,
-            alpha: process.alpha(t),
-            sigma: process.sigma(t),
-        }
+        Self { t, alpha: process.alpha(t), sigma: process.sigma(t) }
     }
 
     /// The level where sigma / alpha = `sigma_tilde` (EDM's sigma), from closed forms.
     pub fn at_sigma_tilde<P: ForwardProcess + ?Sized>(process: &P, sigma_tilde: f64) -> Self {
         let alpha = process.alpha_from_sigma_tilde(sigma_tilde);
-        Self {
-            t: process.t_from_sigma_tilde(sigma_tilde),
-            alpha,
-            sigma: sigma_tilde * alpha,
-        }
+        Self { t: process.t_from_sigma_tilde(sigma_tilde), alpha, sigma: sigma_tilde * alpha }
     }
 }
 
@@ -66,40 +58,28 @@ impl Parameterisation {
     /// score: eps = -sigma s; x0: eps = (x - alpha x0) / sigma;
     /// v: eps = (alpha v + sigma x) / (alpha^2 + sigma^2).
     pub fn to_eps(self, level: NoiseLevel, x: ArrayView2<f64>, values: ArrayViewMut2<f64>) {
-        let NoiseLevel {
-            alpha: a, sigma: s, ..
-        } = level;
+        let NoiseLevel { alpha: a, sigma: s, .. } = level;
         match self {
             Self::Eps => {}
             Self::Score => Zip::from(values).for_each(|v| *v *= -s),
-            Self::X0 => Zip::from(values)
-                .and(x)
-                .for_each(|v, &x| *v = (x - a * *v) / s),
+            Self::X0 => Zip::from(values).and(x).for_each(|v, &x| *v = (x - a * *v) / s),
             Self::V => {
                 let n = a * a + s * s;
-                Zip::from(values)
-                    .and(x)
-                    .for_each(|v, &x| *v = (a * *v + s * x) / n)
+                Zip::from(values).and(x).for_each(|v, &x| *v = (a * *v + s * x) / n)
             }
         }
     }
 
     /// Converts eps `values` at input `x` into a prediction of kind `self`, in place.
     pub fn from_eps(self, level: NoiseLevel, x: ArrayView2<f64>, values: ArrayViewMut2<f64>) {
-        let NoiseLevel {
-            alpha: a, sigma: s, ..
-        } = level;
+        let NoiseLevel { alpha: a, sigma: s, .. } = level;
         match self {
             Self::Eps => {}
             Self::Score => Zip::from(values).for_each(|v| *v /= -s),
-            Self::X0 => Zip::from(values)
-                .and(x)
-                .for_each(|v, &x| *v = (x - s * *v) / a),
+            Self::X0 => Zip::from(values).and(x).for_each(|v, &x| *v = (x - s * *v) / a),
             Self::V => {
                 let n = a * a + s * s;
-                Zip::from(values)
-                    .and(x)
-                    .for_each(|v, &x| *v = (n * *v - s * x) / a)
+                Zip::from(values).and(x).for_each(|v, &x| *v = (n * *v - s * x) / a)
             }
         }
     }
@@ -112,16 +92,10 @@ pub trait ScoreModel: Send + Sync {
     /// What [`ScoreModel::predict`] returns.
     fn parameterisation(&self) -> Parameterisation;
     /// Writes the prediction for every row of `x` (N x d) at `level` into `out` (N x d).
-    fn predict(&self, level: NoiseLevel, x: ArrayView2<f64>, out: ArrayViewMut2<f64>)
-        -> Result<()>;
+    fn predict(&self, level: NoiseLevel, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) -> Result<()>;
 
     /// Writes the noise prediction eps(x) into `out`, converting from the model's own output.
-    fn predict_eps(
-        &self,
-        level: NoiseLevel,
-        x: ArrayView2<f64>,
-        mut out: ArrayViewMut2<f64>,
-    ) -> Result<()> {
+    fn predict_eps(&self, level: NoiseLevel, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) -> Result<()> {
         self.predict(level, x, out.view_mut())?;
         self.parameterisation().to_eps(level, x, out);
         Ok(())
@@ -135,12 +109,7 @@ impl<M: ScoreModel + ?Sized> ScoreModel for &M {
     fn parameterisation(&self) -> Parameterisation {
         (**self).parameterisation()
     }
-    fn predict(
-        &self,
-        level: NoiseLevel,
-        x: ArrayView2<f64>,
-        out: ArrayViewMut2<f64>,
-    ) -> Result<()> {
+    fn predict(&self, level: NoiseLevel, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) -> Result<()> {
         (**self).predict(level, x, out)
     }
 }
@@ -170,12 +139,7 @@ impl ScoreModel for ExactScore {
     fn parameterisation(&self) -> Parameterisation {
         Parameterisation::Eps
     }
-    fn predict(
-        &self,
-        level: NoiseLevel,
-        x: ArrayView2<f64>,
-        out: ArrayViewMut2<f64>,
-    ) -> Result<()> {
+    fn predict(&self, level: NoiseLevel, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) -> Result<()> {
         self.target.eps(level.alpha, level.sigma, x, out);
         Ok(())
     }
@@ -192,10 +156,7 @@ pub struct Counting<M> {
 impl<M> Counting<M> {
     /// Starts at zero.
     pub fn new(inner: M) -> Self {
-        Self {
-            inner,
-            calls: AtomicUsize::new(0),
-        }
+        Self { inner, calls: AtomicUsize::new(0) }
     }
     /// Evaluations so far.
     pub fn nfe(&self) -> usize {
@@ -214,12 +175,7 @@ impl<M: ScoreModel> ScoreModel for Counting<M> {
     fn parameterisation(&self) -> Parameterisation {
         self.inner.parameterisation()
     }
-    fn predict(
-        &self,
-        level: NoiseLevel,
-        x: ArrayView2<f64>,
-        out: ArrayViewMut2<f64>,
-    ) -> Result<()> {
+    fn predict(&self, level: NoiseLevel, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) -> Result<()> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.inner.predict(level, x, out)
     }

@@ -53,11 +53,7 @@ fn check_positive(name: &str, value: f64) -> Result<()> {
     if value.is_finite() && value > 0.0 {
         Ok(())
     } else {
-        Err(ScoreError::InvalidParameter {
-            name: name.to_string(),
-            value,
-            expected: "must be positive and finite",
-        })
+        Err(ScoreError::InvalidParameter { name: name.to_string(), value, expected: "must be positive and finite" })
     }
 }
 
@@ -65,11 +61,7 @@ fn check_greater(name: &str, value: f64, bound: f64, expected: &'static str) -> 
     if value > bound {
         Ok(())
     } else {
-        Err(ScoreError::InvalidParameter {
-            name: name.to_string(),
-            value,
-            expected,
-        })
+        Err(ScoreError::InvalidParameter { name: name.to_string(), value, expected })
     }
 }
 
@@ -84,12 +76,7 @@ impl LinearBeta {
     fn new(beta_min: f64, beta_max: f64) -> Result<Self> {
         check_positive("beta_min", beta_min)?;
         check_positive("beta_max", beta_max)?;
-        check_greater(
-            "beta_max",
-            beta_max,
-            beta_min,
-            "must be greater than beta_min",
-        )?;
+        check_greater("beta_max", beta_max, beta_min, "must be greater than beta_min")?;
         Ok(Self { beta_min, beta_max })
     }
     fn beta(&self, t: f64) -> f64 {
@@ -124,9 +111,7 @@ impl Vp {
     /// assert!(Vp::new(20.0, 0.1).is_err());
     /// ```
     pub fn new(beta_min: f64, beta_max: f64) -> Result<Self> {
-        Ok(Self {
-            beta: LinearBeta::new(beta_min, beta_max)?,
-        })
+        Ok(Self { beta: LinearBeta::new(beta_min, beta_max)? })
     }
 }
 
@@ -178,9 +163,7 @@ pub struct SubVp {
 impl SubVp {
     /// Validates 0 < beta_min < beta_max.
     pub fn new(beta_min: f64, beta_max: f64) -> Result<Self> {
-        Ok(Self {
-            beta: LinearBeta::new(beta_min, beta_max)?,
-        })
+        Ok(Self { beta: LinearBeta::new(beta_min, beta_max)? })
     }
 }
 
@@ -213,8 +196,7 @@ impl ForwardProcess for SubVp {
     fn t_from_log_snr(&self, lambda: f64) -> f64 {
         // sigma / alpha = (1 - alpha^2) / alpha = r := e^{-lambda} gives alpha = 2 / (r + sqrt(r^2 + 4)),
         // so B = -2 ln alpha = 2 asinh(r / 2), which stays accurate as r -> 0 (t -> 0).
-        self.beta
-            .t_from_integral(2.0 * (0.5 * (-lambda).exp()).asinh())
+        self.beta.t_from_integral(2.0 * (0.5 * (-lambda).exp()).asinh())
     }
     fn prior_std(&self) -> f64 {
         1.0
@@ -239,17 +221,8 @@ impl Ve {
     pub fn new(sigma_min: f64, sigma_max: f64) -> Result<Self> {
         check_positive("sigma_min", sigma_min)?;
         check_positive("sigma_max", sigma_max)?;
-        check_greater(
-            "sigma_max",
-            sigma_max,
-            sigma_min,
-            "must be greater than sigma_min",
-        )?;
-        Ok(Self {
-            sigma_min,
-            sigma_max,
-            log_ratio: (sigma_max / sigma_min).ln(),
-        })
+        check_greater("sigma_max", sigma_max, sigma_min, "must be greater than sigma_min")?;
+        Ok(Self { sigma_min, sigma_max, log_ratio: (sigma_max / sigma_min).ln() })
     }
 }
 
@@ -312,11 +285,7 @@ impl VpCosine {
                 expected: "must be in (0, 1)",
             });
         }
-        Ok(Self {
-            s,
-            t_max,
-            log_cos0: (0.5 * PI * s / (1.0 + s)).cos().ln(),
-        })
+        Ok(Self { s, t_max, log_cos0: (0.5 * PI * s / (1.0 + s)).cos().ln() })
     }
     fn phase(&self, t: f64) -> f64 {
         0.5 * PI * (t + self.s) / (1.0 + self.s)
@@ -385,16 +354,8 @@ impl Edm {
     pub fn new(sigma_min: f64, sigma_max: f64) -> Result<Self> {
         check_positive("sigma_min", sigma_min)?;
         check_positive("sigma_max", sigma_max)?;
-        check_greater(
-            "sigma_max",
-            sigma_max,
-            sigma_min,
-            "must be greater than sigma_min",
-        )?;
-        Ok(Self {
-            sigma_min,
-            sigma_max,
-        })
+        check_greater("sigma_max", sigma_max, sigma_min, "must be greater than sigma_min")?;
+        Ok(Self { sigma_min, sigma_max })
     }
 }
 

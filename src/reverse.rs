@@ -18,10 +18,7 @@ use crate::model::{NoiseLevel, ScoreModel};
 use crate::process::ForwardProcess;
 
 fn wrap(t: f64) -> impl FnOnce(crate::error::ScoreError) -> SolverError {
-    move |e| SolverError::System {
-        t,
-        source: Box::new(e),
-    }
+    move |e| SolverError::System { t, source: Box::new(e) }
 }
 
 /// The probability-flow ODE in t.
@@ -39,21 +36,10 @@ impl<'a, P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> ProbabilityFlow<'a,
 }
 
 impl<P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> OdeSystem for ProbabilityFlow<'_, P, M> {
-    fn rhs(
-        &self,
-        t: f64,
-        x: ArrayView2<f64>,
-        mut out: ArrayViewMut2<f64>,
-    ) -> scoresde_solvers::Result<()> {
+    fn rhs(&self, t: f64, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) -> scoresde_solvers::Result<()> {
         let p = self.process;
-        let level = NoiseLevel {
-            t,
-            alpha: p.alpha(t),
-            sigma: p.sigma(t),
-        };
-        self.model
-            .predict_eps(level, x, out.view_mut())
-            .map_err(wrap(t))?;
+        let level = NoiseLevel { t, alpha: p.alpha(t), sigma: p.sigma(t) };
+        self.model.predict_eps(level, x, out.view_mut()).map_err(wrap(t))?;
         let (f, c) = (p.f(t), 0.5 * p.g2(t) / level.sigma);
         Zip::from(out).and(x).for_each(|o, &x| *o = f * x + c * *o);
         Ok(())
@@ -74,38 +60,22 @@ pub struct SigmaFlow<'a, P: ?Sized, M: ?Sized> {
 impl<'a, P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> SigmaFlow<'a, P, M> {
     /// Pairs a process with a model.
     pub fn new(process: &'a P, model: &'a M) -> Self {
-        Self {
-            process,
-            model,
-            scaled: RefCell::new(Array2::zeros((0, 0))),
-        }
+        Self { process, model, scaled: RefCell::new(Array2::zeros((0, 0))) }
     }
 }
 
 impl<P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> OdeSystem for SigmaFlow<'_, P, M> {
-    fn rhs(
-        &self,
-        s: f64,
-        xt: ArrayView2<f64>,
-        out: ArrayViewMut2<f64>,
-    ) -> scoresde_solvers::Result<()> {
+    fn rhs(&self, s: f64, xt: ArrayView2<f64>, out: ArrayViewMut2<f64>) -> scoresde_solvers::Result<()> {
         let level = NoiseLevel::at_sigma_tilde(self.process, s);
         if level.alpha == 1.0 {
-            return self
-                .model
-                .predict_eps(level, xt, out)
-                .map_err(wrap(level.t));
+            return self.model.predict_eps(level, xt, out).map_err(wrap(level.t));
         }
         let mut x = self.scaled.borrow_mut();
         if x.dim() != xt.dim() {
             *x = Array2::zeros(xt.dim());
         }
-        Zip::from(&mut *x)
-            .and(xt)
-            .for_each(|x, &xt| *x = level.alpha * xt);
-        self.model
-            .predict_eps(level, x.view(), out)
-            .map_err(wrap(level.t))
+        Zip::from(&mut *x).and(xt).for_each(|x, &xt| *x = level.alpha * xt);
+        self.model.predict_eps(level, x.view(), out).map_err(wrap(level.t))
     }
     fn is_singular_at(&self, s: f64) -> bool {
         s == 0.0
@@ -127,21 +97,10 @@ impl<'a, P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> ReverseSde<'a, P, M
 }
 
 impl<P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> SdeSystem for ReverseSde<'_, P, M> {
-    fn drift(
-        &self,
-        t: f64,
-        x: ArrayView2<f64>,
-        mut out: ArrayViewMut2<f64>,
-    ) -> scoresde_solvers::Result<()> {
+    fn drift(&self, t: f64, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) -> scoresde_solvers::Result<()> {
         let p = self.process;
-        let level = NoiseLevel {
-            t,
-            alpha: p.alpha(t),
-            sigma: p.sigma(t),
-        };
-        self.model
-            .predict_eps(level, x, out.view_mut())
-            .map_err(wrap(t))?;
+        let level = NoiseLevel { t, alpha: p.alpha(t), sigma: p.sigma(t) };
+        self.model.predict_eps(level, x, out.view_mut()).map_err(wrap(t))?;
         let (f, c) = (p.f(t), p.g2(t) / level.sigma);
         Zip::from(out).and(x).for_each(|o, &x| *o = f * x + c * *o);
         Ok(())

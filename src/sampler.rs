@@ -7,8 +7,8 @@
 use ndarray::{Array2, ArrayView2};
 use scoresde_solvers::tableau::{self, ButcherTableau};
 use scoresde_solvers::{
-    integrate_ode, integrate_sde, AdaptiveOptions, AdaptiveRk, BrownianIncrements, EulerMaruyama,
-    ExplicitRk, StepInfo, TimeGrid,
+    integrate_ode, integrate_sde, AdaptiveOptions, AdaptiveRk, EulerMaruyama, ExplicitRk, NoiseSource, StepInfo,
+    TimeGrid,
 };
 
 use crate::error::{Result, ScoreError};
@@ -110,24 +110,19 @@ pub struct SamplerConfig {
 }
 
 fn incompatible(solver: Solver, requirement: &'static str) -> ScoreError {
-    ScoreError::Incompatible {
-        solver: solver.name(),
-        requirement,
-    }
+    ScoreError::Incompatible { solver: solver.name(), requirement }
 }
 
 impl SamplerConfig {
     /// Checks the combination against `process`: stochastic solvers run on a t grid, adaptive
     /// stepping needs an embedded pair, grids must lie in the domain of their space and run from
     /// noise to data.
-    pub fn new(
-        process: &dyn ForwardProcess,
-        solver: Solver,
-        space: Space,
-        steps: Steps,
-    ) -> Result<Self> {
+    pub fn new(process: &dyn ForwardProcess, solver: Solver, space: Space, steps: Steps) -> Result<Self> {
         if solver.is_stochastic() && space != Space::Time {
-            return Err(incompatible(solver, "the reverse SDE is integrated in t: give a t grid (--grid or --steps with --space t)"));
+            return Err(incompatible(
+                solver,
+                "the reverse SDE is integrated in t: give a t grid (--grid or --steps with --space t)",
+            ));
         }
         match &steps {
             Steps::Grid(grid) => {
@@ -158,11 +153,7 @@ impl SamplerConfig {
                 }
             }
         }
-        Ok(Self {
-            solver,
-            space,
-            steps,
-        })
+        Ok(Self { solver, space, steps })
     }
 
     /// The solver.
@@ -205,7 +196,7 @@ pub fn sample(
     model: &dyn ScoreModel,
     config: &SamplerConfig,
     z: ArrayView2<f64>,
-    noise: Option<&mut (dyn BrownianIncrements + '_)>,
+    noise: Option<&mut (dyn NoiseSource + '_)>,
     observer: &mut dyn FnMut(StepInfo),
 ) -> Result<(Array2<f64>, SampleReport)> {
     if z.ncols() != model.dim() {
@@ -228,62 +219,29 @@ pub fn sample(
         (Steps::Grid(grid), Some(tab)) => {
             let rk = ExplicitRk::new(tab);
             match space {
-                Space::Time => integrate_ode(
-                    &rk,
-                    &ProbabilityFlow::new(process, &model),
-                    grid,
-                    x.view_mut(),
-                    observer,
-                )?,
-                Space::SigmaTilde => integrate_ode(
-                    &rk,
-                    &SigmaFlow::new(process, &model),
-                    grid,
-                    x.view_mut(),
-                    observer,
-                )?,
+                Space::Time => {
+                    integrate_ode(&rk, &ProbabilityFlow::new(process, &model), grid, x.view_mut(), observer)?
+                }
+                Space::SigmaTilde => {
+                    integrate_ode(&rk, &SigmaFlow::new(process, &model), grid, x.view_mut(), observer)?
+                }
             }
             report.steps = grid.steps();
         }
         (Steps::Grid(grid), None) => {
-            let noise = noise.ok_or(incompatible(
-                config.solver,
-                "a noise source (--noise file or --seed)",
-            ))?;
-            integrate_sde(
-                &EulerMaruyama,
-                &ReverseSde::new(process, &model),
-                grid,
-                x.view_mut(),
-                noise,
-                observer,
-            )?;
+            let noise = noise.ok_or(incompatible(config.solver, "a noise source (--noise file or --seed)"))?;
+            integrate_sde(&EulerMaruyama, &ReverseSde::new(process, &model), grid, x.view_mut(), noise, observer)?;
             report.steps = grid.steps();
         }
-        (
-            Steps::Adaptive {
-                start,
-                end,
-                options,
-            },
-            Some(tab),
-        ) => {
+        (Steps::Adaptive { start, end, options }, Some(tab)) => {
             let solver = AdaptiveRk::new(tab, *options)?;
             let stats = match space {
-                Space::Time => solver.integrate(
-                    &ProbabilityFlow::new(process, &model),
-                    *start,
-                    *end,
-                    x.view_mut(),
-                    observer,
-                )?,
-                Space::SigmaTilde => solver.integrate(
-                    &SigmaFlow::new(process, &model),
-                    *start,
-                    *end,
-                    x.view_mut(),
-                    observer,
-                )?,
+                Space::Time => {
+                    solver.integrate(&ProbabilityFlow::new(process, &model), *start, *end, x.view_mut(), observer)?
+                }
+                Space::SigmaTilde => {
+                    solver.integrate(&SigmaFlow::new(process, &model), *start, *end, x.view_mut(), observer)?
+                }
             };
             report.steps = stats.accepted;
             report.rejected = stats.rejected;

@@ -38,9 +38,7 @@ pub fn load(name_or_path: &str) -> Result<GaussianMixture> {
 /// The ring of 8 (same numbers as shared/reference/cases/problems/ring8_d2).
 pub fn ring8() -> GaussianMixture {
     let k = 8;
-    let weights: Vec<f64> = (0..k)
-        .map(|i| if i % 2 == 0 { 1.0 / 12.0 } else { 1.0 / 6.0 })
-        .collect();
+    let weights: Vec<f64> = (0..k).map(|i| if i % 2 == 0 { 1.0 / 12.0 } else { 1.0 / 6.0 }).collect();
     let means = Array2::from_shape_fn((k, 2), |(i, j)| {
         let a = 2.0 * PI * i as f64 / k as f64;
         3.0 * if j == 0 { a.cos() } else { a.sin() }

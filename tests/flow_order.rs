@@ -17,12 +17,7 @@ const MU: [f64; 2] = [1.0, -0.5];
 const L: [f64; 2] = [0.5, 2.0];
 
 fn target(l: [f64; 2]) -> GaussianMixture {
-    GaussianMixture::new(
-        vec![1.0],
-        array![[MU[0], MU[1]]],
-        Covariance::Diagonal(array![[l[0], l[1]]]),
-    )
-    .unwrap()
+    GaussianMixture::new(vec![1.0], array![[MU[0], MU[1]]], Covariance::Diagonal(array![[l[0], l[1]]])).unwrap()
 }
 
 /// Exact PF-ODE transport of x (given at time u) to time t.
@@ -70,102 +65,35 @@ fn fitted_order(
     (slope(&hs, &errs), errs)
 }
 
+/// Process, solver, space, schedule, step counts, theoretical order.
+type Case<'a> = (&'a dyn ForwardProcess, Solver, Space, Schedule, Vec<usize>, f64);
+
 #[test]
 fn pf_ode_solvers_converge_at_their_order_against_the_exact_gaussian_flow() {
     let vp = Vp::new(0.1, 20.0).unwrap();
     let subvp = SubVp::new(0.1, 20.0).unwrap();
     let ve = Ve::new(0.01, 50.0).unwrap();
-    let cases: Vec<(
-        &dyn ForwardProcess,
-        Solver,
-        Space,
-        Schedule,
-        Vec<usize>,
-        f64,
-    )> = vec![
-        (
-            &vp,
-            Solver::Euler,
-            Space::Time,
-            Schedule::UniformT,
-            vec![200, 400, 800, 1600],
-            1.0,
-        ),
-        (
-            &vp,
-            Solver::Heun,
-            Space::Time,
-            Schedule::UniformT,
-            vec![100, 200, 400, 800],
-            2.0,
-        ),
-        (
-            &vp,
-            Solver::Midpoint,
-            Space::Time,
-            Schedule::UniformT,
-            vec![100, 200, 400, 800],
-            2.0,
-        ),
-        (
-            &vp,
-            Solver::Rk4,
-            Space::Time,
-            Schedule::UniformT,
-            vec![40, 80, 160, 320],
-            4.0,
-        ),
-        (
-            &subvp,
-            Solver::Heun,
-            Space::Time,
-            Schedule::LogSnr,
-            vec![50, 100, 200, 400],
-            2.0,
-        ),
-        (
-            &ve,
-            Solver::Rk4_38,
-            Space::Time,
-            Schedule::UniformT,
-            vec![40, 80, 160, 320],
-            4.0,
-        ),
-        (
-            &vp,
-            Solver::Euler,
-            Space::SigmaTilde,
-            Schedule::Karras { rho: 7.0 },
-            vec![100, 200, 400, 800],
-            1.0,
-        ),
-        (
-            &vp,
-            Solver::Heun,
-            Space::SigmaTilde,
-            Schedule::Karras { rho: 7.0 },
-            vec![50, 100, 200, 400],
-            2.0,
-        ),
-        (
-            &ve,
-            Solver::Heun,
-            Space::SigmaTilde,
-            Schedule::LogSnr,
-            vec![50, 100, 200, 400],
-            2.0,
-        ),
+    let cases: Vec<Case> = vec![
+        (&vp, Solver::Euler, Space::Time, Schedule::UniformT, vec![200, 400, 800, 1600], 1.0),
+        (&vp, Solver::Heun, Space::Time, Schedule::UniformT, vec![100, 200, 400, 800], 2.0),
+        (&vp, Solver::Midpoint, Space::Time, Schedule::UniformT, vec![100, 200, 400, 800], 2.0),
+        (&vp, Solver::Rk4, Space::Time, Schedule::UniformT, vec![40, 80, 160, 320], 4.0),
+        (&subvp, Solver::Heun, Space::Time, Schedule::LogSnr, vec![50, 100, 200, 400], 2.0),
+        (&ve, Solver::Rk4_38, Space::Time, Schedule::UniformT, vec![40, 80, 160, 320], 4.0),
+        (&vp, Solver::Euler, Space::SigmaTilde, Schedule::Karras { rho: 7.0 }, vec![100, 200, 400, 800], 1.0),
+        (&vp, Solver::Heun, Space::SigmaTilde, Schedule::Karras { rho: 7.0 }, vec![50, 100, 200, 400], 2.0),
+        (&ve, Solver::Heun, Space::SigmaTilde, Schedule::LogSnr, vec![50, 100, 200, 400], 2.0),
     ];
     let mut bad = vec![];
     for (p, solver, space, schedule, steps, order) in cases {
         let (fitted, errs) = fitted_order(p, solver, space, schedule, &steps);
-        println!("{:<6} {:<9} {space:?} {schedule:?}: theory {order}, fitted {fitted:.3}, errors {errs:?}", p.name(), solver.name());
+        println!(
+            "{:<6} {:<9} {space:?} {schedule:?}: theory {order}, fitted {fitted:.3}, errors {errs:?}",
+            p.name(),
+            solver.name()
+        );
         if (fitted - order).abs() >= 0.15 {
-            bad.push(format!(
-                "{} {} {space:?}: fitted {fitted}",
-                p.name(),
-                solver.name()
-            ));
+            bad.push(format!("{} {} {space:?}: fitted {fitted}", p.name(), solver.name()));
         }
     }
     assert!(bad.is_empty(), "{bad:?}");
@@ -183,9 +111,6 @@ fn euler_in_sigma_space_is_ddim_and_lands_on_a_point_mass_in_one_step() {
     let (x, report) = sample(&vp, &model, &cfg, z.view(), None, &mut no_observer).unwrap();
     assert_eq!(report.nfe, 1);
     for r in x.outer_iter() {
-        assert!(
-            (r[0] - MU[0]).abs() < 1e-12 && (r[1] - MU[1]).abs() < 1e-12,
-            "{r}"
-        );
+        assert!((r[0] - MU[0]).abs() < 1e-12 && (r[1] - MU[1]).abs() < 1e-12, "{r}");
     }
 }

@@ -36,7 +36,8 @@ fn every_schedule_gives_exact_end_points_in_every_space() {
 
 #[test]
 fn karras_grid_matches_the_k_diffusion_case() {
-    let case = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/reference/cases/d2_vp-karras_euler-sigma_n10/grid_sigma_tilde.npy");
+    let case =
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/reference/cases/d2_vp-karras_euler-sigma_n10/grid_sigma_tilde.npy");
     let reference: Array1<f64> = read_npy(case).unwrap();
     // get_sigmas_karras(n=10, ...) gives 10 levels and then 0: our 9 steps are the first 10.
     let vp = Vp::new(0.1, 20.0).unwrap();

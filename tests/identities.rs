@@ -41,25 +41,12 @@ fn check_identities(p: &dyn ForwardProcess, u: f64) -> Result<(), TestCaseError>
         "{name}: log_snr closed form"
     );
     let back = p.t_from_log_snr(lam);
-    prop_assert!(
-        (back - t).abs() <= 1e-10 * tmax,
-        "{name}: t {t} -> lambda {lam} -> {back}"
-    );
+    prop_assert!((back - t).abs() <= 1e-10 * tmax, "{name}: t {t} -> lambda {lam} -> {back}");
     let st = p.sigma_tilde(t);
-    prop_assert!(
-        (p.t_from_sigma_tilde(st) - t).abs() <= 1e-10 * tmax,
-        "{name}: sigma~ round trip at {t}"
-    );
+    prop_assert!((p.t_from_sigma_tilde(st) - t).abs() <= 1e-10 * tmax, "{name}: sigma~ round trip at {t}");
     let a = p.alpha_from_sigma_tilde(st);
-    prop_assert!(
-        (a - p.alpha(t)).abs() <= 1e-12 * p.alpha(t),
-        "{name}: alpha(sigma~) {a} vs {}",
-        p.alpha(t)
-    );
-    prop_assert!(
-        p.log_snr(t + h) < lam && lam < p.log_snr(t - h),
-        "{name}: lambda not decreasing at {t}"
-    );
+    prop_assert!((a - p.alpha(t)).abs() <= 1e-12 * p.alpha(t), "{name}: alpha(sigma~) {a} vs {}", p.alpha(t));
+    prop_assert!(p.log_snr(t + h) < lam && lam < p.log_snr(t - h), "{name}: lambda not decreasing at {t}");
     Ok(())
 }
 
@@ -90,44 +77,20 @@ fn vp_matches_the_reference_case_grid_ends() {
 fn inverses_are_accurate_at_the_extremes() {
     let vp = Vp::new(0.1, 20.0).unwrap();
     for t in [1e-6, 1e-3, 0.5, 1.0] {
-        assert!(
-            (vp.t_from_log_snr(vp.log_snr(t)) / t - 1.0).abs() < 1e-9,
-            "vp at {t}"
-        );
+        assert!((vp.t_from_log_snr(vp.log_snr(t)) / t - 1.0).abs() < 1e-9, "vp at {t}");
     }
     let sub = SubVp::new(0.1, 20.0).unwrap();
     for t in [1e-6, 1e-3, 0.5, 1.0] {
-        assert!(
-            (sub.t_from_log_snr(sub.log_snr(t)) / t - 1.0).abs() < 1e-9,
-            "subvp at {t}"
-        );
+        assert!((sub.t_from_log_snr(sub.log_snr(t)) / t - 1.0).abs() < 1e-9, "subvp at {t}");
     }
 }
 
 #[test]
 fn constructors_reject_bad_parameters_naming_them() {
-    assert_eq!(
-        Vp::new(-0.1, 20.0).unwrap_err().to_string(),
-        "beta_min = -0.1: must be positive and finite"
-    );
-    assert_eq!(
-        Vp::new(1.0, 0.5).unwrap_err().to_string(),
-        "beta_max = 0.5: must be greater than beta_min"
-    );
-    assert_eq!(
-        SubVp::new(0.1, f64::NAN).unwrap_err().to_string(),
-        "beta_max = NaN: must be positive and finite"
-    );
-    assert_eq!(
-        Ve::new(0.01, 0.001).unwrap_err().to_string(),
-        "sigma_max = 0.001: must be greater than sigma_min"
-    );
-    assert_eq!(
-        Edm::new(0.0, 80.0).unwrap_err().to_string(),
-        "sigma_min = 0: must be positive and finite"
-    );
-    assert_eq!(
-        VpCosine::new(0.008, 1.0).unwrap_err().to_string(),
-        "t_max = 1: must be in (0, 1)"
-    );
+    assert_eq!(Vp::new(-0.1, 20.0).unwrap_err().to_string(), "beta_min = -0.1: must be positive and finite");
+    assert_eq!(Vp::new(1.0, 0.5).unwrap_err().to_string(), "beta_max = 0.5: must be greater than beta_min");
+    assert_eq!(SubVp::new(0.1, f64::NAN).unwrap_err().to_string(), "beta_max = NaN: must be positive and finite");
+    assert_eq!(Ve::new(0.01, 0.001).unwrap_err().to_string(), "sigma_max = 0.001: must be greater than sigma_min");
+    assert_eq!(Edm::new(0.0, 80.0).unwrap_err().to_string(), "sigma_min = 0: must be positive and finite");
+    assert_eq!(VpCosine::new(0.008, 1.0).unwrap_err().to_string(), "t_max = 1: must be in (0, 1)");
 }

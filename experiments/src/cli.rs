@@ -24,7 +24,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Draw samples with a reverse-SDE or probability-flow solver and the exact score of a target.
-    Sample(SampleArgs),
+    Sample(Box<SampleArgs>),
     /// Compare a sample file with the exact target: mean and covariance error, sliced W2, log-density.
     Eval(EvalArgs),
 }
@@ -32,7 +32,7 @@ enum Command {
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> CmdResult {
     match cli.command {
-        Command::Sample(a) => sample_cmd::run(a),
+        Command::Sample(a) => sample_cmd::run(*a),
         Command::Eval(a) => eval_cmd::run(a),
     }
 }
@@ -161,15 +161,9 @@ impl ProcessArgs {
         Ok(match self.process {
             ProcessKind::Vp => Box::new(Vp::new(self.beta_min, self.beta_max)?),
             ProcessKind::Subvp => Box::new(SubVp::new(self.beta_min, self.beta_max)?),
-            ProcessKind::Ve => Box::new(Ve::new(
-                self.sigma_min.unwrap_or(0.01),
-                self.sigma_max.unwrap_or(50.0),
-            )?),
+            ProcessKind::Ve => Box::new(Ve::new(self.sigma_min.unwrap_or(0.01), self.sigma_max.unwrap_or(50.0))?),
             ProcessKind::Cosine => Box::new(VpCosine::new(self.cosine_s, 0.9946)?),
-            ProcessKind::Edm => Box::new(Edm::new(
-                self.sigma_min.unwrap_or(0.002),
-                self.sigma_max.unwrap_or(80.0),
-            )?),
+            ProcessKind::Edm => Box::new(Edm::new(self.sigma_min.unwrap_or(0.002), self.sigma_max.unwrap_or(80.0))?),
         })
     }
 }

@@ -3,9 +3,7 @@
 use rand::SeedableRng;
 use rand_pcg::Pcg64;
 use scoresde::io::{read_npy_2d, write_atomic};
-use scoresde::metrics::{
-    covariance_error, mean_error, random_directions, sliced_w2_with_directions,
-};
+use scoresde::metrics::{covariance_error, mean_error, random_directions, sliced_w2_with_directions};
 use scoresde::targets;
 
 use crate::cli::{CmdResult, EvalArgs};
@@ -24,11 +22,7 @@ pub fn run(a: EvalArgs) -> CmdResult {
         .into());
     }
     if n < 2 {
-        return Err(format!(
-            "--samples {}: {n} rows: need at least 2",
-            a.samples.display()
-        )
-        .into());
+        return Err(format!("--samples {}: {n} rows: need at least 2", a.samples.display()).into());
     }
     for (name, v) in [("alpha", a.alpha), ("sigma", a.sigma)] {
         if !(v.is_finite() && v >= 0.0) {

@@ -10,7 +10,7 @@ use scoresde::model::{ExactScore, ScoreModel};
 use scoresde::process::ForwardProcess;
 use scoresde::sampler::{prior_noise, sample, SamplerConfig, Solver, Steps};
 use scoresde::targets;
-use scoresde_solvers::{AdaptiveOptions, BrownianIncrements, FixedNoise, KeyedNoise, TimeGrid};
+use scoresde_solvers::{AdaptiveOptions, FixedNoise, KeyedNoise, NoiseSource, TimeGrid};
 
 use crate::cli::{CmdResult, SampleArgs};
 
@@ -39,35 +39,17 @@ fn steps_from_args(
             (Some(s0), Some(s1)) => (Space::SigmaTilde, s0, s1),
             _ => match a.space.into() {
                 Space::Time => (Space::Time, t_start, t_end),
-                Space::SigmaTilde => (
-                    Space::SigmaTilde,
-                    process.sigma_tilde(t_start),
-                    process.sigma_tilde(t_end),
-                ),
+                Space::SigmaTilde => (Space::SigmaTilde, process.sigma_tilde(t_start), process.sigma_tilde(t_end)),
             },
         };
-        return Ok((
-            space,
-            Steps::Adaptive {
-                start,
-                end,
-                options,
-            },
-        ));
+        return Ok((space, Steps::Adaptive { start, end, options }));
     }
     if a.sigma_start.is_some() {
         return Err("--sigma-start/--sigma-end set the range of an adaptive solve: give --rtol and --atol too".into());
     }
     let steps = a.steps.unwrap_or(50);
     let space: Space = a.space.into();
-    let grid = build_grid(
-        process,
-        a.schedule.schedule(a.rho),
-        steps,
-        t_start,
-        t_end,
-        space,
-    )?;
+    let grid = build_grid(process, a.schedule.schedule(a.rho), steps, t_start, t_end, space)?;
     Ok((space, Steps::Grid(grid)))
 }
 
@@ -77,13 +59,9 @@ fn noise_source(
     n: usize,
     d: usize,
     steps: usize,
-) -> Result<Option<Box<dyn BrownianIncrements>>, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<Option<Box<dyn NoiseSource>>, Box<dyn std::error::Error + Send + Sync>> {
     match (&a.noise, solver.is_stochastic()) {
-        (Some(_), false) => Err(format!(
-            "--noise: solver {} is deterministic and uses no noise",
-            solver.name()
-        )
-        .into()),
+        (Some(_), false) => Err(format!("--noise: solver {} is deterministic and uses no noise", solver.name()).into()),
         (None, false) => Ok(None),
         (None, true) => Ok(Some(Box::new(KeyedNoise::new(a.seed)))),
         (Some(p), true) => {
@@ -97,11 +75,9 @@ fn noise_source(
                 .into());
             }
             if k < steps {
-                return Err(format!(
-                    "--noise {}: {k} steps of noise but the grid has {steps} steps",
-                    p.display()
-                )
-                .into());
+                return Err(
+                    format!("--noise {}: {k} steps of noise but the grid has {steps} steps", p.display()).into()
+                );
             }
             Ok(Some(Box::new(FixedNoise::new(z))))
         }
@@ -113,10 +89,9 @@ fn progress(total: u64, quiet: bool) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(total);
-    let style = ProgressStyle::with_template(
-        "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} steps  t={msg} (eta {eta})",
-    )
-    .expect("valid template");
+    let style =
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} steps  t={msg} (eta {eta})")
+            .expect("valid template");
     bar.set_style(style);
     bar
 }
@@ -130,7 +105,13 @@ pub fn run(a: SampleArgs) -> CmdResult {
         Some(p) => {
             let z = read_npy_2d(p, "z-init")?;
             if z.ncols() != d || z.nrows() == 0 {
-                return Err(format!("--z-init {}: shape ({}, {}) but the target has dimension {d} (need N >= 1 rows)", p.display(), z.nrows(), z.ncols()).into());
+                return Err(format!(
+                    "--z-init {}: shape ({}, {}) but the target has dimension {d} (need N >= 1 rows)",
+                    p.display(),
+                    z.nrows(),
+                    z.ncols()
+                )
+                .into());
             }
             z
         }
@@ -147,17 +128,10 @@ pub fn run(a: SampleArgs) -> CmdResult {
     let mut noise = noise_source(&a, solver, z.nrows(), d, n_steps)?;
     let bar = progress(n_steps as u64, a.quiet);
     let started = Instant::now();
-    let (x, report) = sample(
-        &*process,
-        &model,
-        &config,
-        z.view(),
-        noise.as_deref_mut(),
-        &mut |info| {
-            bar.inc(1);
-            bar.set_message(format!("{:.4}", info.t1));
-        },
-    )?;
+    let (x, report) = sample(&*process, &model, &config, z.view(), noise.as_deref_mut(), &mut |info| {
+        bar.inc(1);
+        bar.set_message(format!("{:.4}", info.t1));
+    })?;
     bar.finish_and_clear();
     write_npy(&a.out, &x)?;
     if !a.quiet {

@@ -49,8 +49,8 @@ fn same_seed_is_bit_identical_for_one_and_two_threads() {
     for solver in ["heun", "euler-maruyama", "dopri5"] {
         let (a, b) = (tmp.p("a.npy"), tmp.p("b.npy"));
         let mut args = vec![
-            "sample", "--target", "aniso16", "--n", "3000", "--seed", "5", "--solver", solver,
-            "--steps", "8", "--quiet",
+            "sample", "--target", "aniso16", "--n", "3000", "--seed", "5", "--solver", solver, "--steps", "8",
+            "--quiet",
         ];
         if solver == "dopri5" {
             args.truncate(args.len() - 3);
@@ -58,16 +58,8 @@ fn same_seed_is_bit_identical_for_one_and_two_threads() {
         }
         let out1 = run(&[&args[..], &["--out", s(&a)]].concat(), Some(1));
         let out2 = run(&[&args[..], &["--out", s(&b)]].concat(), Some(2));
-        assert!(
-            out1.status.success() && out2.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out1.stderr)
-        );
-        assert_eq!(
-            std::fs::read(&a).unwrap(),
-            std::fs::read(&b).unwrap(),
-            "{solver}: outputs differ"
-        );
+        assert!(out1.status.success() && out2.status.success(), "{}", String::from_utf8_lossy(&out1.stderr));
+        assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap(), "{solver}: outputs differ");
     }
 }
 
@@ -78,20 +70,7 @@ fn a_small_run_is_a_prefix_of_a_large_run() {
         let (small, large) = (tmp.p("s.npy"), tmp.p("l.npy"));
         for (n, out) in [("10", &small), ("1000", &large)] {
             let o = run(
-                &[
-                    "sample",
-                    "--n",
-                    n,
-                    "--seed",
-                    "7",
-                    "--solver",
-                    solver,
-                    "--steps",
-                    "20",
-                    "--quiet",
-                    "--out",
-                    s(out),
-                ],
+                &["sample", "--n", n, "--seed", "7", "--solver", solver, "--steps", "20", "--quiet", "--out", s(out)],
                 None,
             );
             assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -107,10 +86,7 @@ fn must_fail(args: &[&str], out: &Path, needle: &str) {
     let o = run(args, None);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "{args:?} succeeded");
-    assert!(
-        err.contains(needle),
-        "{args:?}: stderr {err:?} lacks {needle:?}"
-    );
+    assert!(err.contains(needle), "{args:?}: stderr {err:?} lacks {needle:?}");
     assert!(!out.exists(), "{args:?} left {}", out.display());
 }
 
@@ -124,124 +100,44 @@ fn bad_input_fails_cleanly_naming_the_field() {
         std::fs::write(&p, text).unwrap();
         p
     };
-    let bad_weights = write_json(
-        "w.json",
-        r#"{"weights": [0.5, 0.6], "means": [[0, 0], [1, 1]], "variances": [1, 1]}"#,
-    );
-    must_fail(
-        &["sample", "--target", s(&bad_weights), "--out", o],
-        &out,
-        "weights sum to 1.1",
-    );
-    let neg = write_json(
-        "neg.json",
-        r#"{"weights": [1.2, -0.2], "means": [[0, 0], [1, 1]], "variances": [1, 1]}"#,
-    );
-    must_fail(
-        &["sample", "--target", s(&neg), "--out", o],
-        &out,
-        "weights[1] = -0.2",
-    );
-    let not_pd = write_json(
-        "pd.json",
-        r#"{"weights": [1], "means": [[0, 0]], "full": [[[1, 2], [2, 1]]]}"#,
-    );
-    must_fail(
-        &["sample", "--target", s(&not_pd), "--out", o],
-        &out,
-        "not positive definite",
-    );
+    let bad_weights =
+        write_json("w.json", r#"{"weights": [0.5, 0.6], "means": [[0, 0], [1, 1]], "variances": [1, 1]}"#);
+    must_fail(&["sample", "--target", s(&bad_weights), "--out", o], &out, "weights sum to 1.1");
+    let neg = write_json("neg.json", r#"{"weights": [1.2, -0.2], "means": [[0, 0], [1, 1]], "variances": [1, 1]}"#);
+    must_fail(&["sample", "--target", s(&neg), "--out", o], &out, "weights[1] = -0.2");
+    let not_pd = write_json("pd.json", r#"{"weights": [1], "means": [[0, 0]], "full": [[[1, 2], [2, 1]]]}"#);
+    must_fail(&["sample", "--target", s(&not_pd), "--out", o], &out, "not positive definite");
     let malformed = write_json("m.json", r#"{"weights": [1], "means": [[0, 0]]"#);
-    must_fail(
-        &["sample", "--target", s(&malformed), "--out", o],
-        &out,
-        "m.json",
-    );
-    must_fail(
-        &["sample", "--target", s(&tmp.p("missing.json")), "--out", o],
-        &out,
-        "missing.json",
-    );
+    must_fail(&["sample", "--target", s(&malformed), "--out", o], &out, "m.json");
+    must_fail(&["sample", "--target", s(&tmp.p("missing.json")), "--out", o], &out, "missing.json");
 
     let grid = tmp.p("grid.npy");
     write_npy(&grid, &array![1.0, 0.5, 0.7]).unwrap();
-    must_fail(
-        &["sample", "--grid", s(&grid), "--out", o],
-        &out,
-        "grid[2] = 0.7",
-    );
+    must_fail(&["sample", "--grid", s(&grid), "--out", o], &out, "grid[2] = 0.7");
     write_npy(&grid, &array![1.5, 0.5]).unwrap();
-    must_fail(
-        &["sample", "--grid", s(&grid), "--out", o],
-        &out,
-        "grid[0] = 1.5",
-    );
+    must_fail(&["sample", "--grid", s(&grid), "--out", o], &out, "grid[0] = 1.5");
     write_npy(&grid, &array![0.5, 1.0]).unwrap();
-    must_fail(
-        &["sample", "--grid", s(&grid), "--out", o],
-        &out,
-        "noise to data",
-    );
+    must_fail(&["sample", "--grid", s(&grid), "--out", o], &out, "noise to data");
     let g32 = tmp.p("g32.npy");
     write_npy(&g32, &Array1::<f32>::from(vec![1.0, 0.5])).unwrap();
     must_fail(&["sample", "--grid", s(&g32), "--out", o], &out, "g32.npy");
 
     must_fail(&["sample", "--steps", "0", "--out", o], &out, "steps = 0");
     must_fail(&["sample", "--solver", "rk5", "--out", o], &out, "rk5");
-    must_fail(
-        &["sample", "--beta-max", "nan", "--out", o],
-        &out,
-        "beta_max = NaN",
-    );
-    must_fail(
-        &["sample", "--solver", "euler", "--rtol", "1e-4", "--out", o],
-        &out,
-        "embedded pair",
-    );
-    must_fail(
-        &[
-            "sample",
-            "--solver",
-            "euler-maruyama",
-            "--space",
-            "sigma",
-            "--out",
-            o,
-        ],
-        &out,
-        "euler-maruyama",
-    );
+    must_fail(&["sample", "--beta-max", "nan", "--out", o], &out, "beta_max = NaN");
+    must_fail(&["sample", "--solver", "euler", "--rtol", "1e-4", "--out", o], &out, "embedded pair");
+    must_fail(&["sample", "--solver", "euler-maruyama", "--space", "sigma", "--out", o], &out, "euler-maruyama");
 
     let z = tmp.p("z.npy");
     write_npy(&z, &array![[0.0, f64::NAN]]).unwrap();
-    must_fail(
-        &["sample", "--z-init", s(&z), "--out", o],
-        &out,
-        "z-init[1] = NaN",
-    );
+    must_fail(&["sample", "--z-init", s(&z), "--out", o], &out, "z-init[1] = NaN");
     write_npy(&z, &array![[0.0, 1.0, 2.0]]).unwrap();
-    must_fail(
-        &["sample", "--z-init", s(&z), "--out", o],
-        &out,
-        "dimension 2",
-    );
+    must_fail(&["sample", "--z-init", s(&z), "--out", o], &out, "dimension 2");
 
     let noise = tmp.p("noise.npy");
     write_npy(&noise, &ndarray::Array3::<f64>::zeros((3, 4, 2))).unwrap();
     must_fail(
-        &[
-            "sample",
-            "--solver",
-            "euler-maruyama",
-            "--n",
-            "4",
-            "--steps",
-            "5",
-            "--noise",
-            s(&noise),
-            "--out",
-            o,
-        ],
+        &["sample", "--solver", "euler-maruyama", "--n", "4", "--steps", "5", "--noise", s(&noise), "--out", o],
         &out,
         "3 steps of noise",
     );
@@ -249,26 +145,12 @@ fn bad_input_fails_cleanly_naming_the_field() {
     // A state that overflows stops with the step and time.
     write_npy(&z, &array![[1e307, 0.0]]).unwrap();
     must_fail(
-        &[
-            "sample",
-            "--process",
-            "ve",
-            "--z-init",
-            s(&z),
-            "--steps",
-            "4",
-            "--out",
-            o,
-        ],
+        &["sample", "--process", "ve", "--z-init", s(&z), "--steps", "4", "--out", o],
         &out,
         "non-finite state after step 0 (t 1 -> 0.75",
     );
 
-    must_fail(
-        &["eval", "--samples", s(&tmp.p("none.npy"))],
-        &out,
-        "none.npy",
-    );
+    must_fail(&["eval", "--samples", s(&tmp.p("none.npy"))], &out, "none.npy");
 }
 
 #[test]
@@ -294,11 +176,7 @@ fn sample_then_eval_runs_and_reports_metrics() {
         None,
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("NFE 80"),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("NFE 80"), "{}", String::from_utf8_lossy(&o.stderr));
     let o = run(&["eval", "--samples", s(&x), "--json", s(&j)], None);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&j).unwrap()).unwrap();
@@ -317,8 +195,5 @@ fn sample_then_eval_runs_and_reports_metrics() {
     // below P(chi2_1 > 25) = 6e-7 (the worst, one-dimensional case). ring8: tr(Cov) = 9 + 2 * 0.05.
     let bound = 5.0 * ((9.0 + 0.1) / 2000.0f64).sqrt();
     let e = m["mean_error"].as_f64().unwrap();
-    assert!(
-        e < bound,
-        "mean error {e} above the 5-sigma Monte Carlo bound {bound}"
-    );
+    assert!(e < bound, "mean error {e} above the 5-sigma Monte Carlo bound {bound}");
 }

@@ -53,13 +53,11 @@ fn manifest(case: &str) -> Value {
 fn base_args(m: &Value, tmp: &Path) -> Vec<String> {
     let root = cases_dir();
     let pdir = root.join(m["problem_dir"].as_str().unwrap());
-    let prob: Value =
-        serde_json::from_str(&std::fs::read_to_string(pdir.join("problem.json")).unwrap()).unwrap();
+    let prob: Value = serde_json::from_str(&std::fs::read_to_string(pdir.join("problem.json")).unwrap()).unwrap();
     let var: Array2<f64> = read_npy(pdir.join("variances.npy")).unwrap();
     let diag: Vec<Vec<f64>> = var.outer_iter().map(|r| r.to_vec()).collect();
     let target = tmp.join(format!("{}.json", m["problem"].as_str().unwrap()));
-    let json =
-        serde_json::json!({"weights": prob["weights"], "means": prob["means"], "diag": diag});
+    let json = serde_json::json!({"weights": prob["weights"], "means": prob["means"], "diag": diag});
     std::fs::write(&target, json.to_string()).unwrap();
     let sde = &m["sde"];
     let mut args = vec![
@@ -125,10 +123,7 @@ fn build(case: &str, m: &Value, tmp: &Path) -> Vec<String> {
         }
         let mut grid = vec![t_max - st[[0, 0]]];
         grid.extend(st.column(1).iter().map(|s| t_max - s));
-        let (gp, np) = (
-            tmp.join(format!("{case}_grid.npy")),
-            tmp.join(format!("{case}_noise.npy")),
-        );
+        let (gp, np) = (tmp.join(format!("{case}_grid.npy")), tmp.join(format!("{case}_noise.npy")));
         write_npy(&gp, &Array1::from(grid)).unwrap();
         write_npy(&np, &z).unwrap();
         args.extend(["--solver", "euler-maruyama", "--grid"].map(String::from));
@@ -171,12 +166,7 @@ fn build(case: &str, m: &Value, tmp: &Path) -> Vec<String> {
             write_npy(&zp, &z).unwrap();
             let i = args.iter().position(|a| a == "--z-init").unwrap();
             args[i + 1] = zp.display().to_string();
-            args.extend([
-                "--solver".into(),
-                tag.into(),
-                "--sigmas".into(),
-                sp.display().to_string(),
-            ]);
+            args.extend(["--solver".into(), tag.into(), "--sigmas".into(), sp.display().to_string()]);
         }
         _ => panic!("no mapping for {case}"),
     }
@@ -185,10 +175,7 @@ fn build(case: &str, m: &Value, tmp: &Path) -> Vec<String> {
 
 fn max_abs(a: &Array2<f64>, b: &Array2<f64>) -> f64 {
     assert_eq!(a.dim(), b.dim());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max)
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
 }
 
 #[test]
@@ -201,15 +188,8 @@ fn peer_reference_cases_are_reproduced() {
         let mut args = vec!["sample".to_string()];
         args.extend(build(case, &m, &tmp));
         args.extend(["--out".into(), out.display().to_string(), "--quiet".into()]);
-        let run = Command::new(env!("CARGO_BIN_EXE_scoresde"))
-            .args(&args)
-            .output()
-            .unwrap();
-        assert!(
-            run.status.success(),
-            "{case}: {}\n{args:?}",
-            String::from_utf8_lossy(&run.stderr)
-        );
+        let run = Command::new(env!("CARGO_BIN_EXE_scoresde")).args(&args).output().unwrap();
+        assert!(run.status.success(), "{case}: {}\n{args:?}", String::from_utf8_lossy(&run.stderr));
         let x: Array2<f64> = read_npy(&out).unwrap();
         let dir = cases_dir().join(case);
         let loose = m["match"].as_str() == Some("loose");
@@ -220,18 +200,12 @@ fn peer_reference_cases_are_reproduced() {
                 let gt: Array2<f64> = read_npy(dir.join("gt.npy")).unwrap();
                 let peer_gt = pm["error_vs_gt"]["max_abs"].as_f64().unwrap();
                 let e = max_abs(&x, &gt);
-                (
-                    e <= 10.0 * peer_gt + 1e-12,
-                    format!("|out-gt| {e:.3e} <= 10 x {peer_gt:.3e}"),
-                )
+                (e <= 10.0 * peer_gt + 1e-12, format!("|out-gt| {e:.3e} <= 10 x {peer_gt:.3e}"))
             } else {
                 let atol = pm["atol"].as_f64().unwrap();
                 (err <= atol, format!("<= {atol:.1e}"))
             };
-            println!(
-                "{} {case} vs {peer}: max_abs {err:.3e} ({criterion})",
-                if ok { "PASS" } else { "FAIL" }
-            );
+            println!("{} {case} vs {peer}: max_abs {err:.3e} ({criterion})", if ok { "PASS" } else { "FAIL" });
             if !ok {
                 failures.push(format!("{case} vs {peer}"));
             }

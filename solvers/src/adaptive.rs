@@ -44,11 +44,7 @@ impl AdaptiveOptions {
     pub fn new(rtol: f64, atol: f64) -> Result<Self> {
         for (name, v) in [("rtol", rtol), ("atol", atol)] {
             if !(v.is_finite() && v >= 0.0) {
-                return Err(SolverError::InvalidParameter {
-                    name,
-                    value: v,
-                    expected: "must be finite and >= 0",
-                });
+                return Err(SolverError::InvalidParameter { name, value: v, expected: "must be finite and >= 0" });
             }
         }
         if rtol == 0.0 && atol == 0.0 {
@@ -58,15 +54,7 @@ impl AdaptiveOptions {
                 expected: "rtol and atol cannot both be 0",
             });
         }
-        Ok(Self {
-            rtol,
-            atol,
-            first_step: None,
-            safety: 0.9,
-            min_factor: 0.2,
-            max_factor: 10.0,
-            max_steps: 100_000,
-        })
+        Ok(Self { rtol, atol, first_step: None, safety: 0.9, min_factor: 0.2, max_factor: 10.0, max_steps: 100_000 })
     }
 }
 
@@ -139,11 +127,7 @@ impl AdaptiveRk {
         let xs = x.to_owned();
         let d0 = rms(&xs);
         let d1 = rms(f0);
-        let h0 = if d0 < 1e-5 || d1 < 1e-5 {
-            1e-6
-        } else {
-            0.01 * d0 / d1
-        };
+        let h0 = if d0 < 1e-5 || d1 < 1e-5 { 1e-6 } else { 0.01 * d0 / d1 };
         let h0 = h0.min((t1 - t0).abs());
         let dir = (t1 - t0).signum();
         let [x1, f1] = work;
@@ -153,11 +137,7 @@ impl AdaptiveRk {
         Zip::from(&mut *f1).and(f0).for_each(|f1, &f0| *f1 -= f0);
         let d2 = rms(f1) / h0;
         let q = (self.tableau.order + 1) as f64;
-        let h1 = if d1.max(d2) <= 1e-15 {
-            (h0 * 1e-3).max(1e-6)
-        } else {
-            (0.01 / d1.max(d2)).powf(1.0 / q)
-        };
+        let h1 = if d1.max(d2) <= 1e-15 { (h0 * 1e-3).max(1e-6) } else { (0.01 / d1.max(d2)).powf(1.0 / q) };
         Ok((100.0 * h0).min(h1).min((t1 - t0).abs()))
     }
 
@@ -172,19 +152,11 @@ impl AdaptiveRk {
     ) -> Result<AdaptiveStats> {
         for (name, v) in [("t0", t0), ("t1", t1)] {
             if !v.is_finite() {
-                return Err(SolverError::InvalidParameter {
-                    name,
-                    value: v,
-                    expected: "must be finite",
-                });
+                return Err(SolverError::InvalidParameter { name, value: v, expected: "must be finite" });
             }
         }
         if t0 == t1 {
-            return Err(SolverError::InvalidParameter {
-                name: "t1",
-                value: t1,
-                expected: "must differ from t0",
-            });
+            return Err(SolverError::InvalidParameter { name: "t1", value: t1, expected: "must differ from t0" });
         }
         let tab = &self.tableau;
         let b_err = tab.b_err.expect("checked in new");
@@ -198,11 +170,7 @@ impl AdaptiveRk {
         let mut h = match self.opts.first_step {
             Some(h) if h.is_finite() && h > 0.0 => h.min((t1 - t0).abs()),
             Some(h) => {
-                return Err(SolverError::InvalidParameter {
-                    name: "first_step",
-                    value: h,
-                    expected: "must be > 0",
-                })
+                return Err(SolverError::InvalidParameter { name: "first_step", value: h, expected: "must be > 0" })
             }
             None => {
                 let mut work = [Array2::zeros(dim), Array2::zeros(dim)];
@@ -217,10 +185,7 @@ impl AdaptiveRk {
         let mut last_rejected = false;
         while (t1 - t) * dir > 0.0 {
             if stats.accepted + stats.rejected >= self.opts.max_steps {
-                return Err(SolverError::MaxStepsExceeded {
-                    max_steps: self.opts.max_steps,
-                    t,
-                });
+                return Err(SolverError::MaxStepsExceeded { max_steps: self.opts.max_steps, t });
             }
             let remaining = (t1 - t).abs();
             let last = h >= remaining * (1.0 - 1e-12);
@@ -236,11 +201,7 @@ impl AdaptiveRk {
                         tmp.scaled_add(hs * a, &k[j]);
                     }
                 }
-                let ti = if tab.c[i] == 1.0 {
-                    t_new
-                } else {
-                    t + tab.c[i] * hs
-                };
+                let ti = if tab.c[i] == 1.0 { t_new } else { t + tab.c[i] * hs };
                 sys.rhs(ti, tmp.view(), k[i].view_mut())?;
             }
             // Candidate solution: the last stage state of an FSAL pair, else x + h sum b_i k_i.
@@ -261,12 +222,7 @@ impl AdaptiveRk {
             if e <= 1.0 {
                 x.assign(&tmp);
                 check_finite(x.view(), stats.accepted, t, t_new)?;
-                observer(StepInfo {
-                    step: stats.accepted,
-                    total: 0,
-                    t0: t,
-                    t1: t_new,
-                });
+                observer(StepInfo { step: stats.accepted, total: 0, t0: t, t1: t_new });
                 stats.accepted += 1;
                 t = t_new;
                 if tab.fsal {

@@ -3,7 +3,7 @@
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip};
 
 use crate::error::Result;
-use crate::stepper::SdeStepper;
+use crate::stepper::{SdeStepper, StepInfo};
 use crate::system::SdeSystem;
 
 /// Euler-Maruyama: x1 = x0 + b(t0, x0) (t1 - t0) + g(t0) dW.
@@ -34,18 +34,16 @@ impl<S: SdeSystem + ?Sized> SdeStepper<S> for EulerMaruyama {
     fn step(
         &self,
         sys: &S,
-        t0: f64,
-        t1: f64,
+        at: StepInfo,
         x: ArrayViewMut2<f64>,
-        dw: ArrayView2<f64>,
+        z: ArrayView2<f64>,
         drift: &mut Array2<f64>,
     ) -> Result<()> {
-        sys.drift(t0, x.view(), drift.view_mut())?;
-        let (h, g) = (t1 - t0, sys.diffusion(t0));
-        Zip::from(x)
-            .and(&*drift)
-            .and(dw)
-            .for_each(|x, &b, &w| *x += b * h + g * w);
+        sys.drift(at.t0, x.view(), drift.view_mut())?;
+        let h = at.t1 - at.t0;
+        // dW = sqrt|h| z, the Brownian increment over the step.
+        let gs = sys.diffusion(at.t0) * h.abs().sqrt();
+        Zip::from(x).and(&*drift).and(z).for_each(|x, &b, &z| *x += b * h + gs * z);
         Ok(())
     }
 }

@@ -64,9 +64,7 @@ pub enum SolverError {
         row: usize,
     },
     /// An adaptive solve whose step size collapsed.
-    #[error(
-        "step size {h:e} at t = {t} is below the minimum: the problem is too stiff for rtol/atol"
-    )]
+    #[error("step size {h:e} at t = {t} is below the minimum: the problem is too stiff for rtol/atol")]
     StepSizeTooSmall {
         /// Where it happened.
         t: f64,

@@ -34,11 +34,7 @@ impl TimeGrid {
             let (prev, next) = (points[i - 1], points[i]);
             let ok = if decreasing { next < prev } else { next > prev };
             if !ok {
-                return Err(SolverError::NonMonotoneGrid {
-                    index: i,
-                    prev,
-                    next,
-                });
+                return Err(SolverError::NonMonotoneGrid { index: i, prev, next });
             }
         }
         Ok(Self { points })
@@ -47,16 +43,10 @@ impl TimeGrid {
     /// `steps + 1` equally spaced points from `start` to `end` (both included exactly).
     pub fn uniform(start: f64, end: f64, steps: usize) -> Result<Self> {
         if steps == 0 {
-            return Err(SolverError::InvalidParameter {
-                name: "steps",
-                value: 0.0,
-                expected: "must be at least 1",
-            });
+            return Err(SolverError::InvalidParameter { name: "steps", value: 0.0, expected: "must be at least 1" });
         }
         let n = steps as f64;
-        let mut points: Vec<f64> = (0..=steps)
-            .map(|i| start + (end - start) * (i as f64 / n))
-            .collect();
+        let mut points: Vec<f64> = (0..=steps).map(|i| start + (end - start) * (i as f64 / n)).collect();
         points[steps] = end;
         Self::new(points)
     }

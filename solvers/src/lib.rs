@@ -1,5 +1,5 @@
 //! Generic numerics for scoresde: time grids, explicit Runge-Kutta steppers (fixed and adaptive),
-//! Euler-Maruyama, and sources of Brownian increments.
+//! Euler-Maruyama, and sources of noise.
 //!
 //! This crate knows nothing about diffusion models. Its steppers are written against small
 //! capability traits ([`OdeSystem`], [`SdeSystem`]) and tested here on linear ODEs and
@@ -22,7 +22,7 @@ pub use adaptive::{AdaptiveOptions, AdaptiveRk, AdaptiveStats};
 pub use em::EulerMaruyama;
 pub use error::{Result, SolverError};
 pub use grid::TimeGrid;
-pub use noise::{BrownianIncrements, FixedNoise, KeyedNoise};
+pub use noise::{FixedNoise, KeyedNoise, NoiseSource};
 pub use rk::ExplicitRk;
 pub use stepper::{integrate_ode, integrate_sde, no_observer, OdeStepper, SdeStepper, StepInfo};
 pub use system::{Counted, OdeSystem, SdeSystem};

@@ -1,6 +1,8 @@
-//! Sources of Brownian increments for SDE steppers.
+//! Sources of standard-normal noise for stochastic steppers.
 //!
-//! Noise is an input of a solve, never drawn inside a stepper. Two sources here:
+//! Noise is an input of a solve, never drawn inside a stepper: the integration loop asks the
+//! source for the fresh standard normals of each step, and the stepper scales them (by sqrt|dt|
+//! for a Brownian increment, by sigma_up for an ancestral step). Two sources here:
 //! [`FixedNoise`] replays recorded standard-normal draws (to reproduce a peer run exactly), and
 //! [`KeyedNoise`] draws the normals of sample row `i` at step `k` from a generator seeded by
 //! `(seed, i, k)` alone, so a sample never depends on the batch size, on how rows are chunked or
@@ -14,13 +16,13 @@ use rand_pcg::Pcg64;
 
 use crate::error::{Result, SolverError};
 
-/// Fills the Brownian increment W(t1) - W(t0) of every sample over one step.
-pub trait BrownianIncrements {
-    /// Writes the increment of step `step` (from `t0` to `t1`; variance |t1 - t0|) into `out`.
-    fn increment(&mut self, step: usize, t0: f64, t1: f64, out: ArrayViewMut2<f64>) -> Result<()>;
+/// Fills the fresh standard normals of one step for every sample.
+pub trait NoiseSource {
+    /// Writes the standard normals of step `step` into `out` (N x d).
+    fn normals(&mut self, step: usize, out: ArrayViewMut2<f64>) -> Result<()>;
 }
 
-/// Recorded standard normals, shape (steps, N, d): step k uses `z[k] * sqrt(|t1 - t0|)`.
+/// Recorded standard normals, shape (steps, N, d): step k uses `z[k]`.
 #[derive(Debug, Clone)]
 pub struct FixedNoise {
     z: Array3<f64>,
@@ -37,19 +39,10 @@ impl FixedNoise {
     }
 }
 
-impl BrownianIncrements for FixedNoise {
-    fn increment(
-        &mut self,
-        step: usize,
-        t0: f64,
-        t1: f64,
-        mut out: ArrayViewMut2<f64>,
-    ) -> Result<()> {
+impl NoiseSource for FixedNoise {
+    fn normals(&mut self, step: usize, mut out: ArrayViewMut2<f64>) -> Result<()> {
         if step >= self.steps() {
-            return Err(SolverError::NoiseExhausted {
-                available: self.steps(),
-                needed: step + 1,
-            });
+            return Err(SolverError::NoiseExhausted { available: self.steps(), needed: step + 1 });
         }
         let z = self.z.index_axis(Axis(0), step);
         if z.dim() != out.dim() {
@@ -59,8 +52,7 @@ impl BrownianIncrements for FixedNoise {
                 found: z.nrows(),
             });
         }
-        let s = (t1 - t0).abs().sqrt();
-        out.zip_mut_with(&z, |o, &z| *o = s * z);
+        out.assign(&z);
         Ok(())
     }
 }
@@ -75,17 +67,11 @@ pub struct KeyedNoise {
 impl KeyedNoise {
     /// Noise for rows numbered from 0.
     pub fn new(seed: u64) -> Self {
-        Self {
-            seed,
-            row_offset: 0,
-        }
+        Self { seed, row_offset: 0 }
     }
     /// Noise for a chunk whose first row is global row `offset`.
     pub fn with_row_offset(seed: u64, offset: u64) -> Self {
-        Self {
-            seed,
-            row_offset: offset,
-        }
+        Self { seed, row_offset: offset }
     }
     /// The generator for one (row, step) key.
     pub fn rng(&self, row: u64, step: u64) -> Pcg64 {
@@ -93,20 +79,13 @@ impl KeyedNoise {
     }
 }
 
-impl BrownianIncrements for KeyedNoise {
-    fn increment(
-        &mut self,
-        step: usize,
-        t0: f64,
-        t1: f64,
-        mut out: ArrayViewMut2<f64>,
-    ) -> Result<()> {
-        let s = (t1 - t0).abs().sqrt();
+impl NoiseSource for KeyedNoise {
+    fn normals(&mut self, step: usize, mut out: ArrayViewMut2<f64>) -> Result<()> {
         for (i, mut row) in out.outer_iter_mut().enumerate() {
             let mut rng = self.rng(self.row_offset + i as u64, step as u64);
             for v in row.iter_mut() {
                 let z: f64 = rng.sample(StandardNormal);
-                *v = s * z;
+                *v = z;
             }
         }
         Ok(())

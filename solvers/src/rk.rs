@@ -8,7 +8,7 @@
 use ndarray::{Array2, ArrayViewMut2};
 
 use crate::error::Result;
-use crate::stepper::OdeStepper;
+use crate::stepper::{OdeStepper, StepInfo};
 use crate::system::OdeSystem;
 use crate::tableau::ButcherTableau;
 
@@ -55,21 +55,13 @@ impl<S: OdeSystem + ?Sized> OdeStepper<S> for ExplicitRk {
 
     fn init(&self, rows: usize, cols: usize) -> RkState {
         RkState {
-            k: (0..self.tableau.solution_stages())
-                .map(|_| Array2::zeros((rows, cols)))
-                .collect(),
+            k: (0..self.tableau.solution_stages()).map(|_| Array2::zeros((rows, cols))).collect(),
             tmp: Array2::zeros((rows, cols)),
         }
     }
 
-    fn step(
-        &self,
-        sys: &S,
-        t0: f64,
-        t1: f64,
-        mut x: ArrayViewMut2<f64>,
-        st: &mut RkState,
-    ) -> Result<()> {
+    fn step(&self, sys: &S, at: StepInfo, mut x: ArrayViewMut2<f64>, st: &mut RkState) -> Result<()> {
+        let (t0, t1) = (at.t0, at.t1);
         let h = t1 - t0;
         let tab = &self.tableau;
         sys.rhs(t0, x.view(), st.k[0].view_mut())?;

@@ -9,7 +9,7 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 
 use crate::error::{Result, SolverError};
 use crate::grid::TimeGrid;
-use crate::noise::BrownianIncrements;
+use crate::noise::NoiseSource;
 use crate::system::{OdeSystem, SdeSystem};
 
 /// A fixed-step method for an ODE described by the system type `S`.
@@ -22,15 +22,9 @@ pub trait OdeStepper<S: ?Sized> {
     fn evals_per_step(&self) -> usize;
     /// Allocates the workspace for an `rows x cols` batch.
     fn init(&self, rows: usize, cols: usize) -> Self::State;
-    /// Advances `x` from `t0` to `t1` in place.
-    fn step(
-        &self,
-        sys: &S,
-        t0: f64,
-        t1: f64,
-        x: ArrayViewMut2<f64>,
-        state: &mut Self::State,
-    ) -> Result<()>;
+    /// Advances `x` from `at.t0` to `at.t1` in place (`at.step` of `at.total`: multistep methods
+    /// and per-step order schedules need to know where they are).
+    fn step(&self, sys: &S, at: StepInfo, x: ArrayViewMut2<f64>, state: &mut Self::State) -> Result<()>;
 }
 
 /// A fixed-step method for an SDE described by the system type `S`.
@@ -45,15 +39,13 @@ pub trait SdeStepper<S: ?Sized> {
     fn evals_per_step(&self) -> usize;
     /// Allocates the workspace for an `rows x cols` batch.
     fn init(&self, rows: usize, cols: usize) -> Self::State;
-    /// Advances `x` from `t0` to `t1` in place, given the Brownian increment `dw` over the step
-    /// (variance |t1 - t0| per entry).
+    /// Advances `x` from `at.t0` to `at.t1` in place, given the step's fresh standard normals `z`.
     fn step(
         &self,
         sys: &S,
-        t0: f64,
-        t1: f64,
+        at: StepInfo,
         x: ArrayViewMut2<f64>,
-        dw: ArrayView2<f64>,
+        z: ArrayView2<f64>,
         state: &mut Self::State,
     ) -> Result<()>;
 }
@@ -76,8 +68,7 @@ pub fn no_observer(_: StepInfo) {}
 
 /// Returns the first row of `x` holding a NaN or infinity.
 pub fn first_non_finite_row(x: ArrayView2<f64>) -> Option<usize> {
-    x.outer_iter()
-        .position(|r| r.iter().any(|v| !v.is_finite()))
+    x.outer_iter().position(|r| r.iter().any(|v| !v.is_finite()))
 }
 
 pub(crate) fn check_finite(x: ArrayView2<f64>, step: usize, t0: f64, t1: f64) -> Result<()> {
@@ -103,19 +94,15 @@ where
     let mut state = stepper.init(rows, cols);
     let total = grid.steps();
     for (step, (t0, t1)) in grid.intervals().enumerate() {
-        stepper.step(sys, t0, t1, x.view_mut(), &mut state)?;
+        let at = StepInfo { step, total, t0, t1 };
+        stepper.step(sys, at, x.view_mut(), &mut state)?;
         check_finite(x.view(), step, t0, t1)?;
-        observer(StepInfo {
-            step,
-            total,
-            t0,
-            t1,
-        });
+        observer(at);
     }
     Ok(())
 }
 
-/// Integrates an SDE over every interval of `grid`, in place, with increments from `noise`.
+/// Integrates an SDE over every interval of `grid`, in place, with the standard normals of `noise`.
 pub fn integrate_sde<S, M, B>(
     stepper: &M,
     sys: &S,
@@ -127,22 +114,18 @@ pub fn integrate_sde<S, M, B>(
 where
     S: SdeSystem + ?Sized,
     M: SdeStepper<S> + ?Sized,
-    B: BrownianIncrements + ?Sized,
+    B: NoiseSource + ?Sized,
 {
     let (rows, cols) = x.dim();
     let mut state = stepper.init(rows, cols);
-    let mut dw = ndarray::Array2::<f64>::zeros((rows, cols));
+    let mut z = ndarray::Array2::<f64>::zeros((rows, cols));
     let total = grid.steps();
     for (step, (t0, t1)) in grid.intervals().enumerate() {
-        noise.increment(step, t0, t1, dw.view_mut())?;
-        stepper.step(sys, t0, t1, x.view_mut(), dw.view(), &mut state)?;
+        noise.normals(step, z.view_mut())?;
+        let at = StepInfo { step, total, t0, t1 };
+        stepper.step(sys, at, x.view_mut(), z.view(), &mut state)?;
         check_finite(x.view(), step, t0, t1)?;
-        observer(StepInfo {
-            step,
-            total,
-            t0,
-            t1,
-        });
+        observer(at);
     }
     Ok(())
 }

@@ -46,10 +46,7 @@ pub struct Counted<S> {
 impl<S> Counted<S> {
     /// Starts counting at zero.
     pub fn new(inner: S) -> Self {
-        Self {
-            inner,
-            calls: Cell::new(0),
-        }
+        Self { inner, calls: Cell::new(0) }
     }
     /// Number of evaluations so far.
     pub fn calls(&self) -> usize {

@@ -49,28 +49,15 @@ impl ButcherTableau {
     pub fn check(&self) -> Result<(), String> {
         let s = self.stages();
         if self.a.len() != s || self.b.len() != s {
-            return Err(format!(
-                "{}: a has {} rows, b {} entries, c {}",
-                self.name,
-                self.a.len(),
-                self.b.len(),
-                s
-            ));
+            return Err(format!("{}: a has {} rows, b {} entries, c {}", self.name, self.a.len(), self.b.len(), s));
         }
         for (i, row) in self.a.iter().enumerate() {
             if row.len() != i {
-                return Err(format!(
-                    "{}: a[{i}] has length {}, expected {i}",
-                    self.name,
-                    row.len()
-                ));
+                return Err(format!("{}: a[{i}] has length {}, expected {i}", self.name, row.len()));
             }
             let sum: f64 = row.iter().sum();
             if (sum - self.c[i]).abs() > 1e-14 {
-                return Err(format!(
-                    "{}: row sum of a[{i}] = {sum} but c[{i}] = {}",
-                    self.name, self.c[i]
-                ));
+                return Err(format!("{}: row sum of a[{i}] = {sum} but c[{i}] = {}", self.name, self.c[i]));
             }
         }
         if let Some(e) = self.b_err {
@@ -81,10 +68,7 @@ impl ButcherTableau {
         let conditions = order_conditions(self);
         for (order, lhs, rhs, label) in conditions {
             if order <= self.order && (lhs - rhs).abs() > 1e-12 {
-                return Err(format!(
-                    "{}: order-{order} condition {label}: {lhs} != {rhs}",
-                    self.name
-                ));
+                return Err(format!("{}: order-{order} condition {label}: {lhs} != {rhs}", self.name));
             }
         }
         Ok(())
@@ -97,11 +81,7 @@ fn order_conditions(t: &ButcherTableau) -> Vec<(u32, f64, f64, &'static str)> {
     let a = |i: usize, j: usize| if j < i { t.a[i][j] } else { 0.0 };
     let (b, c) = (t.b, t.c);
     // ac[i] = sum_j a_ij c_j ; ac2[i] = sum_j a_ij c_j^2 ; aac[i] = sum_j a_ij ac[j] ; ...
-    let mv = |v: &[f64]| -> Vec<f64> {
-        (0..s)
-            .map(|i| (0..s).map(|j| a(i, j) * v[j]).sum())
-            .collect()
-    };
+    let mv = |v: &[f64]| -> Vec<f64> { (0..s).map(|i| (0..s).map(|j| a(i, j) * v[j]).sum()).collect() };
     let pw = |k: i32| -> Vec<f64> { c.iter().map(|x| x.powi(k)).collect() };
     let dot = |u: &[f64]| -> f64 { (0..s).map(|i| b[i] * u[i]).sum() };
     let had = |u: &[f64], v: &[f64]| -> Vec<f64> { (0..s).map(|i| u[i] * v[i]).collect() };
@@ -207,37 +187,11 @@ pub const DOPRI5: ButcherTableau = ButcherTableau {
         &[1.0 / 5.0],
         &[3.0 / 40.0, 9.0 / 40.0],
         &[44.0 / 45.0, -56.0 / 15.0, 32.0 / 9.0],
-        &[
-            19372.0 / 6561.0,
-            -25360.0 / 2187.0,
-            64448.0 / 6561.0,
-            -212.0 / 729.0,
-        ],
-        &[
-            9017.0 / 3168.0,
-            -355.0 / 33.0,
-            46732.0 / 5247.0,
-            49.0 / 176.0,
-            -5103.0 / 18656.0,
-        ],
-        &[
-            35.0 / 384.0,
-            0.0,
-            500.0 / 1113.0,
-            125.0 / 192.0,
-            -2187.0 / 6784.0,
-            11.0 / 84.0,
-        ],
+        &[19372.0 / 6561.0, -25360.0 / 2187.0, 64448.0 / 6561.0, -212.0 / 729.0],
+        &[9017.0 / 3168.0, -355.0 / 33.0, 46732.0 / 5247.0, 49.0 / 176.0, -5103.0 / 18656.0],
+        &[35.0 / 384.0, 0.0, 500.0 / 1113.0, 125.0 / 192.0, -2187.0 / 6784.0, 11.0 / 84.0],
     ],
-    b: &[
-        35.0 / 384.0,
-        0.0,
-        500.0 / 1113.0,
-        125.0 / 192.0,
-        -2187.0 / 6784.0,
-        11.0 / 84.0,
-        0.0,
-    ],
+    b: &[35.0 / 384.0, 0.0, 500.0 / 1113.0, 125.0 / 192.0, -2187.0 / 6784.0, 11.0 / 84.0, 0.0],
     b_err: Some(&[
         35.0 / 384.0 - 5179.0 / 57600.0,
         0.0,
@@ -283,17 +237,8 @@ pub const TSIT5: ButcherTableau = ButcherTableau {
         &[],
         &[0.161],
         &[TS_A31, TS_A32],
-        &[
-            2.897_153_057_105_493_4,
-            -6.359_448_489_975_075,
-            4.362_295_432_869_581_4,
-        ],
-        &[
-            5.325_864_828_439_257,
-            -11.748_883_564_062_828,
-            7.495_539_342_889_836,
-            -0.092_495_066_361_755_25,
-        ],
+        &[2.897_153_057_105_493_4, -6.359_448_489_975_075, 4.362_295_432_869_581_4],
+        &[5.325_864_828_439_257, -11.748_883_564_062_828, 7.495_539_342_889_836, -0.092_495_066_361_755_25],
         &[
             5.861_455_442_946_42,
             -12.920_969_317_847_11,
@@ -332,12 +277,7 @@ mod tests {
     #[test]
     fn order_check_can_fail() {
         // The trapezoid weights with a wrong node violate b.c = 1/2.
-        let bad = ButcherTableau {
-            c: &[0.0, 0.5],
-            a: &[&[], &[0.5]],
-            b: &[0.5, 0.5],
-            ..HEUN
-        };
+        let bad = ButcherTableau { c: &[0.0, 0.5], a: &[&[], &[0.5]], b: &[0.5, 0.5], ..HEUN };
         assert!(bad.check().unwrap_err().contains("b.c"));
         // RK4 does not satisfy the order-5 conditions.
         assert!(ButcherTableau { order: 5, ..RK4 }.check().is_err());
@@ -349,17 +289,9 @@ mod tests {
             let e = t.b_err.unwrap();
             let bhat: Vec<f64> = t.b.iter().zip(e).map(|(b, e)| b - e).collect();
             let leaked: &'static [f64] = Box::leak(bhat.into_boxed_slice());
-            let emb = ButcherTableau {
-                b: leaked,
-                order: t.embedded_order,
-                ..t
-            };
+            let emb = ButcherTableau { b: leaked, order: t.embedded_order, ..t };
             emb.check().unwrap();
-            assert!(
-                ButcherTableau { order: 5, ..emb }.check().is_err(),
-                "{}: embedded is not order 5",
-                t.name
-            );
+            assert!(ButcherTableau { order: 5, ..emb }.check().is_err(), "{}: embedded is not order 5", t.name);
             // FSAL: last row of a equals b.
             let last = t.a[t.stages() - 1];
             assert!(last.iter().zip(t.b).all(|(a, b)| (a - b).abs() < 1e-15));

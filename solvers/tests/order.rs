@@ -40,10 +40,7 @@ fn exact(t0: f64, t1: f64) -> Array2<f64> {
 }
 
 fn max_err(a: &Array2<f64>, b: &Array2<f64>) -> f64 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max)
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
 }
 
 /// Least-squares slope of log(err) against log(h).
@@ -73,10 +70,7 @@ fn fitted_order(tab: ButcherTableau, steps: &[usize]) -> f64 {
         errs.push(max_err(&x, &truth));
     }
     let p = slope(&hs, &errs);
-    println!(
-        "{:<9} theory {}  fitted {p:.3}  errors {errs:?}",
-        tab.name, tab.order
-    );
+    println!("{:<9} theory {}  fitted {p:.3}  errors {errs:?}", tab.name, tab.order);
     p
 }
 
@@ -98,11 +92,7 @@ fn runge_kutta_orders_match_theory() {
         // faster than h^5 (5.4-5.6 here): require 5 - 0.15 < p < 6 here; the strict 0.15 band is
         // asserted on the rotation below, and the order conditions in tableau.rs prove order 5.
         let upper = if q >= 5.0 { q + 1.0 } else { q + 0.15 };
-        assert!(
-            p > q - 0.15 && p < upper,
-            "{}: fitted order {p}, theory {q}",
-            tab.name
-        );
+        assert!(p > q - 0.15 && p < upper, "{}: fitted order {p}, theory {q}", tab.name);
     }
 }
 
@@ -126,9 +116,7 @@ fn fifth_order_pairs_have_order_five_on_a_rotation() {
     let (t0, t1) = (2.0, 0.0);
     let s = 3.0 * (t1 - t0);
     let (c, sn) = (f64::cos(s), f64::sin(s));
-    let truth = x0().map_axis(ndarray::Axis(1), |r| {
-        [c * r[0] + sn * r[1], -sn * r[0] + c * r[1]]
-    });
+    let truth = x0().map_axis(ndarray::Axis(1), |r| [c * r[0] + sn * r[1], -sn * r[0] + c * r[1]]);
     for tab in [DOPRI5, TSIT5] {
         let steps = [64usize, 128, 256, 512];
         let mut errs = vec![];
@@ -151,10 +139,7 @@ fn fifth_order_pairs_have_order_five_on_a_rotation() {
         }
         let hs: Vec<f64> = steps.iter().map(|&n| 2.0 / n as f64).collect();
         let p = slope(&hs, &errs);
-        println!(
-            "{:<9} rotation: theory 5  fitted {p:.3}  errors {errs:?}",
-            tab.name
-        );
+        println!("{:<9} rotation: theory 5  fitted {p:.3}  errors {errs:?}", tab.name);
         assert!((p - 5.0).abs() < 0.15, "{}: fitted order {p}", tab.name);
     }
 }
@@ -193,14 +178,7 @@ fn step_to_a_singular_point_is_an_euler_step() {
     let sys = Counted::new(SingularAtZero);
     let grid = TimeGrid::new(vec![2.0, 1.0, 0.0]).unwrap();
     let mut x = array![[1.0]];
-    integrate_ode(
-        &ExplicitRk::new(HEUN),
-        &sys,
-        &grid,
-        x.view_mut(),
-        &mut no_observer,
-    )
-    .unwrap();
+    integrate_ode(&ExplicitRk::new(HEUN), &sys, &grid, x.view_mut(), &mut no_observer).unwrap();
     // Heun on x' = x from 2 to 1 (h = -1): 1 + h/2 (1 + (1 + h)) = 0.5, then Euler: 0.5 (1 + h) = 0.
     assert_eq!(sys.calls(), 3);
     assert_eq!(x[[0, 0]], 0.0);
@@ -215,9 +193,7 @@ fn adaptive_pairs_meet_their_tolerance_and_scale_with_it() {
         for tol in tols {
             let solver = AdaptiveRk::new(tab, AdaptiveOptions::new(tol, tol).unwrap()).unwrap();
             let mut x = x0();
-            let stats = solver
-                .integrate(&Rotating, T0, T1, x.view_mut(), &mut no_observer)
-                .unwrap();
+            let stats = solver.integrate(&Rotating, T0, T1, x.view_mut(), &mut no_observer).unwrap();
             let e = max_err(&x, &truth);
             println!("{} tol {tol:e}: error {e:.2e}, {stats:?}", tab.name);
             // Local error control keeps the global error within a small multiple of the tolerance
@@ -232,14 +208,8 @@ fn adaptive_pairs_meet_their_tolerance_and_scale_with_it() {
 
 #[test]
 fn adaptive_rejects_bad_options() {
-    assert!(AdaptiveOptions::new(-1.0, 1e-6)
-        .unwrap_err()
-        .to_string()
-        .contains("rtol = -1"));
-    assert!(AdaptiveOptions::new(1e-6, f64::NAN)
-        .unwrap_err()
-        .to_string()
-        .contains("atol = NaN"));
+    assert!(AdaptiveOptions::new(-1.0, 1e-6).unwrap_err().to_string().contains("rtol = -1"));
+    assert!(AdaptiveOptions::new(1e-6, f64::NAN).unwrap_err().to_string().contains("atol = NaN"));
     assert!(AdaptiveRk::new(HEUN, AdaptiveOptions::new(1e-6, 1e-6).unwrap()).is_err());
 }
 
@@ -260,14 +230,7 @@ fn non_finite_state_names_step_time_and_row() {
     // Steps 1.0 -> 0.75 -> 0.5 -> 0.25: the evaluation at t = 0.5 (start of step 2) poisons row 1.
     let grid = TimeGrid::uniform(1.0, 0.0, 4).unwrap();
     let mut x = array![[1.0], [1.0], [1.0]];
-    let err = integrate_ode(
-        &ExplicitRk::new(EULER),
-        &Exploding,
-        &grid,
-        x.view_mut(),
-        &mut no_observer,
-    )
-    .unwrap_err();
+    let err = integrate_ode(&ExplicitRk::new(EULER), &Exploding, &grid, x.view_mut(), &mut no_observer).unwrap_err();
     match err {
         SolverError::NonFinite { step, t0, t1, row } => {
             assert_eq!((step, t0, t1, row), (2, 0.5, 0.25, 1));
@@ -278,19 +241,10 @@ fn non_finite_state_names_step_time_and_row() {
 
 #[test]
 fn grids_are_validated() {
-    assert!(matches!(
-        TimeGrid::new(vec![1.0]),
-        Err(SolverError::GridTooShort { len: 1 })
-    ));
+    assert!(matches!(TimeGrid::new(vec![1.0]), Err(SolverError::GridTooShort { len: 1 })));
     let e = TimeGrid::new(vec![1.0, 0.5, 0.7]).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "grid[2] = 0.7 after grid[1] = 0.5: grid must be strictly monotone in one direction"
-    );
-    assert!(matches!(
-        TimeGrid::new(vec![1.0, f64::NAN]),
-        Err(SolverError::NonFiniteGrid { index: 1, .. })
-    ));
+    assert_eq!(e.to_string(), "grid[2] = 0.7 after grid[1] = 0.5: grid must be strictly monotone in one direction");
+    assert!(matches!(TimeGrid::new(vec![1.0, f64::NAN]), Err(SolverError::NonFiniteGrid { index: 1, .. })));
     assert!(TimeGrid::uniform(1.0, 0.0, 0).is_err());
     let g = TimeGrid::uniform(1.0, 1e-3, 10).unwrap();
     assert_eq!((g.start(), g.end(), g.steps()), (1.0, 1e-3, 10));
@@ -324,10 +278,11 @@ fn euler_maruyama_has_strong_order_one_for_additive_noise() {
     let mut noise = KeyedNoise::new(11);
     let mut dw = Array2::zeros((fine, paths));
     for k in 0..fine {
-        let (t0, t1) = (fine_grid.points()[k], fine_grid.points()[k + 1]);
+        let h = (fine_grid.points()[k] - fine_grid.points()[k + 1]).abs();
         let mut row = Array2::zeros((paths, 1));
-        noise.increment(k, t0, t1, row.view_mut()).unwrap();
-        dw.row_mut(k).assign(&row.column(0));
+        noise.normals(k, row.view_mut()).unwrap();
+        // Fine Brownian increments: sqrt(h) z.
+        dw.row_mut(k).assign(&(&row.column(0) * h.sqrt()));
     }
     let run = |n: usize| -> Array2<f64> {
         let grid = TimeGrid::uniform(1.0, 0.0, n).unwrap();
@@ -342,15 +297,7 @@ fn euler_maruyama_has_strong_order_one_for_additive_noise() {
         // FixedNoise scales by sqrt|dt|: pass z = dW / sqrt|dt|.
         z /= (1.0 / n as f64).sqrt();
         let mut x = Array2::from_elem((paths, 1), 1.0);
-        integrate_sde(
-            &EulerMaruyama,
-            &sys,
-            &grid,
-            x.view_mut(),
-            &mut FixedNoise::new(z),
-            &mut no_observer,
-        )
-        .unwrap();
+        integrate_sde(&EulerMaruyama, &sys, &grid, x.view_mut(), &mut FixedNoise::new(z), &mut no_observer).unwrap();
         x
     };
     let reference = run(fine);
@@ -371,18 +318,12 @@ fn euler_maruyama_has_strong_order_one_for_additive_noise() {
 #[test]
 fn keyed_noise_does_not_depend_on_chunking() {
     let mut all = Array2::zeros((10, 3));
-    KeyedNoise::new(7)
-        .increment(3, 1.0, 0.75, all.view_mut())
-        .unwrap();
+    KeyedNoise::new(7).normals(3, all.view_mut()).unwrap();
     let mut tail = Array2::zeros((4, 3));
-    KeyedNoise::with_row_offset(7, 6)
-        .increment(3, 1.0, 0.75, tail.view_mut())
-        .unwrap();
+    KeyedNoise::with_row_offset(7, 6).normals(3, tail.view_mut()).unwrap();
     assert_eq!(all.slice(ndarray::s![6.., ..]), tail);
     let mut other_step = Array2::zeros((10, 3));
-    KeyedNoise::new(7)
-        .increment(4, 1.0, 0.75, other_step.view_mut())
-        .unwrap();
+    KeyedNoise::new(7).normals(4, other_step.view_mut()).unwrap();
     assert_ne!(all, other_step);
 }
 
@@ -390,11 +331,6 @@ fn keyed_noise_does_not_depend_on_chunking() {
 fn fixed_noise_runs_out_with_a_clear_error() {
     let mut n = FixedNoise::new(ndarray::Array3::zeros((2, 3, 1)));
     let mut out = Array2::zeros((3, 1));
-    assert!(n.increment(1, 1.0, 0.5, out.view_mut()).is_ok());
-    assert_eq!(
-        n.increment(2, 0.5, 0.2, out.view_mut())
-            .unwrap_err()
-            .to_string(),
-        "noise has 2 steps but the grid needs 3"
-    );
+    assert!(n.normals(1, out.view_mut()).is_ok());
+    assert_eq!(n.normals(2, out.view_mut()).unwrap_err().to_string(), "noise has 2 steps but the grid needs 3");
 }
