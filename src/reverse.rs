@@ -12,7 +12,7 @@
 use std::cell::RefCell;
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip};
-use scoresde_solvers::{OdeSystem, SdeSystem, SolverError};
+use scoresde_solvers::{OdeSystem, SdeSystem, SigmaSpace, SolverError};
 
 use crate::model::{NoiseLevel, ScoreModel};
 use crate::process::ForwardProcess;
@@ -64,8 +64,8 @@ impl<'a, P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> SigmaFlow<'a, P, M>
     }
 }
 
-impl<P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> OdeSystem for SigmaFlow<'_, P, M> {
-    fn rhs(&self, s: f64, xt: ArrayView2<f64>, out: ArrayViewMut2<f64>) -> scoresde_solvers::Result<()> {
+impl<P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> SigmaSpace for SigmaFlow<'_, P, M> {
+    fn eps(&self, s: f64, xt: ArrayView2<f64>, out: ArrayViewMut2<f64>) -> scoresde_solvers::Result<()> {
         let level = NoiseLevel::at_sigma_tilde(self.process, s);
         if level.alpha == 1.0 {
             return self.model.predict_eps(level, xt, out).map_err(wrap(level.t));
@@ -76,6 +76,12 @@ impl<P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> OdeSystem for SigmaFlow
         }
         Zip::from(&mut *x).and(xt).for_each(|x, &xt| *x = level.alpha * xt);
         self.model.predict_eps(level, x.view(), out).map_err(wrap(level.t))
+    }
+}
+
+impl<P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> OdeSystem for SigmaFlow<'_, P, M> {
+    fn rhs(&self, s: f64, xt: ArrayView2<f64>, out: ArrayViewMut2<f64>) -> scoresde_solvers::Result<()> {
+        self.eps(s, xt, out)
     }
     fn is_singular_at(&self, s: f64) -> bool {
         s == 0.0

@@ -4,7 +4,7 @@
 //! evaluation, that the solver, the space and the step rule fit together and that the grid lies
 //! in the process's domain. [`sample`] then runs it and reports the NFE it counted.
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use scoresde_solvers::tableau::{self, ButcherTableau};
 use scoresde_solvers::{
     integrate_ode, integrate_sde, AdaptiveOptions, AdaptiveRk, EulerMaruyama, ExplicitRk, NoiseSource, StepInfo,
@@ -51,6 +51,14 @@ impl Solver {
             Self::Tsit5 => Some(tableau::TSIT5),
             Self::Dopri5 => Some(tableau::DOPRI5),
             Self::EulerMaruyama => None,
+        }
+    }
+
+    /// The space a solver is restricted to (`None`: it steps in t or in sigma alike).
+    pub fn required_space(self) -> Option<Space> {
+        match self {
+            Self::EulerMaruyama => Some(Space::Time),
+            _ => None,
         }
     }
 
@@ -118,12 +126,15 @@ impl SamplerConfig {
     /// stepping needs an embedded pair, grids must lie in the domain of their space and run from
     /// noise to data.
     pub fn new(process: &dyn ForwardProcess, solver: Solver, space: Space, steps: Steps) -> Result<Self> {
-        if solver.is_stochastic() && space != Space::Time {
-            return Err(incompatible(
-                solver,
-                "the reverse SDE is integrated in t: give a t grid (--grid or --steps with --space t)",
-            ));
-        }
+        // A solver that steps in one space only gets its grid expressed in that space.
+        let (space, steps) = match (solver.required_space(), steps) {
+            (Some(required), Steps::Grid(grid)) if required != space => {
+                check_grid(process, &grid, space, "grid")?;
+                let points = grid.points().iter().map(|&v| convert(process, space, required, v)).collect();
+                (required, Steps::Grid(TimeGrid::new(points)?))
+            }
+            (_, steps) => (space, steps),
+        };
         match &steps {
             Steps::Grid(grid) => {
                 check_grid(process, grid, space, "grid")?;
@@ -139,7 +150,7 @@ impl SamplerConfig {
                 if solver.tableau().and_then(|t| t.b_err).is_none() {
                     return Err(incompatible(
                         solver,
-                        "adaptive stepping (rtol/atol) needs an embedded pair: dopri5 or tsit5",
+                        "an embedded pair (dopri5 or tsit5) for adaptive stepping with rtol/atol",
                     ));
                 }
                 let g = TimeGrid::new(vec![*start, *end])?;
@@ -181,6 +192,15 @@ pub struct SampleReport {
     pub rejected: usize,
 }
 
+/// A point of space `from` expressed in space `to`.
+fn convert(process: &dyn ForwardProcess, from: Space, to: Space, v: f64) -> f64 {
+    match (from, to) {
+        (Space::Time, Space::SigmaTilde) => process.sigma_tilde(v),
+        (Space::SigmaTilde, Space::Time) => process.t_from_sigma_tilde(v),
+        _ => v,
+    }
+}
+
 /// Signal coefficient at a point of `space`.
 fn alpha_at(process: &dyn ForwardProcess, space: Space, v: f64) -> f64 {
     match space {
@@ -215,25 +235,13 @@ pub fn sample(
     };
     let mut x = z.mapv(|v| scale * v);
     let mut report = SampleReport::default();
-    match (&config.steps, config.solver.tableau()) {
-        (Steps::Grid(grid), Some(tab)) => {
-            let rk = ExplicitRk::new(tab);
-            match space {
-                Space::Time => {
-                    integrate_ode(&rk, &ProbabilityFlow::new(process, &model), grid, x.view_mut(), observer)?
-                }
-                Space::SigmaTilde => {
-                    integrate_ode(&rk, &SigmaFlow::new(process, &model), grid, x.view_mut(), observer)?
-                }
-            }
+    match &config.steps {
+        Steps::Grid(grid) => {
+            run_on_grid(config.solver, process, &model, space, grid, x.view_mut(), noise, observer)?;
             report.steps = grid.steps();
         }
-        (Steps::Grid(grid), None) => {
-            let noise = noise.ok_or(incompatible(config.solver, "a noise source (--noise file or --seed)"))?;
-            integrate_sde(&EulerMaruyama, &ReverseSde::new(process, &model), grid, x.view_mut(), noise, observer)?;
-            report.steps = grid.steps();
-        }
-        (Steps::Adaptive { start, end, options }, Some(tab)) => {
+        Steps::Adaptive { start, end, options } => {
+            let tab = config.solver.tableau().ok_or(incompatible(config.solver, "a grid"))?;
             let solver = AdaptiveRk::new(tab, *options)?;
             let stats = match space {
                 Space::Time => {
@@ -246,7 +254,6 @@ pub fn sample(
             report.steps = stats.accepted;
             report.rejected = stats.rejected;
         }
-        (Steps::Adaptive { .. }, None) => unreachable!("rejected by SamplerConfig::new"),
     }
     if space == Space::SigmaTilde {
         let a1 = alpha_at(process, space, config.steps.end());
@@ -272,4 +279,43 @@ pub fn prior_noise(seed: u64, n: usize, d: usize) -> Array2<f64> {
         }
     }
     z
+}
+
+/// The model as the systems see it: counted, behind a trait object.
+type Model<'a> = Counting<&'a dyn ScoreModel>;
+/// The sigma-space probability flow of the CLI's process and model.
+type Flow<'a> = SigmaFlow<'a, dyn ForwardProcess + 'a, Model<'a>>;
+/// The reverse SDE of the CLI's process and model.
+type Sde<'a> = ReverseSde<'a, dyn ForwardProcess + 'a, Model<'a>>;
+
+/// Runs `solver` over `grid` (already in the solver's space). One arm per solver.
+#[allow(clippy::too_many_arguments)]
+fn run_on_grid<'a>(
+    solver: Solver,
+    process: &'a dyn ForwardProcess,
+    model: &'a Model<'a>,
+    space: Space,
+    grid: &TimeGrid,
+    x: ArrayViewMut2<f64>,
+    noise: Option<&mut (dyn NoiseSource + '_)>,
+    observer: &mut dyn FnMut(StepInfo),
+) -> Result<()> {
+    let need_noise = || incompatible(solver, "a noise source (--noise file or --seed)");
+    if let Some(tab) = solver.tableau() {
+        let rk = ExplicitRk::new(tab);
+        return Ok(match space {
+            Space::Time => integrate_ode(&rk, &ProbabilityFlow::new(process, model), grid, x, observer),
+            Space::SigmaTilde => integrate_ode(&rk, &SigmaFlow::new(process, model), grid, x, observer),
+        }?);
+    }
+    let flow = || -> Flow<'a> { SigmaFlow::new(process, model) };
+    let sde = || -> Sde<'a> { ReverseSde::new(process, model) };
+    let _ = &flow;
+    match solver {
+        Solver::EulerMaruyama => {
+            integrate_sde(&EulerMaruyama, &sde(), grid, x, noise.ok_or_else(need_noise)?, observer)?
+        }
+        _ => unreachable!("Runge-Kutta solvers are handled above"),
+    }
+    Ok(())
 }

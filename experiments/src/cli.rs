@@ -208,7 +208,8 @@ pub struct SampleArgs {
     /// rho of the Karras schedule.
     #[arg(long, default_value_t = 7.0)]
     pub rho: f64,
-    /// Variable the ODE solver steps in, for generated grids and adaptive solves.
+    /// Variable the ODE solver steps in, for generated grids and adaptive solves (solvers that step
+    /// in one space only get the same grid points expressed in theirs: euler-maruyama steps in t).
     #[arg(long, value_enum, default_value_t = SpaceKind::T)]
     pub space: SpaceKind,
     /// Start time (noise end) of a generated grid or adaptive solve [default: T of the process].

@@ -25,5 +25,5 @@ pub use grid::TimeGrid;
 pub use noise::{FixedNoise, KeyedNoise, NoiseSource};
 pub use rk::ExplicitRk;
 pub use stepper::{integrate_ode, integrate_sde, no_observer, OdeStepper, SdeStepper, StepInfo};
-pub use system::{Counted, OdeSystem, SdeSystem};
+pub use system::{Counted, OdeSystem, SdeSystem, SigmaSpace};
 pub use tableau::ButcherTableau;

@@ -10,7 +10,6 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 use crate::error::{Result, SolverError};
 use crate::grid::TimeGrid;
 use crate::noise::NoiseSource;
-use crate::system::{OdeSystem, SdeSystem};
 
 /// A fixed-step method for an ODE described by the system type `S`.
 pub trait OdeStepper<S: ?Sized> {
@@ -87,7 +86,7 @@ pub fn integrate_ode<S, M>(
     observer: &mut dyn FnMut(StepInfo),
 ) -> Result<()>
 where
-    S: OdeSystem + ?Sized,
+    S: ?Sized,
     M: OdeStepper<S> + ?Sized,
 {
     let (rows, cols) = x.dim();
@@ -112,7 +111,7 @@ pub fn integrate_sde<S, M, B>(
     observer: &mut dyn FnMut(StepInfo),
 ) -> Result<()>
 where
-    S: SdeSystem + ?Sized,
+    S: ?Sized,
     M: SdeStepper<S> + ?Sized,
     B: NoiseSource + ?Sized,
 {

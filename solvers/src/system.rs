@@ -34,6 +34,22 @@ pub trait SdeSystem {
     fn diffusion(&self, t: f64) -> f64;
 }
 
+/// The probability-flow ODE in EDM's variables (Karras et al. 2022): state x (= x/alpha of the
+/// process), time sigma (= sigma/alpha), dx/dsigma = eps(x, sigma), with the denoiser
+/// D(x, sigma) = x - sigma eps(x, sigma). Exponential integrators (DDIM, DPM-Solver, UniPC, DEIS)
+/// and k-diffusion's samplers need exactly this: a noise or data prediction at a noise level.
+pub trait SigmaSpace {
+    /// Writes the noise prediction eps(x, sigma) into `out`.
+    fn eps(&self, sigma: f64, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) -> Result<()>;
+
+    /// Writes the data prediction D(x, sigma) = x - sigma eps(x, sigma) into `out`.
+    fn denoise(&self, sigma: f64, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) -> Result<()> {
+        self.eps(sigma, x, out.view_mut())?;
+        ndarray::Zip::from(out).and(x).for_each(|o, &x| *o = x - sigma * *o);
+        Ok(())
+    }
+}
+
 /// Wraps a system and counts its evaluations (right-hand side or drift calls).
 ///
 /// The count lives here, in one place, not in the steppers.
@@ -65,6 +81,13 @@ impl<S: OdeSystem> OdeSystem for Counted<S> {
     }
     fn is_singular_at(&self, t: f64) -> bool {
         self.inner.is_singular_at(t)
+    }
+}
+
+impl<S: SigmaSpace> SigmaSpace for Counted<S> {
+    fn eps(&self, sigma: f64, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) -> Result<()> {
+        self.calls.set(self.calls.get() + 1);
+        self.inner.eps(sigma, x, out)
     }
 }
 
