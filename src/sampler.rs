@@ -115,6 +115,79 @@ pub struct SamplerConfig {
     solver: Solver,
     space: Space,
     steps: Steps,
+    options: SolverOptions,
+}
+
+/// Settings of the solvers that have any. Each solver reads only its own fields; the defaults are
+/// the peers' defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SolverOptions {
+    /// Noise scale of ancestral and SDE-type samplers (1 = full ancestral step, 0 = deterministic).
+    pub eta: f64,
+    /// Multiplier of fresh noise (k-diffusion's s_noise, EDM's S_noise).
+    pub s_noise: f64,
+    /// Per-step orders of singlestep DPM-Solver (None: the solver's own schedule).
+    pub orders: Option<Vec<usize>>,
+    /// EDM churn: S_churn (0 = deterministic Heun).
+    pub s_churn: f64,
+    /// EDM churn: lowest noise level that gets churn.
+    pub s_tmin: f64,
+    /// EDM churn: highest noise level that gets churn.
+    pub s_tmax: f64,
+    /// Lower the order of multistep methods on the last steps of short grids (diffusers'
+    /// `lower_order_final`, applied below 15 steps).
+    pub lower_order_final: bool,
+    /// Langevin corrector: signal-to-noise ratio r.
+    pub snr: f64,
+    /// Langevin corrector: steps per noise level.
+    pub corrector_steps: usize,
+    /// Finish with one Tweedie denoising step (x <- E[x0 | x]).
+    pub denoise_final: bool,
+}
+
+impl SolverOptions {
+    /// Checks every field's range, naming the first bad one.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |name: &str, value: f64, expected: &'static str| {
+            Err(ScoreError::InvalidParameter { name: name.to_string(), value, expected })
+        };
+        for (name, v) in
+            [("eta", self.eta), ("s_noise", self.s_noise), ("s_churn", self.s_churn), ("s_tmin", self.s_tmin)]
+        {
+            if !(v.is_finite() && v >= 0.0) {
+                return bad(name, v, "must be finite and >= 0");
+            }
+        }
+        if self.s_tmax.is_nan() || self.s_tmax < self.s_tmin {
+            return bad("s_tmax", self.s_tmax, "must be >= s_tmin");
+        }
+        if !(self.snr.is_finite() && self.snr > 0.0) {
+            return bad("snr", self.snr, "must be positive and finite");
+        }
+        if let Some(orders) = &self.orders {
+            if let Some((i, &o)) = orders.iter().enumerate().find(|(_, &o)| !(1..=3).contains(&o)) {
+                return bad(&format!("orders[{i}]"), o as f64, "must be 1, 2 or 3");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for SolverOptions {
+    fn default() -> Self {
+        Self {
+            eta: 1.0,
+            s_noise: 1.0,
+            orders: None,
+            s_churn: 0.0,
+            s_tmin: 0.0,
+            s_tmax: f64::INFINITY,
+            lower_order_final: true,
+            snr: 0.16,
+            corrector_steps: 1,
+            denoise_final: false,
+        }
+    }
 }
 
 fn incompatible(solver: Solver, requirement: &'static str) -> ScoreError {
@@ -164,7 +237,18 @@ impl SamplerConfig {
                 }
             }
         }
-        Ok(Self { solver, space, steps })
+        Ok(Self { solver, space, steps, options: SolverOptions::default() })
+    }
+
+    /// Replaces the solver options.
+    pub fn with_options(mut self, options: SolverOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The solver options.
+    pub fn options(&self) -> &SolverOptions {
+        &self.options
     }
 
     /// The solver.
@@ -237,7 +321,7 @@ pub fn sample(
     let mut report = SampleReport::default();
     match &config.steps {
         Steps::Grid(grid) => {
-            run_on_grid(config.solver, process, &model, space, grid, x.view_mut(), noise, observer)?;
+            run_on_grid(config.solver, &config.options, process, &model, space, grid, x.view_mut(), noise, observer)?;
             report.steps = grid.steps();
         }
         Steps::Adaptive { start, end, options } => {
@@ -292,6 +376,7 @@ type Sde<'a> = ReverseSde<'a, dyn ForwardProcess + 'a, Model<'a>>;
 #[allow(clippy::too_many_arguments)]
 fn run_on_grid<'a>(
     solver: Solver,
+    options: &SolverOptions,
     process: &'a dyn ForwardProcess,
     model: &'a Model<'a>,
     space: Space,
@@ -310,7 +395,7 @@ fn run_on_grid<'a>(
     }
     let flow = || -> Flow<'a> { SigmaFlow::new(process, model) };
     let sde = || -> Sde<'a> { ReverseSde::new(process, model) };
-    let _ = &flow;
+    let _ = (&flow, options);
     match solver {
         Solver::EulerMaruyama => {
             integrate_sde(&EulerMaruyama, &sde(), grid, x, noise.ok_or_else(need_noise)?, observer)?

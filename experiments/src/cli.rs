@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use scoresde::grids::{Schedule, Space};
 use scoresde::process::{Edm, ForwardProcess, SubVp, Ve, Vp, VpCosine};
-use scoresde::sampler::Solver;
+use scoresde::sampler::{Solver, SolverOptions};
 
 use crate::{eval_cmd, sample_cmd};
 
@@ -72,6 +72,26 @@ pub enum SolverKind {
     Dopri5,
     /// Euler-Maruyama on the reverse SDE (strong order 1 here, 1 NFE/step; t grids only).
     EulerMaruyama,
+}
+
+impl SampleArgs {
+    /// The validated solver options.
+    pub fn solver_options(&self) -> scoresde::Result<SolverOptions> {
+        let options = SolverOptions {
+            eta: self.eta,
+            s_noise: self.s_noise,
+            orders: self.orders.clone(),
+            s_churn: self.s_churn,
+            s_tmin: self.s_tmin,
+            s_tmax: self.s_tmax,
+            lower_order_final: self.lower_order_final,
+            snr: self.snr,
+            corrector_steps: self.corrector_steps,
+            denoise_final: self.denoise_final,
+        };
+        options.validate()?;
+        Ok(options)
+    }
 }
 
 impl From<SolverKind> for Solver {
@@ -234,6 +254,36 @@ pub struct SampleArgs {
     /// fresh noise of step k [default: drawn from --seed].
     #[arg(long)]
     pub noise: Option<PathBuf>,
+    /// Ancestral / SDE samplers: noise scale eta (1 = full ancestral step, 0 = deterministic).
+    #[arg(long, default_value_t = 1.0)]
+    pub eta: f64,
+    /// Stochastic samplers: multiplier of the fresh noise (s_noise, EDM's S_noise).
+    #[arg(long, default_value_t = 1.0)]
+    pub s_noise: f64,
+    /// Singlestep DPM-Solver: per-step orders, e.g. 3,3,3,1 [default: the solver's schedule].
+    #[arg(long, value_delimiter = ',')]
+    pub orders: Option<Vec<usize>>,
+    /// EDM stochastic sampler: S_churn.
+    #[arg(long, default_value_t = 0.0)]
+    pub s_churn: f64,
+    /// EDM stochastic sampler: S_tmin.
+    #[arg(long, default_value_t = 0.0)]
+    pub s_tmin: f64,
+    /// EDM stochastic sampler: S_tmax [default: infinity].
+    #[arg(long, default_value_t = f64::INFINITY)]
+    pub s_tmax: f64,
+    /// Multistep solvers: lower the order on the last steps of grids under 15 steps (diffusers).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub lower_order_final: bool,
+    /// Langevin corrector: signal-to-noise ratio r.
+    #[arg(long, default_value_t = 0.16)]
+    pub snr: f64,
+    /// Langevin corrector: corrector steps per noise level.
+    #[arg(long, default_value_t = 1)]
+    pub corrector_steps: usize,
+    /// Finish with one Tweedie denoising step (x <- E[x0 | x]).
+    #[arg(long)]
+    pub denoise_final: bool,
     /// Output samples, (N, d) float64 .npy (written atomically).
     #[arg(long, default_value = "samples.npy")]
     pub out: PathBuf,

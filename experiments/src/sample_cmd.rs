@@ -124,7 +124,7 @@ pub fn run(a: SampleArgs) -> CmdResult {
         Steps::Grid(g) => g.steps(),
         Steps::Adaptive { .. } => 0,
     };
-    let config = SamplerConfig::new(&*process, solver, space, steps)?;
+    let config = SamplerConfig::new(&*process, solver, space, steps)?.with_options(a.solver_options()?);
     let mut noise = noise_source(&a, solver, z.nrows(), d, n_steps)?;
     let bar = progress(n_steps as u64, a.quiet);
     let started = Instant::now();
