@@ -12,7 +12,7 @@
 use std::cell::RefCell;
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip};
-use scoresde_solvers::{OdeSystem, SdeSystem, SigmaSpace, SolverError};
+use scoresde_solvers::{OdeSystem, SdeSystem, SemiLinear, SigmaSpace, SolverError};
 
 use crate::model::{NoiseLevel, ScoreModel};
 use crate::process::ForwardProcess;
@@ -115,3 +115,23 @@ impl<P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> SdeSystem for ReverseSd
         self.process.g2(t).sqrt()
     }
 }
+
+/// Implements [`SemiLinear`] for a system holding `process` and `model`.
+macro_rules! semi_linear {
+    ($system:ident) => {
+        impl<P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> SemiLinear for $system<'_, P, M> {
+            fn alpha(&self, t: f64) -> f64 {
+                self.process.alpha(t)
+            }
+            fn sigma(&self, t: f64) -> f64 {
+                self.process.sigma(t)
+            }
+            fn eps(&self, t: f64, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) -> scoresde_solvers::Result<()> {
+                let level = NoiseLevel::at_time(self.process, t);
+                self.model.predict_eps(level, x, out).map_err(wrap(t))
+            }
+        }
+    };
+}
+semi_linear!(ProbabilityFlow);
+semi_linear!(ReverseSde);

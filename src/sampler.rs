@@ -7,13 +7,13 @@
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use scoresde_solvers::tableau::{self, ButcherTableau};
 use scoresde_solvers::{
-    integrate_ode, integrate_sde, AdaptiveOptions, AdaptiveRk, EulerMaruyama, ExplicitRk, NoiseSource, StepInfo,
-    TimeGrid,
+    integrate_ode, integrate_pc, integrate_sde, AdaptiveOptions, AdaptiveRk, Ancestral, EulerMaruyama, ExplicitRk,
+    LangevinCorrector, NoiseSource, ReverseDiffusion, StepInfo, TimeGrid,
 };
 
 use crate::error::{Result, ScoreError};
 use crate::grids::{check_grid, Space};
-use crate::model::{Counting, ScoreModel};
+use crate::model::{Counting, NoiseLevel, Parameterisation, ScoreModel};
 use crate::process::ForwardProcess;
 use crate::reverse::{ProbabilityFlow, ReverseSde, SigmaFlow};
 
@@ -37,6 +37,14 @@ pub enum Solver {
     Dopri5,
     /// Euler-Maruyama on the reverse SDE (strong order 1 for this additive noise, 1 NFE/step).
     EulerMaruyama,
+    /// Ancestral sampling from the DDPM posterior on the grid (weak order 1, 1 NFE/step; DDPM =
+    /// DDIM with eta = 1).
+    Ancestral,
+    /// Song et al.'s reverse-diffusion predictor (weak order 1, 1 NFE/step).
+    ReverseDiffusion,
+    /// Predictor-corrector: reverse-diffusion predictor + Langevin corrector (1 + corrector steps
+    /// NFE per step; Song et al. 2021, Algorithms 2-3).
+    Pc,
 }
 
 impl Solver {
@@ -50,28 +58,31 @@ impl Solver {
             Self::Rk4_38 => Some(tableau::RK4_38),
             Self::Tsit5 => Some(tableau::TSIT5),
             Self::Dopri5 => Some(tableau::DOPRI5),
-            Self::EulerMaruyama => None,
+            Self::EulerMaruyama | Self::Ancestral | Self::ReverseDiffusion | Self::Pc => None,
         }
     }
 
     /// The space a solver is restricted to (`None`: it steps in t or in sigma alike).
     pub fn required_space(self) -> Option<Space> {
         match self {
-            Self::EulerMaruyama => Some(Space::Time),
+            Self::EulerMaruyama | Self::Ancestral | Self::ReverseDiffusion | Self::Pc => Some(Space::Time),
             _ => None,
         }
     }
 
     /// Whether the solver consumes noise.
     pub fn is_stochastic(self) -> bool {
-        matches!(self, Self::EulerMaruyama)
+        matches!(self, Self::EulerMaruyama | Self::Ancestral | Self::ReverseDiffusion | Self::Pc)
     }
 
     /// Command-line name.
     pub fn name(self) -> &'static str {
-        match self.tableau() {
-            Some(t) => t.name,
-            None => "euler-maruyama",
+        match self {
+            Self::EulerMaruyama => "euler-maruyama",
+            Self::Ancestral => "ancestral",
+            Self::ReverseDiffusion => "reverse-diffusion",
+            Self::Pc => "pc",
+            _ => self.tableau().map_or("?", |t| t.name),
         }
     }
 }
@@ -343,6 +354,14 @@ pub fn sample(
         let a1 = alpha_at(process, space, config.steps.end());
         x.mapv_inplace(|v| a1 * v);
     }
+    if config.options.denoise_final {
+        let end = convert(process, space, Space::Time, config.steps.end());
+        let level = NoiseLevel::at_time(process, end);
+        let mut eps = Array2::zeros(x.dim());
+        model.predict_eps(level, x.view(), eps.view_mut())?;
+        Parameterisation::X0.from_eps(level, x.view(), eps.view_mut());
+        x = eps;
+    }
     report.nfe = model.nfe();
     Ok((x, report))
 }
@@ -399,6 +418,14 @@ fn run_on_grid<'a>(
     match solver {
         Solver::EulerMaruyama => {
             integrate_sde(&EulerMaruyama, &sde(), grid, x, noise.ok_or_else(need_noise)?, observer)?
+        }
+        Solver::Ancestral => integrate_sde(&Ancestral, &sde(), grid, x, noise.ok_or_else(need_noise)?, observer)?,
+        Solver::ReverseDiffusion => {
+            integrate_sde(&ReverseDiffusion, &sde(), grid, x, noise.ok_or_else(need_noise)?, observer)?
+        }
+        Solver::Pc => {
+            let corrector = LangevinCorrector::new(options.snr, options.corrector_steps)?;
+            integrate_pc(&ReverseDiffusion, &corrector, &sde(), grid, x, noise.ok_or_else(need_noise)?, observer)?
         }
         _ => unreachable!("Runge-Kutta solvers are handled above"),
     }

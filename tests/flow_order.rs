@@ -114,3 +114,20 @@ fn euler_in_sigma_space_is_ddim_and_lands_on_a_point_mass_in_one_step() {
         assert!((r[0] - MU[0]).abs() < 1e-12 && (r[1] - MU[1]).abs() < 1e-12, "{r}");
     }
 }
+
+#[test]
+fn final_tweedie_step_returns_the_posterior_mean() {
+    // Point mass: E[x0 | x_t] = mu for every x_t, so one coarse step plus the final denoising lands
+    // on mu whatever the solver's error, and costs exactly one extra NFE.
+    let model = ExactScore::new(target([1e-12, 1e-12]));
+    let vp = Vp::new(0.1, 20.0).unwrap();
+    let grid = scoresde_solvers::TimeGrid::new(vec![1.0, 0.5]).unwrap();
+    let options = scoresde::sampler::SolverOptions { denoise_final: true, ..Default::default() };
+    let cfg = SamplerConfig::new(&vp, Solver::Euler, Space::Time, Steps::Grid(grid)).unwrap().with_options(options);
+    let z = prior_noise(2, 8, 2);
+    let (x, report) = sample(&vp, &model, &cfg, z.view(), None, &mut no_observer).unwrap();
+    assert_eq!(report.nfe, 2, "one solver evaluation plus the denoising evaluation");
+    for r in x.outer_iter() {
+        assert!((r[0] - MU[0]).abs() < 1e-10 && (r[1] - MU[1]).abs() < 1e-10, "{r}");
+    }
+}

@@ -70,8 +70,14 @@ pub enum SolverKind {
     Tsit5,
     /// Dormand-Prince 5(4): fixed steps on a grid, adaptive with --rtol/--atol.
     Dopri5,
-    /// Euler-Maruyama on the reverse SDE (strong order 1 here, 1 NFE/step; t grids only).
+    /// Euler-Maruyama on the reverse SDE (strong order 1 here, 1 NFE/step; steps in t).
     EulerMaruyama,
+    /// Ancestral sampling from the DDPM posterior (weak order 1, 1 NFE/step; steps in t).
+    Ancestral,
+    /// Song et al.'s reverse-diffusion predictor (weak order 1, 1 NFE/step; steps in t).
+    ReverseDiffusion,
+    /// Predictor-corrector: reverse diffusion + Langevin corrector (--snr, --corrector-steps).
+    Pc,
 }
 
 impl SampleArgs {
@@ -105,6 +111,9 @@ impl From<SolverKind> for Solver {
             SolverKind::Tsit5 => Solver::Tsit5,
             SolverKind::Dopri5 => Solver::Dopri5,
             SolverKind::EulerMaruyama => Solver::EulerMaruyama,
+            SolverKind::Ancestral => Solver::Ancestral,
+            SolverKind::ReverseDiffusion => Solver::ReverseDiffusion,
+            SolverKind::Pc => Solver::Pc,
         }
     }
 }

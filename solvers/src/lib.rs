@@ -9,21 +9,25 @@
 #![warn(missing_docs)]
 
 pub mod adaptive;
+pub mod ancestral;
 pub mod em;
 pub mod error;
 pub mod grid;
 pub mod noise;
+pub mod pc;
 pub mod rk;
 pub mod stepper;
 pub mod system;
 pub mod tableau;
 
 pub use adaptive::{AdaptiveOptions, AdaptiveRk, AdaptiveStats};
+pub use ancestral::{Ancestral, ReverseDiffusion};
 pub use em::EulerMaruyama;
 pub use error::{Result, SolverError};
 pub use grid::TimeGrid;
 pub use noise::{FixedNoise, KeyedNoise, NoiseSource};
+pub use pc::{integrate_pc, LangevinCorrector};
 pub use rk::ExplicitRk;
 pub use stepper::{integrate_ode, integrate_sde, no_observer, OdeStepper, SdeStepper, StepInfo};
-pub use system::{Counted, OdeSystem, SdeSystem, SigmaSpace};
+pub use system::{Counted, OdeSystem, SdeSystem, SemiLinear, SigmaSpace};
 pub use tableau::ButcherTableau;

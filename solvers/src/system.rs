@@ -34,6 +34,18 @@ pub trait SdeSystem {
     fn diffusion(&self, t: f64) -> f64;
 }
 
+/// A noising path with Gaussian marginals N(alpha(t) x0, sigma(t)^2 I) and a noise prediction,
+/// in process time t: what ancestral (DDPM posterior) and reverse-diffusion steps and the Langevin
+/// corrector need, beyond a drift.
+pub trait SemiLinear {
+    /// Signal coefficient alpha(t).
+    fn alpha(&self, t: f64) -> f64;
+    /// Noise level sigma(t).
+    fn sigma(&self, t: f64) -> f64;
+    /// Writes the noise prediction eps(x, t) into `out`.
+    fn eps(&self, t: f64, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) -> Result<()>;
+}
+
 /// The probability-flow ODE in EDM's variables (Karras et al. 2022): state x (= x/alpha of the
 /// process), time sigma (= sigma/alpha), dx/dsigma = eps(x, sigma), with the denoiser
 /// D(x, sigma) = x - sigma eps(x, sigma). Exponential integrators (DDIM, DPM-Solver, UniPC, DEIS)
