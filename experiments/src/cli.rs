@@ -263,6 +263,11 @@ pub struct SampleArgs {
     /// fresh noise of step k [default: drawn from --seed].
     #[arg(long)]
     pub noise: Option<PathBuf>,
+    /// Stochastic solvers: draw the noise from a virtual Brownian tree over the grid, so a sample's
+    /// Brownian path is the same for every step count (strong errors, step-count comparisons); about
+    /// 35 normal draws per step and sample instead of 1.
+    #[arg(long)]
+    pub brownian: bool,
     /// Ancestral / SDE samplers: noise scale eta (1 = full ancestral step, 0 = deterministic).
     #[arg(long, default_value_t = 1.0)]
     pub eta: f64,

@@ -10,7 +10,7 @@ use scoresde::model::{ExactScore, ScoreModel};
 use scoresde::process::ForwardProcess;
 use scoresde::sampler::{prior_noise, sample, SamplerConfig, Solver, Steps};
 use scoresde::targets;
-use scoresde_solvers::{AdaptiveOptions, FixedNoise, KeyedNoise, NoiseSource, TimeGrid};
+use scoresde_solvers::{AdaptiveOptions, BrownianNoise, FixedNoise, KeyedNoise, NoiseSource, TimeGrid};
 
 use crate::cli::{CmdResult, SampleArgs};
 
@@ -58,11 +58,27 @@ fn noise_source(
     solver: Solver,
     n: usize,
     d: usize,
-    steps: usize,
+    config: &SamplerConfig,
 ) -> Result<Option<Box<dyn NoiseSource>>, Box<dyn std::error::Error + Send + Sync>> {
+    let steps = match config.steps() {
+        Steps::Grid(g) => g.steps(),
+        Steps::Adaptive { .. } => 0,
+    };
+    if a.brownian && (a.noise.is_some() || !solver.is_stochastic()) {
+        return Err(format!(
+            "--brownian: solver {} with {} draws no fresh noise",
+            solver.name(),
+            if a.noise.is_some() { "--noise" } else { "no noise" }
+        )
+        .into());
+    }
     match (&a.noise, solver.is_stochastic()) {
         (Some(_), false) => Err(format!("--noise: solver {} is deterministic and uses no noise", solver.name()).into()),
         (None, false) => Ok(None),
+        (None, true) if a.brownian => match config.steps() {
+            Steps::Grid(g) => Ok(Some(Box::new(BrownianNoise::new(a.seed, g, 0)?))),
+            Steps::Adaptive { .. } => Err("--brownian needs a grid".into()),
+        },
         (None, true) => Ok(Some(Box::new(KeyedNoise::new(a.seed)))),
         (Some(p), true) => {
             let z = read_npy_3d(p, "noise")?;
@@ -125,7 +141,7 @@ pub fn run(a: SampleArgs) -> CmdResult {
         Steps::Adaptive { .. } => 0,
     };
     let config = SamplerConfig::new(&*process, solver, space, steps)?.with_options(a.solver_options()?);
-    let mut noise = noise_source(&a, solver, z.nrows(), d, n_steps)?;
+    let mut noise = noise_source(&a, solver, z.nrows(), d, &config)?;
     let bar = progress(n_steps as u64, a.quiet);
     let started = Instant::now();
     let (x, report) = sample(&*process, &model, &config, z.view(), noise.as_deref_mut(), &mut |info| {

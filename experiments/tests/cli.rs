@@ -81,6 +81,50 @@ fn a_small_run_is_a_prefix_of_a_large_run() {
     }
 }
 
+#[test]
+fn brownian_paths_make_step_counts_comparable() {
+    // With --brownian every step count integrates the same Brownian path: Euler-Maruyama at 200
+    // and 400 steps differ by its strong error O(h) (~1e-2 here), while with fresh per-step noise
+    // the two runs are independent draws (differences of order the target's spread, ~2).
+    let tmp = Tmp::new("brownian");
+    let load = |name: &str, steps: &str, brownian: bool| -> Array2<f64> {
+        let out = tmp.p(name);
+        let mut args =
+            vec!["sample", "--solver", "euler-maruyama", "--n", "300", "--steps", steps, "--quiet", "--out", s(&out)];
+        if brownian {
+            args.push("--brownian");
+        }
+        let o = run(&args, None);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        read_npy(&out).unwrap()
+    };
+    let diff = |a: &Array2<f64>, b: &Array2<f64>| (a - b).iter().map(|v| v.abs()).sum::<f64>() / a.len() as f64;
+    let same_path = diff(&load("b1.npy", "200", true), &load("b2.npy", "400", true));
+    let fresh = diff(&load("k1.npy", "200", false), &load("k2.npy", "400", false));
+    assert!(same_path < 0.1 && fresh > 0.5, "same path {same_path}, fresh noise {fresh}");
+    // Prefix property holds for the tree too.
+    let small = tmp.p("s.npy");
+    let o = run(
+        &[
+            "sample",
+            "--solver",
+            "euler-maruyama",
+            "--n",
+            "10",
+            "--steps",
+            "200",
+            "--brownian",
+            "--quiet",
+            "--out",
+            s(&small),
+        ],
+        None,
+    );
+    assert!(o.status.success());
+    let a: Array2<f64> = read_npy(&small).unwrap();
+    assert_eq!(a, load("b3.npy", "200", true).slice(ndarray::s![..10, ..]));
+}
+
 /// Runs a command that must fail: non-zero exit, a one-line message containing `needle`, no output.
 fn must_fail(args: &[&str], out: &Path, needle: &str) {
     let o = run(args, None);

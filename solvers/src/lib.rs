@@ -10,6 +10,7 @@
 
 pub mod adaptive;
 pub mod ancestral;
+pub mod brownian;
 pub mod em;
 pub mod error;
 pub mod grid;
@@ -22,6 +23,7 @@ pub mod tableau;
 
 pub use adaptive::{AdaptiveOptions, AdaptiveRk, AdaptiveStats};
 pub use ancestral::{Ancestral, ReverseDiffusion};
+pub use brownian::{BrownianNoise, BrownianTree};
 pub use em::EulerMaruyama;
 pub use error::{Result, SolverError};
 pub use grid::TimeGrid;
