@@ -11,6 +11,7 @@ pub mod error;
 pub mod gmm;
 pub mod grids;
 pub mod io;
+pub mod likelihood;
 pub mod metrics;
 pub mod model;
 pub mod process;

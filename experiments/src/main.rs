@@ -7,6 +7,7 @@
 
 mod cli;
 mod eval_cmd;
+mod nll_cmd;
 mod sample_cmd;
 
 use std::process::ExitCode;

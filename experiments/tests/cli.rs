@@ -125,6 +125,24 @@ fn brownian_paths_make_step_counts_comparable() {
     assert_eq!(a, load("b3.npy", "200", true).slice(ndarray::s![..10, ..]));
 }
 
+#[test]
+fn nll_matches_the_exact_density() {
+    let tmp = Tmp::new("nll");
+    let (x, l) = (tmp.p("x.npy"), tmp.p("l.npy"));
+    assert!(run(&["sample", "--n", "200", "--quiet", "--out", s(&x)], None).status.success());
+    let o = run(&["nll", "--points", s(&x), "--out", s(&l), "--prior", "exact"], None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(m["max_abs_error_vs_exact"].as_f64().unwrap() < 1e-4, "{m}");
+    let logp: Array1<f64> = read_npy(&l).unwrap();
+    assert_eq!(logp.len(), 200);
+    must_fail(
+        &["nll", "--target", "aniso16", "--points", s(&x), "--out", s(&tmp.p("bad.npy"))],
+        &tmp.p("bad.npy"),
+        "dimension 16",
+    );
+}
+
 /// Runs a command that must fail: non-zero exit, a one-line message containing `needle`, no output.
 fn must_fail(args: &[&str], out: &Path, needle: &str) {
     let o = run(args, None);
