@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod gaussian;
 pub mod gmm;
 pub mod grids;
 pub mod io;

@@ -1,0 +1,115 @@
+//! Exact output laws of samplers on a Gaussian target (src/gaussian.rs) and exact Gaussian W2.
+
+use ndarray::{array, Axis};
+use scoresde::gaussian::{exact_flow_law, exact_output_law, target_law, w2_gaussian, GaussianLaw};
+use scoresde::grids::{build_grid, Schedule, Space};
+use scoresde::model::ExactScore;
+use scoresde::process::{ForwardProcess, Ve, Vp};
+use scoresde::sampler::{prior_noise, sample, SamplerConfig, Solver, Steps};
+use scoresde::targets;
+use scoresde_solvers::{no_observer, KeyedNoise};
+
+fn config(p: &dyn ForwardProcess, solver: Solver, space: Space, steps: usize) -> SamplerConfig {
+    let grid = build_grid(p, Schedule::LogSnr, steps, p.t_max(), p.t_end_default(), space).unwrap();
+    SamplerConfig::new(p, solver, space, Steps::Grid(grid)).unwrap()
+}
+
+#[test]
+fn gaussian_w2_closed_forms() {
+    let law = |m: [f64; 2], c: [[f64; 2]; 2]| GaussianLaw { mean: array![m[0], m[1]], cov: array![c[0], c[1]] };
+    let a = law([1.0, 2.0], [[2.0, 0.5], [0.5, 1.0]]);
+    assert!(w2_gaussian(&a, &a) < 1e-7);
+    let shifted = law([4.0, -2.0], [[2.0, 0.5], [0.5, 1.0]]);
+    assert!((w2_gaussian(&a, &shifted) - 5.0).abs() < 1e-7);
+    // Commuting (diagonal) covariances: W2^2 = sum (sqrt l1 - sqrt l2)^2.
+    let p = law([0.0, 0.0], [[4.0, 0.0], [0.0, 1.0]]);
+    let q = law([0.0, 0.0], [[1.0, 0.0], [0.0, 9.0]]);
+    assert!((w2_gaussian(&p, &q) - (1.0f64 + 4.0).sqrt()).abs() < 1e-12);
+}
+
+fn slope(ns: &[usize], errs: &[f64]) -> f64 {
+    let lx: Vec<f64> = ns.iter().map(|&n| -(n as f64).ln()).collect();
+    let ly: Vec<f64> = errs.iter().map(|e| e.ln()).collect();
+    let k = lx.len() as f64;
+    let (mx, my) = (lx.iter().sum::<f64>() / k, ly.iter().sum::<f64>() / k);
+    let sxy: f64 = lx.iter().zip(&ly).map(|(x, y)| (x - mx) * (y - my)).sum();
+    sxy / lx.iter().map(|x| (x - mx).powi(2)).sum::<f64>()
+}
+
+#[test]
+fn exact_w2_of_ode_samplers_falls_at_their_order() {
+    // The deterministic samplers transport the prior along an approximate flow; the exact W2
+    // between their output law and the exact flow's law (the prior pushed by the exact flow map) is
+    // their distributional discretisation error, with no Monte Carlo noise at all.
+    let vp = Vp::new(0.1, 20.0).unwrap();
+    let ve = Ve::new(0.01, 50.0).unwrap();
+    let target = targets::gauss2();
+    for (p, solver, space, order, ns) in [
+        (&vp as &dyn ForwardProcess, Solver::Euler, Space::Time, 1.0, [100usize, 200, 400, 800]),
+        (&vp, Solver::Heun, Space::Time, 2.0, [50, 100, 200, 400]),
+        (&vp, Solver::Heun, Space::SigmaTilde, 2.0, [50, 100, 200, 400]),
+        (&ve, Solver::Rk4, Space::Time, 4.0, [25, 50, 100, 200]),
+    ] {
+        let t_end = p.t_end_default();
+        let truth = exact_flow_law(p, &target, p.t_max(), t_end).unwrap();
+        let errs: Vec<f64> = ns
+            .iter()
+            .map(|&n| w2_gaussian(&exact_output_law(p, &target, &config(p, solver, space, n)).unwrap(), &truth))
+            .collect();
+        let s = slope(&ns, &errs);
+        println!("{} {} {space:?}: exact W2 {errs:?}, order {s:.3} (theory {order})", p.name(), solver.name());
+        assert!((s - order).abs() < 0.15, "{} {}: fitted {s}", p.name(), solver.name());
+    }
+}
+
+#[test]
+fn exact_law_of_a_stochastic_sampler_matches_monte_carlo() {
+    // 20k samples: the sample mean is within 5 standard errors of the exact law's mean, and each
+    // variance within 5 standard errors (sqrt(2/(n-1)) C_jj): false-positive rate 5.7e-7 per check.
+    let vp = Vp::new(0.1, 20.0).unwrap();
+    let target = targets::gauss2();
+    for solver in [Solver::EulerMaruyama, Solver::Ancestral, Solver::ReverseDiffusion] {
+        let cfg = config(&vp, solver, Space::Time, 30);
+        let law = exact_output_law(&vp, &target, &cfg).unwrap();
+        let n = 20_000;
+        let z = prior_noise(8, n, 2);
+        let model = ExactScore::new(target.clone());
+        let (x, _) = sample(&vp, &model, &cfg, z.view(), Some(&mut KeyedNoise::new(3)), &mut no_observer).unwrap();
+        let m = x.mean_axis(Axis(0)).unwrap();
+        for j in 0..2 {
+            let c = law.cov[[j, j]];
+            let v = x.column(j).iter().map(|v| (v - m[j]).powi(2)).sum::<f64>() / (n - 1) as f64;
+            let (zm, zv) =
+                ((m[j] - law.mean[j]) / (c / n as f64).sqrt(), (v - c) / (c * (2.0 / (n - 1) as f64).sqrt()));
+            println!("{} coord {j}: mean {zm:+.2} SE, variance {zv:+.2} SE", solver.name());
+            assert!(zm.abs() < 5.0 && zv.abs() < 5.0, "{} coord {j}: {zm}, {zv}", solver.name());
+        }
+        // 30 coarse steps: the sampler's own law is measurably off the target (so the comparison
+        // above is with the sampler's law, not the target's).
+        let t_end = vp.t_end_default();
+        let w = w2_gaussian(&law, &target_law(&target, vp.alpha(t_end), vp.sigma(t_end)));
+        println!("{}: exact W2 to the target at 30 steps {w:.3e}", solver.name());
+    }
+}
+
+#[test]
+fn exact_w2_of_sde_samplers_falls_at_weak_order_one() {
+    // The reverse SDE contracts the prior mismatch (by ~alpha(T), far below these errors), so the
+    // exact W2 to the target's law at the grid end is the weak discretisation error: order 1.
+    let vp = Vp::new(0.1, 20.0).unwrap();
+    let target = targets::gauss2();
+    let t_end = vp.t_end_default();
+    let truth = target_law(&target, vp.alpha(t_end), vp.sigma(t_end));
+    let ns = [100usize, 200, 400, 800];
+    for solver in [Solver::EulerMaruyama, Solver::Ancestral, Solver::ReverseDiffusion] {
+        let errs: Vec<f64> = ns
+            .iter()
+            .map(|&n| {
+                w2_gaussian(&exact_output_law(&vp, &target, &config(&vp, solver, Space::Time, n)).unwrap(), &truth)
+            })
+            .collect();
+        let s = slope(&ns, &errs);
+        println!("vp {}: exact W2 {errs:?}, weak order {s:.3} (theory 1)", solver.name());
+        assert!((s - 1.0).abs() < 0.15, "{}: fitted {s}", solver.name());
+    }
+}
