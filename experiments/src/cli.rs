@@ -374,4 +374,23 @@ pub struct NllArgs {
     /// Density at the noise end T.
     #[arg(long, value_enum, default_value_t = PriorKind::Gaussian)]
     pub prior: PriorKind,
+    /// Estimate the divergence with Hutchinson's estimator and this many probes per point, instead
+    /// of the exact divergence (0 = exact).
+    #[arg(long, default_value_t = 0)]
+    pub hutchinson: usize,
+    /// Distribution of Hutchinson's probe vectors.
+    #[arg(long, value_enum, default_value_t = ProbeArg::Rademacher)]
+    pub probe: ProbeArg,
+    /// Seed of the probe vectors.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// Distribution of Hutchinson's probe vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProbeArg {
+    /// Entries +-1.
+    Rademacher,
+    /// Standard normal entries.
+    Gaussian,
 }

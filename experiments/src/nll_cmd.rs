@@ -2,12 +2,12 @@
 
 use ndarray::Array1;
 use scoresde::io::{read_npy_2d, write_npy};
-use scoresde::likelihood::{log_likelihood, Prior};
+use scoresde::likelihood::{log_likelihood, Hutchinson, Prior, ProbeKind};
 use scoresde::model::ExactScore;
 use scoresde::targets;
 use scoresde_solvers::AdaptiveOptions;
 
-use crate::cli::{CmdResult, NllArgs, PriorKind};
+use crate::cli::{CmdResult, NllArgs, PriorKind, ProbeArg};
 
 /// Runs `scoresde nll`.
 pub fn run(a: NllArgs) -> CmdResult {
@@ -30,7 +30,16 @@ pub fn run(a: NllArgs) -> CmdResult {
     };
     let model = ExactScore::new(target.clone());
     let options = AdaptiveOptions::new(a.rtol, a.atol)?;
-    let logp = log_likelihood(&*process, &model, points.view(), a.t_start, options, prior, Some(&target))?;
+    let logp = if a.hutchinson == 0 {
+        log_likelihood(&*process, &model, points.view(), a.t_start, options, prior, Some(&target))?
+    } else {
+        let kind = match a.probe {
+            ProbeArg::Rademacher => ProbeKind::Rademacher,
+            ProbeArg::Gaussian => ProbeKind::Gaussian,
+        };
+        let estimator = Hutchinson::new(&model, a.hutchinson, kind, a.seed)?;
+        log_likelihood(&*process, &estimator, points.view(), a.t_start, options, prior, Some(&target))?
+    };
     write_npy(&a.out, &logp)?;
     let mut exact = Array1::zeros(points.nrows());
     target.log_prob(process.alpha(a.t_start), process.sigma(a.t_start), points.view(), exact.view_mut());
