@@ -156,3 +156,35 @@ pub fn exact_flow_law(
     }
     Ok(GaussianLaw { mean, cov })
 }
+
+/// The exact probability-flow map of a single-Gaussian target N(mu, S = Q diag(l) Q^T): moves
+/// every row of `x` from time `u` to time `t` by z = Q^T (x - alpha mu), z_i(t) = sqrt(c_i(t) /
+/// c_i(u)) z_i(u), c_i = alpha^2 l_i + sigma^2 (MATH.md section 4).
+pub fn exact_flow_map(
+    process: &dyn ForwardProcess,
+    target: &GaussianMixture,
+    x: ndarray::ArrayView2<f64>,
+    u: f64,
+    t: f64,
+) -> Result<Array2<f64>> {
+    if target.n_components() != 1 {
+        return Err(ScoreError::InvalidParameter {
+            name: "target components".into(),
+            value: target.n_components() as f64,
+            expected: "the exact flow needs a single Gaussian",
+        });
+    }
+    let d = target.dim();
+    let e = SymmetricEigen::new(to_na(&target.component_covariance(0)));
+    let mu = target.means().row(0).to_owned();
+    let (au, su, at, st) = (process.alpha(u), process.sigma(u), process.alpha(t), process.sigma(t));
+    let ratio = e.eigenvalues.map(|l| ((at * at * l + st * st) / (au * au * l + su * su)).sqrt());
+    let m = &e.eigenvectors * DMatrix::from_diagonal(&ratio) * e.eigenvectors.transpose();
+    let mut out = Array2::zeros(x.dim());
+    for (xr, mut or) in x.outer_iter().zip(out.outer_iter_mut()) {
+        for a in 0..d {
+            or[a] = at * mu[a] + (0..d).map(|b| m[(a, b)] * (xr[b] - au * mu[b])).sum::<f64>();
+        }
+    }
+    Ok(out)
+}

@@ -22,14 +22,7 @@ fn target(l: [f64; 2]) -> GaussianMixture {
 
 /// Exact PF-ODE transport of x (given at time u) to time t.
 fn exact_flow(p: &dyn ForwardProcess, x: &Array2<f64>, u: f64, t: f64) -> Array2<f64> {
-    let mut out = x.clone();
-    for mut r in out.outer_iter_mut() {
-        for i in 0..2 {
-            let c = |s: f64| p.alpha(s).powi(2) * L[i] + p.sigma(s).powi(2);
-            r[i] = p.alpha(t) * MU[i] + (c(t) / c(u)).sqrt() * (r[i] - p.alpha(u) * MU[i]);
-        }
-    }
-    out
+    scoresde::gaussian::exact_flow_map(p, &target(L), x.view(), u, t).unwrap()
 }
 
 fn slope(hs: &[f64], errs: &[f64]) -> f64 {
