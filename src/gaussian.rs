@@ -120,6 +120,30 @@ pub fn w2_gaussian(p: &GaussianLaw, q: &GaussianLaw) -> f64 {
     (dm + tr.max(0.0)).sqrt()
 }
 
+/// The single Gaussian's mean and the matrix M = Q diag(sqrt(c_i(t)/c_i(u))) Q^T of the exact flow
+/// from u to t: x(t) = alpha(t) mu + M (x(u) - alpha(u) mu).
+fn flow_matrix(
+    process: &dyn ForwardProcess,
+    target: &GaussianMixture,
+    u: f64,
+    t: f64,
+) -> Result<(Array1<f64>, DMatrix<f64>)> {
+    if target.n_components() != 1 {
+        return Err(ScoreError::InvalidParameter {
+            name: "target components".into(),
+            value: target.n_components() as f64,
+            expected: "the exact flow needs a single Gaussian",
+        });
+    }
+    let e = SymmetricEigen::new(to_na(&target.component_covariance(0)));
+    let (au, su, at, st) = (process.alpha(u), process.sigma(u), process.alpha(t), process.sigma(t));
+    let ratio = e.eigenvalues.map(|l| ((at * at * l + st * st) / (au * au * l + su * su)).sqrt());
+    Ok((
+        target.means().row(0).to_owned(),
+        &e.eigenvectors * DMatrix::from_diagonal(&ratio) * e.eigenvectors.transpose(),
+    ))
+}
+
 /// The law at `t_end` of the exact probability-flow map applied to x(t_start) ~ N(0, prior_std^2 I),
 /// for a single-Gaussian target N(mu, S = Q diag(l) Q^T): x(t) = alpha(t) mu + Q D Q^T (x(u) -
 /// alpha(u) mu), D = diag(sqrt(c_i(t) / c_i(u))), c_i = alpha^2 l_i + sigma^2 (MATH.md section 4).
@@ -132,19 +156,9 @@ pub fn exact_flow_law(
     t_start: f64,
     t_end: f64,
 ) -> Result<GaussianLaw> {
-    if target.n_components() != 1 {
-        return Err(ScoreError::InvalidParameter {
-            name: "target components".into(),
-            value: target.n_components() as f64,
-            expected: "the exact flow needs a single Gaussian",
-        });
-    }
     let d = target.dim();
-    let e = SymmetricEigen::new(to_na(&target.component_covariance(0)));
-    let mu = target.means().row(0).to_owned();
-    let (au, su, at, st) = (process.alpha(t_start), process.sigma(t_start), process.alpha(t_end), process.sigma(t_end));
-    let ratio = e.eigenvalues.map(|l| ((at * at * l + st * st) / (au * au * l + su * su)).sqrt());
-    let m = &e.eigenvectors * DMatrix::from_diagonal(&ratio) * e.eigenvectors.transpose();
+    let (mu, m) = flow_matrix(process, target, t_start, t_end)?;
+    let (au, at) = (process.alpha(t_start), process.alpha(t_end));
     let v = process.prior_std().powi(2);
     let mut mean = Array1::zeros(d);
     let mut cov = Array2::zeros((d, d));
@@ -167,19 +181,9 @@ pub fn exact_flow_map(
     u: f64,
     t: f64,
 ) -> Result<Array2<f64>> {
-    if target.n_components() != 1 {
-        return Err(ScoreError::InvalidParameter {
-            name: "target components".into(),
-            value: target.n_components() as f64,
-            expected: "the exact flow needs a single Gaussian",
-        });
-    }
     let d = target.dim();
-    let e = SymmetricEigen::new(to_na(&target.component_covariance(0)));
-    let mu = target.means().row(0).to_owned();
-    let (au, su, at, st) = (process.alpha(u), process.sigma(u), process.alpha(t), process.sigma(t));
-    let ratio = e.eigenvalues.map(|l| ((at * at * l + st * st) / (au * au * l + su * su)).sqrt());
-    let m = &e.eigenvectors * DMatrix::from_diagonal(&ratio) * e.eigenvectors.transpose();
+    let (mu, m) = flow_matrix(process, target, u, t)?;
+    let (au, at) = (process.alpha(u), process.alpha(t));
     let mut out = Array2::zeros(x.dim());
     for (xr, mut or) in x.outer_iter().zip(out.outer_iter_mut()) {
         for a in 0..d {

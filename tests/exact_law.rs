@@ -1,5 +1,7 @@
 //! Exact output laws of samplers on a Gaussian target (src/gaussian.rs) and exact Gaussian W2.
 
+mod common;
+use common::order_slope;
 use ndarray::{array, Axis};
 use scoresde::gaussian::{exact_flow_law, exact_output_law, target_law, w2_gaussian, GaussianLaw};
 use scoresde::grids::{build_grid, Schedule, Space};
@@ -27,15 +29,6 @@ fn gaussian_w2_closed_forms() {
     assert!((w2_gaussian(&p, &q) - (1.0f64 + 4.0).sqrt()).abs() < 1e-12);
 }
 
-fn slope(ns: &[usize], errs: &[f64]) -> f64 {
-    let lx: Vec<f64> = ns.iter().map(|&n| -(n as f64).ln()).collect();
-    let ly: Vec<f64> = errs.iter().map(|e| e.ln()).collect();
-    let k = lx.len() as f64;
-    let (mx, my) = (lx.iter().sum::<f64>() / k, ly.iter().sum::<f64>() / k);
-    let sxy: f64 = lx.iter().zip(&ly).map(|(x, y)| (x - mx) * (y - my)).sum();
-    sxy / lx.iter().map(|x| (x - mx).powi(2)).sum::<f64>()
-}
-
 #[test]
 fn exact_w2_of_ode_samplers_falls_at_their_order() {
     // The deterministic samplers transport the prior along an approximate flow; the exact W2
@@ -56,7 +49,7 @@ fn exact_w2_of_ode_samplers_falls_at_their_order() {
             .iter()
             .map(|&n| w2_gaussian(&exact_output_law(p, &target, &config(p, solver, space, n)).unwrap(), &truth))
             .collect();
-        let s = slope(&ns, &errs);
+        let s = order_slope(&ns, &errs);
         println!("{} {} {space:?}: exact W2 {errs:?}, order {s:.3} (theory {order})", p.name(), solver.name());
         assert!((s - order).abs() < 0.15, "{} {}: fitted {s}", p.name(), solver.name());
     }
@@ -108,7 +101,7 @@ fn exact_w2_of_sde_samplers_falls_at_weak_order_one() {
                 w2_gaussian(&exact_output_law(&vp, &target, &config(&vp, solver, Space::Time, n)).unwrap(), &truth)
             })
             .collect();
-        let s = slope(&ns, &errs);
+        let s = order_slope(&ns, &errs);
         println!("vp {}: exact W2 {errs:?}, weak order {s:.3} (theory 1)", solver.name());
         assert!((s - 1.0).abs() < 0.15, "{}: fitted {s}", solver.name());
     }

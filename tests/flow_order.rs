@@ -5,6 +5,8 @@
 //! solver is known exactly and its order is the slope of log error against log step size (fitted
 //! over halvings; required within 0.15 of theory), in t and in sigma space.
 
+mod common;
+use common::order_slope;
 use ndarray::{array, Array2};
 use scoresde::gmm::{Covariance, GaussianMixture};
 use scoresde::grids::{build_grid, Schedule, Space};
@@ -23,16 +25,6 @@ fn target(l: [f64; 2]) -> GaussianMixture {
 /// Exact PF-ODE transport of x (given at time u) to time t.
 fn exact_flow(p: &dyn ForwardProcess, x: &Array2<f64>, u: f64, t: f64) -> Array2<f64> {
     scoresde::gaussian::exact_flow_map(p, &target(L), x.view(), u, t).unwrap()
-}
-
-fn slope(hs: &[f64], errs: &[f64]) -> f64 {
-    let lx: Vec<f64> = hs.iter().map(|h| h.ln()).collect();
-    let ly: Vec<f64> = errs.iter().map(|e| e.ln()).collect();
-    let n = lx.len() as f64;
-    let (mx, my) = (lx.iter().sum::<f64>() / n, ly.iter().sum::<f64>() / n);
-    let sxy: f64 = lx.iter().zip(&ly).map(|(x, y)| (x - mx) * (y - my)).sum();
-    let sxx: f64 = lx.iter().map(|x| (x - mx).powi(2)).sum();
-    sxy / sxx
 }
 
 fn fitted_order(
@@ -54,8 +46,7 @@ fn fitted_order(
         let (x, _) = sample(p, &model, &cfg, z.view(), None, &mut no_observer).unwrap();
         errs.push((&x - &truth).iter().fold(0.0f64, |m, d| m.max(d.abs())));
     }
-    let hs: Vec<f64> = steps.iter().map(|&n| 1.0 / n as f64).collect();
-    (slope(&hs, &errs), errs)
+    (order_slope(steps, &errs), errs)
 }
 
 /// Process, solver, space, schedule, step counts, theoretical order.

@@ -2,21 +2,14 @@
 //! Dormand-Prince solve at rtol = atol = 1e-12 from the same prior draws (its error is far below the
 //! errors compared). Slopes of log(max error) against log(h) over halvings, within 0.15 of theory.
 
+mod common;
+use common::order_slope;
 use scoresde::grids::{build_grid, Schedule, Space};
 use scoresde::model::ExactScore;
 use scoresde::process::{ForwardProcess, Ve, Vp};
 use scoresde::sampler::{prior_noise, sample, SamplerConfig, Solver, Steps};
 use scoresde::targets;
 use scoresde_solvers::{no_observer, AdaptiveOptions};
-
-fn slope(ns: &[usize], errs: &[f64]) -> f64 {
-    let lx: Vec<f64> = ns.iter().map(|&n| -(n as f64).ln()).collect();
-    let ly: Vec<f64> = errs.iter().map(|e| e.ln()).collect();
-    let k = lx.len() as f64;
-    let (mx, my) = (lx.iter().sum::<f64>() / k, ly.iter().sum::<f64>() / k);
-    let sxy: f64 = lx.iter().zip(&ly).map(|(x, y)| (x - mx) * (y - my)).sum();
-    sxy / lx.iter().map(|x| (x - mx).powi(2)).sum::<f64>()
-}
 
 #[test]
 fn ode_solvers_converge_at_their_order_on_the_ring() {
@@ -44,7 +37,7 @@ fn ode_solvers_converge_at_their_order_on_the_ring() {
                 (&x - &truth).iter().fold(0.0f64, |m, v| m.max(v.abs()))
             })
             .collect();
-        let s = slope(&ns, &errs);
+        let s = order_slope(&ns, &errs);
         println!(
             "ring8 {} {} {space:?} {schedule:?}: theory {order}, fitted {s:.3}, errors {errs:?}",
             p.name(),
