@@ -337,6 +337,9 @@ pub struct EvalArgs {
     /// Seed of the reference samples and projections.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Rows used by the O(n^2) metrics (MMD, energy distance).
+    #[arg(long, default_value_t = 2000)]
+    pub pairwise_max: usize,
 }
 
 /// The density used at the noise end of the likelihood ODE.

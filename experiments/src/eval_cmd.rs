@@ -3,6 +3,8 @@
 use rand::SeedableRng;
 use rand_pcg::Pcg64;
 use scoresde::io::{read_npy_2d, write_atomic};
+use scoresde::metrics::discrepancy::{energy_distance, frechet_distance, median_distance, mmd2_rbf};
+use scoresde::metrics::target::{ks_per_coordinate, missed_modes, mode_occupancy};
 use scoresde::metrics::{covariance_error, mean_error, random_directions, sliced_w2_with_directions};
 use scoresde::targets;
 
@@ -54,6 +56,14 @@ pub fn run(a: EvalArgs) -> CmdResult {
     target.log_prob(alpha, sigma, x.view(), logp.view_mut());
     let mut logp_ref = ndarray::Array1::zeros(n);
     target.log_prob(alpha, sigma, independent.view(), logp_ref.view_mut());
+    // Pairwise (O(n^2)) metrics on the first rows only.
+    let m = a.pairwise_max.min(n).min(n_ref);
+    let (xs, rs, is) =
+        (x.slice(ndarray::s![..m, ..]), reference.slice(ndarray::s![..m, ..]), independent.slice(ndarray::s![..m, ..]));
+    let bw = median_distance(rs, 1000);
+    let occupancy = mode_occupancy(&target, x.view());
+    let ks = ks_per_coordinate(&target, alpha, sigma, x.view()).fold(0.0f64, |a, &b| a.max(b));
+    let ks_floor = ks_per_coordinate(&target, alpha, sigma, independent.view()).fold(0.0f64, |a, &b| a.max(b));
     let metrics = serde_json::json!({
         "samples": a.samples.display().to_string(),
         "target": a.target,
@@ -67,6 +77,18 @@ pub fn run(a: EvalArgs) -> CmdResult {
         "sliced_w2_floor": sliced_w2_with_directions(independent.view(), reference.view(), dirs.view()),
         "mean_log_density": logp.mean().unwrap_or(f64::NAN),
         "exact_mean_log_density": logp_ref.mean().unwrap_or(f64::NAN),
+        "mmd2_rbf": mmd2_rbf(xs, rs, bw),
+        "mmd2_rbf_floor": mmd2_rbf(is, rs, bw),
+        "mmd_bandwidth": bw,
+        "energy_distance": energy_distance(xs, rs),
+        "energy_distance_floor": energy_distance(is, rs),
+        "pairwise_n": m,
+        "frechet": frechet_distance(x.view(), reference.view()),
+        "frechet_floor": frechet_distance(independent.view(), reference.view()),
+        "ks_max": ks,
+        "ks_max_floor": ks_floor,
+        "mode_occupancy": occupancy.to_vec(),
+        "missed_modes": missed_modes(&target, &occupancy),
         "projections": a.projections,
         "reference_n": n_ref,
         "seed": a.seed,

@@ -31,6 +31,9 @@
 //! any number of threads. [`sliced_w2`] draws all directions from the caller's RNG
 //! up front (see [`random_directions`]), so it is reproducible from the RNG state.
 
+pub mod discrepancy;
+pub mod target;
+
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
