@@ -249,6 +249,14 @@ fn sample_then_eval_runs_and_reports_metrics() {
         "sliced_w2_floor",
         "mean_log_density",
         "exact_mean_log_density",
+        "mmd2_rbf",
+        "mmd2_rbf_floor",
+        "energy_distance",
+        "energy_distance_floor",
+        "frechet",
+        "frechet_floor",
+        "ks_max",
+        "ks_max_floor",
     ] {
         assert!(m[key].as_f64().unwrap().is_finite(), "{key}");
     }
@@ -256,6 +264,7 @@ fn sample_then_eval_runs_and_reports_metrics() {
     // coordinate's error is ~N(0, var_j / n), so |err|^2 <= 25 tr(Cov) / n fails with probability
     // below P(chi2_1 > 25) = 6e-7 (the worst, one-dimensional case). ring8: tr(Cov) = 9 + 2 * 0.05.
     let bound = 5.0 * ((9.0 + 0.1) / 2000.0f64).sqrt();
+    assert_eq!(m["missed_modes"].as_u64(), Some(0));
     let e = m["mean_error"].as_f64().unwrap();
     assert!(e < bound, "mean error {e} above the 5-sigma Monte Carlo bound {bound}");
 }

@@ -95,7 +95,7 @@ mod tests {
         // A shifted sample set fails KS and a set on one mode misses seven.
         let shifted = x.mapv(|v| v + 0.5);
         assert!(ks_per_coordinate(&target, 1.0, 0.0, shifted.view())[0] > 0.05);
-        let one_mode = x.mapv(|_| 0.0) + &target.means().row(0);
+        let one_mode = x.mapv(|_| 0.0) + target.means().row(0);
         assert_eq!(missed_modes(&target, &mode_occupancy(&target, one_mode.view())), 7);
     }
 }
