@@ -8,7 +8,7 @@ use scoresde::grids::{Schedule, Space};
 use scoresde::process::{Edm, ForwardProcess, SubVp, Ve, Vp, VpCosine};
 use scoresde::sampler::{Solver, SolverOptions};
 
-use crate::{eval_cmd, nll_cmd, sample_cmd};
+use crate::{eval_cmd, nll_cmd, sample_cmd, sweep};
 
 /// Error type of the commands: any error, printed as one line with its causes.
 pub type CmdResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
@@ -30,6 +30,9 @@ enum Command {
     /// Log-likelihood of points through the probability-flow ODE (exact divergence), checked
     /// against the target's closed-form density.
     Nll(NllArgs),
+    /// Run an experiment sweep (default: the headline steps-vs-quality figure on the ring) and
+    /// write CSV, JSON sidecar and PNG/SVG figures.
+    Sweep(SweepArgs),
 }
 
 /// Runs the parsed command.
@@ -38,6 +41,7 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::Sample(a) => sample_cmd::run(*a),
         Command::Eval(a) => eval_cmd::run(a),
         Command::Nll(a) => nll_cmd::run(a),
+        Command::Sweep(a) => sweep::run(a),
     }
 }
 
@@ -396,4 +400,21 @@ pub enum ProbeArg {
     Rademacher,
     /// Standard normal entries.
     Gaussian,
+}
+
+/// Flags of `scoresde sweep`.
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// JSON config (fields: experiment, targets, processes, solvers [{solver, space}], steps,
+    /// schedule, n, seeds, projections, floor_reps; all optional) [default: the headline sweep].
+    pub config: Option<PathBuf>,
+    /// Output directory [default: plots].
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
+    /// Run only the cells with index i mod n (for splitting across machines), as `i/n`.
+    #[arg(long)]
+    pub shard: Option<String>,
+    /// No progress bar and no summary.
+    #[arg(long)]
+    pub quiet: bool,
 }

@@ -9,6 +9,7 @@ mod cli;
 mod eval_cmd;
 mod nll_cmd;
 mod sample_cmd;
+mod sweep;
 
 use std::process::ExitCode;
 

@@ -1,0 +1,407 @@
+//! `scoresde sweep`: solvers x step counts x processes x targets -> metric against NFE, as a long
+//! CSV (`experiment,target,process,solver,space,schedule,steps,nfe,seed,metric,value`), a JSON
+//! sidecar (config, git commit, versions, timings, fitted slopes) and PNG + SVG figures.
+//!
+//! Every cell is a pure function of its coordinates (target, process, solver, space, steps, seed):
+//! cells run in parallel and are written in cell order, so the CSV is identical for any thread
+//! count; `--shard i/n` runs the cells whose index is i mod n; a rerun skips the cells already in
+//! the CSV. The Monte Carlo floor of each metric (its value between independent exact sample sets
+//! of the same size) is written as solver `exact-floor`, one row per repetition. Deterministic
+//! solvers also get `path_error`, the mean distance to a tight Dormand-Prince solution from the
+//! same prior draws: discretisation error alone, whose slope against NFE is the solver's order.
+
+pub mod config;
+mod plot;
+
+use std::collections::BTreeSet;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::Array2;
+use rand::SeedableRng;
+use rayon::prelude::*;
+use scoresde::gmm::GaussianMixture;
+use scoresde::grids::{build_grid, Space};
+use scoresde::io::write_atomic;
+use scoresde::metrics::discrepancy::energy_distance;
+use scoresde::metrics::target::ks_per_coordinate;
+use scoresde::metrics::{covariance_error, mean_error, random_directions, sliced_w2_with_directions};
+use scoresde::model::ExactScore;
+use scoresde::process::ForwardProcess;
+use scoresde::sampler::{prior_noise, sample, SamplerConfig, Solver, Steps};
+use scoresde::targets;
+use scoresde_solvers::{no_observer, KeyedNoise};
+
+use crate::cli::{CmdResult, ProcessArgs, ProcessKind, SpaceKind, SweepArgs};
+use config::{SolverChoice, Sweep, SweepConfig};
+
+/// CSV header.
+pub const HEADER: &str = "experiment,target,process,solver,space,schedule,steps,nfe,seed,metric,value";
+/// Rows used by the O(n^2) energy distance.
+const PAIRWISE: usize = 2000;
+
+/// One CSV row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// Target name.
+    pub target: String,
+    /// Process name.
+    pub process: String,
+    /// Solver name (or `exact-floor`).
+    pub solver: String,
+    /// `t`, `sigma` or `-`.
+    pub space: String,
+    /// Steps (0 for floor rows).
+    pub steps: usize,
+    /// Model evaluations.
+    pub nfe: usize,
+    /// Seed (floor rows: repetition).
+    pub seed: u64,
+    /// Metric name.
+    pub metric: String,
+    /// Value.
+    pub value: f64,
+}
+
+fn process_of(kind: ProcessKind) -> scoresde::Result<Box<dyn ForwardProcess>> {
+    ProcessArgs { process: kind, beta_min: 0.1, beta_max: 20.0, sigma_min: None, sigma_max: None, cosine_s: 0.008 }
+        .build()
+}
+
+fn space_name(s: SpaceKind) -> &'static str {
+    match s {
+        SpaceKind::T => "t",
+        SpaceKind::Sigma => "sigma",
+    }
+}
+
+/// Exact samples of the target's law at the end of sampling (alpha, sigma of t_end).
+fn exact_set(target: &GaussianMixture, p: &dyn ForwardProcess, n: usize, seed: u64) -> Array2<f64> {
+    let t = p.t_end_default();
+    let mut rng = rand_pcg::Pcg64::seed_from_u64(seed);
+    let x0 = target.sample(n, &mut rng);
+    x0 * p.alpha(t) + prior_noise(seed ^ 0x5eed, n, target.dim()) * p.sigma(t)
+}
+
+/// Metrics of `x` against the reference set and the exact law at t_end.
+fn metrics(
+    target: &GaussianMixture,
+    p: &dyn ForwardProcess,
+    x: &Array2<f64>,
+    reference: &Array2<f64>,
+    dirs: &Array2<f64>,
+) -> Vec<(&'static str, f64)> {
+    let t = p.t_end_default();
+    let (a, s) = (p.alpha(t), p.sigma(t));
+    let (mean, cov) = target.moments(a, s);
+    let m = PAIRWISE.min(x.nrows());
+    let ks = ks_per_coordinate(target, a, s, x.view()).fold(0.0f64, |u, &v| u.max(v));
+    vec![
+        ("sliced_w2", sliced_w2_with_directions(x.view(), reference.view(), dirs.view())),
+        ("mean_error", mean_error(x.view(), mean.view())),
+        ("cov_error", covariance_error(x.view(), cov.view())),
+        ("ks_max", ks),
+        ("energy", energy_distance(x.slice(ndarray::s![..m, ..]), reference.slice(ndarray::s![..m, ..]))),
+    ]
+}
+
+/// Cell coordinates.
+#[derive(Debug, Clone)]
+struct Cell {
+    target: usize,
+    process: ProcessKind,
+    solver: SolverChoice,
+    steps: usize,
+    seed: u64,
+}
+
+fn cell_key(target: &str, process: &str, solver: &str, space: &str, steps: usize, seed: u64) -> String {
+    format!("{target}|{process}|{solver}|{space}|{steps}|{seed}")
+}
+
+fn run_cell(
+    sweep: &Sweep,
+    names: &[String],
+    tgts: &[GaussianMixture],
+    refs: &RefSets,
+    cell: &Cell,
+) -> Result<Vec<Row>, String> {
+    let p = process_of(cell.process).map_err(|e| e.to_string())?;
+    let target = &tgts[cell.target];
+    let space: Space = cell.solver.space.into();
+    let solver: Solver = cell.solver.solver.into();
+    let grid = build_grid(&*p, sweep.schedule.schedule(7.0), cell.steps, p.t_max(), p.t_end_default(), space)
+        .map_err(|e| e.to_string())?;
+    let config = SamplerConfig::new(&*p, solver, space, Steps::Grid(grid)).map_err(|e| e.to_string())?;
+    let z = prior_noise(cell.seed, sweep.config.n, target.dim());
+    let model = ExactScore::new(target.clone());
+    let mut noise = KeyedNoise::new(cell.seed);
+    let noise: Option<&mut dyn scoresde_solvers::NoiseSource> =
+        if solver.is_stochastic() { Some(&mut noise) } else { None };
+    let (x, report) = sample(&*p, &model, &config, z.view(), noise, &mut no_observer)
+        .map_err(|e| format!("{} {} {} {} steps: {e}", names[cell.target], p.name(), solver.name(), cell.steps))?;
+    let (reference, dirs, ode) = refs.get(cell.target, cell.process);
+    let mut values = metrics(target, &*p, &x, reference, dirs);
+    if !solver.is_stochastic() && z.nrows() == ode.nrows() {
+        // Discretisation error alone: mean distance to the tight PF-ODE solution from the same draws.
+        let d: f64 = (&x - ode).outer_iter().map(|r| r.dot(&r).sqrt()).sum::<f64>() / x.nrows() as f64;
+        values.push(("path_error", d));
+    }
+    Ok(values
+        .into_iter()
+        .map(|(metric, value)| Row {
+            target: names[cell.target].clone(),
+            process: p.name().into(),
+            solver: solver.name().into(),
+            space: space_name(cell.solver.space).into(),
+            steps: cell.steps,
+            nfe: report.nfe,
+            seed: cell.seed,
+            metric: metric.into(),
+            value,
+        })
+        .collect())
+}
+
+/// Per (target, process): exact reference samples, projection directions, and the PF-ODE
+/// solution from the sweep's prior draws by Dormand-Prince at rtol = atol = 1e-10 (seed 0's draws).
+struct RefSets {
+    sets: Vec<RefSet>,
+}
+
+/// Target index, process, reference samples, directions, tight ODE solution.
+type RefSet = (usize, ProcessKind, Array2<f64>, Array2<f64>, Array2<f64>);
+
+impl RefSets {
+    fn get(&self, target: usize, process: ProcessKind) -> (&Array2<f64>, &Array2<f64>, &Array2<f64>) {
+        let (_, _, r, d, o) =
+            self.sets.iter().find(|(t, p, ..)| *t == target && *p == process).expect("built for every pair");
+        (r, d, o)
+    }
+}
+
+/// The tight PF-ODE solution from the prior draws of `seed`.
+fn tight_ode(target: &GaussianMixture, p: &dyn ForwardProcess, n: usize, seed: u64) -> Result<Array2<f64>, String> {
+    let options = scoresde_solvers::AdaptiveOptions::new(1e-10, 1e-10).map_err(|e| e.to_string())?;
+    let steps = Steps::Adaptive { start: p.t_max(), end: p.t_end_default(), options };
+    let config = SamplerConfig::new(p, Solver::Dopri5, Space::Time, steps).map_err(|e| e.to_string())?;
+    let z = prior_noise(seed, n, target.dim());
+    Ok(sample(p, &ExactScore::new(target.clone()), &config, z.view(), None, &mut no_observer)
+        .map_err(|e| e.to_string())?
+        .0)
+}
+
+fn read_existing(path: &Path) -> Vec<Row> {
+    let Ok(text) = std::fs::read_to_string(path) else { return vec![] };
+    let mut lines = text.lines();
+    if lines.next() != Some(HEADER) {
+        return vec![];
+    }
+    lines
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            if f.len() != 11 {
+                return None;
+            }
+            Some(Row {
+                target: f[1].into(),
+                process: f[2].into(),
+                solver: f[3].into(),
+                space: f[4].into(),
+                steps: f[6].parse().ok()?,
+                nfe: f[7].parse().ok()?,
+                seed: f[8].parse().ok()?,
+                metric: f[9].into(),
+                value: f[10].parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+fn git_commit() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Parses `i/n`.
+fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("--shard {s:?}: expected i/n with 0 <= i < n");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n): (usize, usize) = (i.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+    if n == 0 || i >= n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
+/// Runs `scoresde sweep`.
+pub fn run(a: SweepArgs) -> CmdResult {
+    let config: SweepConfig = match &a.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => SweepConfig::default(),
+    };
+    let sweep = config.validate()?;
+    let (shard, shards) = a.shard.as_deref().map(parse_shard).transpose()?.unwrap_or((0, 1));
+    let out_dir: PathBuf = a.out_dir.clone().unwrap_or_else(|| PathBuf::from("plots"));
+    let name = &sweep.config.experiment;
+    let csv_path = if shards > 1 {
+        out_dir.join(format!("{name}.shard{shard}of{shards}.csv"))
+    } else {
+        out_dir.join(format!("{name}.csv"))
+    };
+    let started = Instant::now();
+
+    let tgts: Vec<GaussianMixture> = sweep.config.targets.iter().map(|t| targets::load(t)).collect::<Result<_, _>>()?;
+    let names: Vec<String> = sweep
+        .config
+        .targets
+        .iter()
+        .map(|t| Path::new(t).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| t.clone()))
+        .collect();
+    let n = sweep.config.n;
+    let mut sets = vec![];
+    let mut floor_rows = vec![];
+    for (ti, target) in tgts.iter().enumerate() {
+        for &pk in &sweep.processes {
+            let p = process_of(pk)?;
+            let reference = exact_set(target, &*p, n, 1_000_003);
+            let mut rng = rand_pcg::Pcg64::seed_from_u64(7);
+            let dirs = random_directions(sweep.config.projections, target.dim(), &mut rng);
+            for rep in 0..sweep.config.floor_reps as u64 {
+                let x = exact_set(target, &*p, n, 2_000_003 + rep);
+                for (metric, value) in metrics(target, &*p, &x, &reference, &dirs) {
+                    let (process, solver, space) = (p.name().into(), "exact-floor".into(), "-".into());
+                    floor_rows.push(Row {
+                        target: names[ti].clone(),
+                        process,
+                        solver,
+                        space,
+                        steps: 0,
+                        nfe: 0,
+                        seed: rep,
+                        metric: metric.into(),
+                        value,
+                    });
+                }
+            }
+            let ode = tight_ode(target, &*p, n, sweep.config.seeds[0])?;
+            sets.push((ti, pk, reference, dirs, ode));
+        }
+    }
+    let refs = RefSets { sets };
+
+    let mut cells = vec![];
+    for ti in 0..tgts.len() {
+        for &process in &sweep.processes {
+            for &solver in &sweep.solvers {
+                for &steps in &sweep.config.steps {
+                    for &seed in &sweep.config.seeds {
+                        cells.push(Cell { target: ti, process, solver, steps, seed });
+                    }
+                }
+            }
+        }
+    }
+    let existing = read_existing(&csv_path);
+    let done: BTreeSet<String> = existing
+        .iter()
+        .filter(|r| r.solver != "exact-floor")
+        .map(|r| cell_key(&r.target, &r.process, &r.solver, &r.space, r.steps, r.seed))
+        .collect();
+    let key_of = |c: &Cell| {
+        let p = process_of(c.process).map(|p| p.name()).unwrap_or("?");
+        let s: Solver = c.solver.solver.into();
+        cell_key(&names[c.target], p, s.name(), space_name(c.solver.space), c.steps, c.seed)
+    };
+    let todo: Vec<(usize, Cell)> =
+        cells.into_iter().enumerate().filter(|(i, c)| i % shards == shard && !done.contains(&key_of(c))).collect();
+    let bar = if std::io::stderr().is_terminal() && !a.quiet {
+        ProgressBar::new(todo.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} cells (eta {eta})").expect("valid template"));
+    let results: Vec<Result<Vec<Row>, String>> = todo
+        .par_iter()
+        .map(|(_, c)| {
+            let r = run_cell(&sweep, &names, &tgts, &refs, c);
+            bar.inc(1);
+            r
+        })
+        .collect();
+    bar.finish_and_clear();
+    let mut rows: Vec<Row> = existing.into_iter().filter(|r| r.solver != "exact-floor").collect();
+    for r in results {
+        rows.extend(r?);
+    }
+    // Cell order: target, process, solver (config order), space, steps, seed; metrics in order.
+    let order = |r: &Row| {
+        let t = names.iter().position(|n| *n == r.target).unwrap_or(usize::MAX);
+        let p = sweep
+            .processes
+            .iter()
+            .position(|&k| process_of(k).map(|p| p.name() == r.process).unwrap_or(false))
+            .unwrap_or(usize::MAX);
+        let s = sweep
+            .solvers
+            .iter()
+            .position(|c| Solver::from(c.solver).name() == r.solver && space_name(c.space) == r.space)
+            .unwrap_or(usize::MAX);
+        (t, p, s, r.steps, r.seed)
+    };
+    rows.sort_by_key(order);
+    rows.extend(floor_rows);
+    let schedule = &sweep.config.schedule;
+    let mut csv = String::from(HEADER);
+    csv.push('\n');
+    for r in &rows {
+        csv.push_str(&format!(
+            "{name},{},{},{},{},{schedule},{},{},{},{},{:e}\n",
+            r.target, r.process, r.solver, r.space, r.steps, r.nfe, r.seed, r.metric, r.value
+        ));
+    }
+    write_atomic(&csv_path, csv.as_bytes())?;
+    let slopes = plot::fitted_slopes(&rows, "path_error");
+    let mut figures = vec![];
+    if shards == 1 {
+        figures = plot::draw_all(&rows, name, &out_dir)?;
+    }
+    let sidecar = serde_json::json!({
+        "config": sweep.config,
+        "git_commit": git_commit(),
+        "scoresde_version": env!("CARGO_PKG_VERSION"),
+        "threads": rayon::current_num_threads(),
+        "shard": format!("{shard}/{shards}"),
+        "cells_run": todo.len(),
+        "seconds": started.elapsed().as_secs_f64(),
+        "csv": csv_path.display().to_string(),
+        "figures": figures,
+        "fitted_slopes_path_error_vs_nfe": slopes,
+    });
+    let json_path = csv_path.with_extension("json");
+    write_atomic(&json_path, format!("{}\n", serde_json::to_string_pretty(&sidecar)?).as_bytes())?;
+    if !a.quiet {
+        eprintln!(
+            "wrote {} ({} rows), {} and {} figure(s) in {:.1} s",
+            csv_path.display(),
+            rows.len(),
+            json_path.display(),
+            figures.len(),
+            started.elapsed().as_secs_f64()
+        );
+        for (k, v) in slopes.as_object().into_iter().flatten() {
+            eprintln!("  {k}: slope {v}");
+        }
+    }
+    Ok(())
+}
