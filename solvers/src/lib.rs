@@ -1,4 +1,5 @@
 //! Generic numerics for scoresde: time grids, explicit Runge-Kutta steppers (fixed and adaptive),
+//! exponential integrators in sigma space (DDIM, multistep and singlestep DPM-Solver(++)),
 //! Euler-Maruyama, and sources of noise.
 //!
 //! This crate knows nothing about diffusion models. Its steppers are written against small
@@ -9,8 +10,13 @@
 #![warn(missing_docs)]
 
 pub mod adaptive;
+pub mod ddim;
+pub mod dpm_solver_multistep;
+pub mod dpmpp_multistep;
+pub mod dpmpp_singlestep;
 pub mod em;
 pub mod error;
+pub mod exponential;
 pub mod grid;
 pub mod noise;
 pub mod rk;
@@ -19,6 +25,10 @@ pub mod system;
 pub mod tableau;
 
 pub use adaptive::{AdaptiveOptions, AdaptiveRk, AdaptiveStats};
+pub use ddim::Ddim;
+pub use dpm_solver_multistep::DpmSolverMultistep;
+pub use dpmpp_multistep::DpmSolverPpMultistep;
+pub use dpmpp_singlestep::DpmSolverPpSinglestep;
 pub use em::EulerMaruyama;
 pub use error::{Result, SolverError};
 pub use grid::TimeGrid;
