@@ -43,11 +43,14 @@ pub enum Solver {
     /// Multistep DPM-Solver-2M on the noise prediction (Lu et al. 2022a/b): order 2, 1 NFE/step,
     /// sigma space; diffusers `DPMSolverMultistepScheduler(algorithm_type="dpmsolver")`.
     DpmSolver2M,
-    /// Multistep DPM-Solver-3M on the noise prediction (Lu et al. 2022a/b): order 3, 1 NFE/step,
-    /// sigma space; diffusers `DPMSolverMultistepScheduler(algorithm_type="dpmsolver", solver_order=3)`.
+    /// Multistep DPM-Solver-3M on the noise prediction (Lu et al. 2022a/b), 1 NFE/step, sigma
+    /// space; diffusers `DPMSolverMultistepScheduler(algorithm_type="dpmsolver", solver_order=3)`.
+    /// Nominally third order, it converges at order 2: diffusers weights the D2 term by half the
+    /// Taylor-consistent value (see `scoresde_solvers::DpmSolverMultistep`).
     DpmSolver3M,
-    /// Multistep DPM-Solver++(3M) on the data prediction (Lu et al. 2022b): order 3, 1 NFE/step,
-    /// sigma space; diffusers `DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_order=3)`.
+    /// Multistep DPM-Solver++(3M) on the data prediction (Lu et al. 2022b), 1 NFE/step, sigma
+    /// space; diffusers `DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_order=3)`.
+    /// Nominally third order, it converges at order 2, as diffusers' DPM-Solver-3M does.
     DpmPp3M,
     /// Singlestep DPM-Solver++(2S) (Lu et al. 2022b, Algorithm 1) with the grid's points as stages:
     /// order 2, 1 NFE/step (2 per two-step block), sigma space; diffusers `DPMSolverSinglestepScheduler`.

@@ -77,10 +77,12 @@ pub enum SolverKind {
     /// Multistep DPM-Solver-2M, noise prediction (order 2, 1 NFE/step; sigma space; diffusers).
     #[value(name = "dpm-solver-2m")]
     DpmSolver2M,
-    /// Multistep DPM-Solver-3M, noise prediction (order 3, 1 NFE/step; sigma space; diffusers).
+    /// Multistep DPM-Solver-3M, noise prediction (1 NFE/step; sigma space; diffusers; nominally
+    /// order 3, measured 2 as diffusers defines it).
     #[value(name = "dpm-solver-3m")]
     DpmSolver3M,
-    /// Multistep DPM-Solver++(3M), data prediction (order 3, 1 NFE/step; sigma space; diffusers).
+    /// Multistep DPM-Solver++(3M), data prediction (1 NFE/step; sigma space; diffusers; nominally
+    /// order 3, measured 2 as diffusers defines it).
     #[value(name = "dpmpp-3m")]
     DpmPp3M,
     /// Singlestep DPM-Solver++(2S), grid points as stages (order 2, 1 NFE/step; sigma space; diffusers).

@@ -27,17 +27,22 @@ use crate::system::SigmaSpace;
 /// `DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_type="midpoint")` with its
 /// x-space update divided by alpha_t.
 ///
-/// - Order 2 or 3 in lambda; the per-step order follows [`multistep_order`] (the first steps
-///   lack history; `lower_order_final` lowers the last two steps of grids under 15 steps; a step
-///   to sigma = 0 is first order, and returns the denoiser output exactly).
+/// - Order 2 for 2M; 3M as diffusers defines it is also of order 2 (measured): its D2 estimates
+///   h^2 D'' / 2 but is weighted by h phi_3(-h), half the Taylor-consistent 2 h phi_3(-h), exactly
+///   as in [`DpmSolverMultistep`](crate::DpmSolverMultistep), whose documentation has the
+///   details; [`Self::with_taylor_consistent_d2`] gives the consistent weight.
+/// - The per-step order follows [`multistep_order`] (the first steps lack history;
+///   `lower_order_final` lowers the last two steps of grids under 15 steps; a step to sigma = 0 is
+///   first order, and returns the denoiser output exactly).
 /// - NFE per step: 1 (every step, first and last included).
 /// - Requires: [`SigmaSpace`] (its denoiser D = x - sigma eps). Deterministic. Exact for a
 ///   point-mass target (D constant) in one step to sigma = 0.
 /// - Reproduces diffusers 0.42 on its own sigma table: reference case `d2_disc_dpmpp3m_n10`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DpmSolverPpMultistep {
     order: usize,
     lower_order_final: bool,
+    d2_scale: f64,
 }
 
 impl DpmSolverPpMultistep {
@@ -50,7 +55,15 @@ impl DpmSolverPpMultistep {
                 expected: "multistep DPM-Solver++ has order 2 or 3",
             });
         }
-        Ok(Self { order, lower_order_final })
+        Ok(Self { order, lower_order_final, d2_scale: 1.0 })
+    }
+
+    /// Weights the second-difference term of the third-order update by 2 h phi_3 instead of
+    /// diffusers' h phi_3, which makes the update consistent with the Taylor expansion (see the
+    /// type's documentation). Not diffusers' method: for studying the order, not for replaying it.
+    pub fn with_taylor_consistent_d2(mut self) -> Self {
+        self.d2_scale = 2.0;
+        self
     }
 }
 
@@ -63,8 +76,14 @@ pub struct DpmSolverPpMultistepState {
 impl<S: SigmaSpace + ?Sized> OdeStepper<S> for DpmSolverPpMultistep {
     type State = DpmSolverPpMultistepState;
 
+    /// 2 for 2M and for diffusers' 3M (see the type's documentation), 3 for 3M with the
+    /// Taylor-consistent D2 weight.
     fn order(&self) -> u32 {
-        self.order as u32
+        if self.order == 3 && self.d2_scale == 1.0 {
+            2
+        } else {
+            self.order as u32
+        }
     }
 
     fn evals_per_step(&self) -> usize {
@@ -99,7 +118,7 @@ impl<S: SigmaSpace + ?Sized> OdeStepper<S> for DpmSolverPpMultistep {
         let (lambda_2, m2) = hist.get(2);
         let r1 = (lambda_1 - lambda_2) / h;
         let [_, p2, p3] = phi(-h);
-        let (c1, c2) = (h * p2, h * p3);
+        let (c1, c2) = (h * p2, self.d2_scale * h * p3);
         let (w, sum) = (r0 / (r0 + r1), 1.0 / (r0 + r1));
         Zip::from(&mut x).and(m0).and(m1).and(m2).for_each(|x, &m0, &m1, &m2| {
             let d10 = (m0 - m1) / r0;

@@ -34,26 +34,30 @@ pub fn log_snr(sigma: f64) -> f64 {
 /// the (rapidly converging) series is summed instead.
 pub fn phi(z: f64) -> [f64; 3] {
     if z.abs() < 0.5 {
-        // phi_k(z) = (1 / k!) (1 + z / (k + 1) (1 + z / (k + 2) (1 + ...))), 18 nested terms:
-        // the first one left out is below 0.5^18 / 18! relative.
-        let mut out = [0.0; 3];
-        let mut k_factorial = 1.0;
-        for (i, o) in out.iter_mut().enumerate() {
-            let k = (i + 1) as f64;
-            k_factorial *= k;
-            let mut acc = 1.0;
-            for j in (1..=18).rev() {
-                acc = 1.0 + z / (k + j as f64) * acc;
-            }
-            *o = acc / k_factorial;
-        }
-        out
+        phi_series(z)
     } else {
         let p1 = z.exp_m1() / z;
         let p2 = (p1 - 1.0) / z;
         let p3 = (p2 - 0.5) / z;
         [p1, p2, p3]
     }
+}
+
+/// phi_k(z) = (1 / k!) (1 + z / (k + 1) (1 + z / (k + 2) (1 + ...))), 18 nested terms: for
+/// |z| < 1 the first term left out is below 1 / 18! relative.
+fn phi_series(z: f64) -> [f64; 3] {
+    let mut out = [0.0; 3];
+    let mut k_factorial = 1.0;
+    for (i, o) in out.iter_mut().enumerate() {
+        let k = (i + 1) as f64;
+        k_factorial *= k;
+        let mut acc = 1.0;
+        for j in (1..=18).rev() {
+            acc = 1.0 + z / (k + j as f64) * acc;
+        }
+        *o = acc / k_factorial;
+    }
+    out
 }
 
 /// diffusers' order of a multistep DPM-Solver / DPM-Solver++ step (`DPMSolverMultistepScheduler`).
@@ -82,12 +86,12 @@ pub fn multistep_order(step: usize, total: usize, order: usize, lower_order_fina
 /// A singlestep method of order k groups the grid's steps into blocks of k steps: the j-th step
 /// of a block (j = 1..k) is an update of order j from the block's start, using the model
 /// outputs at the block's first j points (the later ones evaluated at the intermediate states
-/// of the same block). Without `lower_order_final` the blocks are [1, 2, .., k] repeated. With
+/// of the same block). Without `lower_order_final` the blocks are `[1, 2, .., k]` repeated. With
 /// it (which diffusers applies at any number of steps, and forces on when `total` is not a
 /// multiple of k), the last block is shortened as in diffusers:
-/// - order 3: total % 3 == 0 ends with [1, 2], [1]; total % 3 == 1 ends with [1];
-///   total % 3 == 2 ends with [1, 2];
-/// - order 2: even totals end with [1], [1]; odd ones with [1].
+/// - order 3: total % 3 == 0 ends with `[1, 2], [1]`; total % 3 == 1 ends with `[1]`;
+///   total % 3 == 2 ends with `[1, 2]`;
+/// - order 2: even totals end with `[1], [1]`; odd ones with `[1]`.
 ///
 /// A step to sigma = 0 is first order (see [`multistep_order`]); [`singlestep_orders`] applies
 /// that to the last entry, the steppers at the step itself.
@@ -180,19 +184,21 @@ mod tests {
 
     #[test]
     fn phi_series_and_closed_forms_agree_where_both_are_accurate() {
-        for &z in &[-0.49, -0.3, 0.3, 0.49] {
-            let s = phi(z);
+        // Around the switch at |z| = 0.5 both forms are accurate: the closed forms lose about
+        // eps / |z|^(k-1) to cancellation, the series is exact to rounding.
+        for &z in &[-0.9, -0.5, -0.3, 0.3, 0.5, 0.9] {
+            let s = phi_series(z);
             let p1 = z.exp_m1() / z;
             let p2 = (p1 - 1.0) / z;
-            assert!((s[0] - p1).abs() < 1e-15 && (s[1] - p2).abs() < 1e-14, "z = {z}: {s:?}");
+            let p3 = (p2 - 0.5) / z;
+            for (k, (a, b)) in s.iter().zip([p1, p2, p3]).enumerate() {
+                assert!((a - b).abs() <= 1e-14 * b.abs(), "phi_{} at z = {z}: series {a}, closed {b}", k + 1);
+            }
         }
-        let s = phi(0.0);
-        assert_eq!(s, [1.0, 0.5, 1.0 / 6.0]);
-        let s = phi(-0.5 - 1e-12);
-        let t = phi(-0.5 + 1e-12);
-        for k in 0..3 {
-            assert!((s[k] - t[k]).abs() < 1e-13, "phi_{} is not continuous at the switch", k + 1);
-        }
+        assert_eq!(phi(0.0), [1.0, 0.5, 1.0 / 6.0]);
+        // Large |z|: phi_1(-40) = (1 - e^-40) / 40, phi_2(-40) = (phi_1 - 1) / -40, ...
+        let p = phi(-40.0);
+        assert!((p[0] - 0.025).abs() < 1e-15 && (p[1] - 0.975 / 40.0).abs() < 1e-15, "{p:?}");
     }
 
     #[test]
