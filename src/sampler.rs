@@ -7,8 +7,9 @@
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use scoresde_solvers::tableau::{self, ButcherTableau};
 use scoresde_solvers::{
-    integrate_ode, integrate_pc, integrate_sde, AdaptiveOptions, AdaptiveRk, Ancestral, EulerMaruyama, ExplicitRk,
-    LangevinCorrector, NoiseSource, ReverseDiffusion, StepInfo, TimeGrid,
+    integrate_ode, integrate_pc, integrate_sde, AdaptiveOptions, AdaptiveRk, Ancestral, Ddim, DpmSolverMultistep,
+    DpmSolverPpMultistep, DpmSolverPpSinglestep, EulerMaruyama, ExplicitRk, LangevinCorrector, NoiseSource,
+    ReverseDiffusion, StepInfo, TimeGrid,
 };
 
 use crate::error::{Result, ScoreError};
@@ -45,6 +46,27 @@ pub enum Solver {
     /// Predictor-corrector: reverse-diffusion predictor + Langevin corrector (1 + corrector steps
     /// NFE per step; Song et al. 2021, Algorithms 2-3).
     Pc,
+    /// Deterministic DDIM (Song et al. 2021, eta = 0): order 1, 1 NFE/step, sigma space. The same
+    /// update as Euler in sigma space and first-order DPM-Solver; diffusers `DDIMScheduler`.
+    Ddim,
+    /// Multistep DPM-Solver-2M on the noise prediction (Lu et al. 2022a/b): order 2, 1 NFE/step,
+    /// sigma space; diffusers `DPMSolverMultistepScheduler(algorithm_type="dpmsolver")`.
+    DpmSolver2M,
+    /// Multistep DPM-Solver-3M on the noise prediction (Lu et al. 2022a/b), 1 NFE/step, sigma
+    /// space; diffusers `DPMSolverMultistepScheduler(algorithm_type="dpmsolver", solver_order=3)`.
+    /// Nominally third order, it converges at order 2: diffusers weights the D2 term by half the
+    /// Taylor-consistent value (see `scoresde_solvers::DpmSolverMultistep`).
+    DpmSolver3M,
+    /// Multistep DPM-Solver++(3M) on the data prediction (Lu et al. 2022b), 1 NFE/step, sigma
+    /// space; diffusers `DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_order=3)`.
+    /// Nominally third order, it converges at order 2, as diffusers' DPM-Solver-3M does.
+    DpmPp3M,
+    /// Singlestep DPM-Solver++(2S) (Lu et al. 2022b, Algorithm 1) with the grid's points as stages:
+    /// order 2, 1 NFE/step (2 per two-step block), sigma space; diffusers `DPMSolverSinglestepScheduler`.
+    DpmPp2S,
+    /// Singlestep DPM-Solver++(3S) with the grid's points as stages: order 3, 1 NFE/step (3 per
+    /// three-step block), sigma space; diffusers `DPMSolverSinglestepScheduler(solver_order=3)`.
+    DpmPp3S,
 }
 
 impl Solver {
@@ -58,7 +80,16 @@ impl Solver {
             Self::Rk4_38 => Some(tableau::RK4_38),
             Self::Tsit5 => Some(tableau::TSIT5),
             Self::Dopri5 => Some(tableau::DOPRI5),
-            Self::EulerMaruyama | Self::Ancestral | Self::ReverseDiffusion | Self::Pc => None,
+            Self::EulerMaruyama
+            | Self::Ancestral
+            | Self::ReverseDiffusion
+            | Self::Pc
+            | Self::Ddim
+            | Self::DpmSolver2M
+            | Self::DpmSolver3M
+            | Self::DpmPp3M
+            | Self::DpmPp2S
+            | Self::DpmPp3S => None,
         }
     }
 
@@ -66,6 +97,9 @@ impl Solver {
     pub fn required_space(self) -> Option<Space> {
         match self {
             Self::EulerMaruyama | Self::Ancestral | Self::ReverseDiffusion | Self::Pc => Some(Space::Time),
+            Self::Ddim | Self::DpmSolver2M | Self::DpmSolver3M | Self::DpmPp3M | Self::DpmPp2S | Self::DpmPp3S => {
+                Some(Space::SigmaTilde)
+            }
             _ => None,
         }
     }
@@ -78,11 +112,23 @@ impl Solver {
     /// Command-line name.
     pub fn name(self) -> &'static str {
         match self {
+            Self::Euler => tableau::EULER.name,
+            Self::Midpoint => tableau::MIDPOINT.name,
+            Self::Heun => tableau::HEUN.name,
+            Self::Rk4 => tableau::RK4.name,
+            Self::Rk4_38 => tableau::RK4_38.name,
+            Self::Tsit5 => tableau::TSIT5.name,
+            Self::Dopri5 => tableau::DOPRI5.name,
             Self::EulerMaruyama => "euler-maruyama",
+            Self::Ddim => "ddim",
+            Self::DpmSolver2M => "dpm-solver-2m",
+            Self::DpmSolver3M => "dpm-solver-3m",
+            Self::DpmPp3M => "dpmpp-3m",
+            Self::DpmPp2S => "dpmpp-2s",
+            Self::DpmPp3S => "dpmpp-3s",
             Self::Ancestral => "ancestral",
             Self::ReverseDiffusion => "reverse-diffusion",
             Self::Pc => "pc",
-            _ => self.tableau().map_or("?", |t| t.name),
         }
     }
 }
@@ -146,7 +192,8 @@ pub struct SolverOptions {
     /// EDM churn: highest noise level that gets churn.
     pub s_tmax: f64,
     /// Lower the order of multistep methods on the last steps of short grids (diffusers'
-    /// `lower_order_final`, applied below 15 steps).
+    /// `lower_order_final`: multistep solvers apply it below 15 steps, singlestep DPM-Solver++
+    /// shortens its last block at any length, see `scoresde_solvers::exponential`).
     pub lower_order_final: bool,
     /// Langevin corrector: signal-to-noise ratio r.
     pub snr: f64,
@@ -414,7 +461,7 @@ fn run_on_grid<'a>(
     }
     let flow = || -> Flow<'a> { SigmaFlow::new(process, model) };
     let sde = || -> Sde<'a> { ReverseSde::new(process, model) };
-    let _ = (&flow, options);
+    let lof = options.lower_order_final;
     match solver {
         Solver::EulerMaruyama => {
             integrate_sde(&EulerMaruyama, &sde(), grid, x, noise.ok_or_else(need_noise)?, observer)?
@@ -427,6 +474,12 @@ fn run_on_grid<'a>(
             let corrector = LangevinCorrector::new(options.snr, options.corrector_steps)?;
             integrate_pc(&ReverseDiffusion, &corrector, &sde(), grid, x, noise.ok_or_else(need_noise)?, observer)?
         }
+        Solver::Ddim => integrate_ode(&Ddim, &flow(), grid, x, observer)?,
+        Solver::DpmSolver2M => integrate_ode(&DpmSolverMultistep::new(2, lof)?, &flow(), grid, x, observer)?,
+        Solver::DpmSolver3M => integrate_ode(&DpmSolverMultistep::new(3, lof)?, &flow(), grid, x, observer)?,
+        Solver::DpmPp3M => integrate_ode(&DpmSolverPpMultistep::new(3, lof)?, &flow(), grid, x, observer)?,
+        Solver::DpmPp2S => integrate_ode(&DpmSolverPpSinglestep::new(2, lof)?, &flow(), grid, x, observer)?,
+        Solver::DpmPp3S => integrate_ode(&DpmSolverPpSinglestep::new(3, lof)?, &flow(), grid, x, observer)?,
         _ => unreachable!("Runge-Kutta solvers are handled above"),
     }
     Ok(())

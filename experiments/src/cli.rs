@@ -86,6 +86,25 @@ pub enum SolverKind {
     ReverseDiffusion,
     /// Predictor-corrector: reverse diffusion + Langevin corrector (--snr, --corrector-steps).
     Pc,
+    /// Deterministic DDIM (eta = 0; order 1, 1 NFE/step; sigma space, = Euler there).
+    Ddim,
+    /// Multistep DPM-Solver-2M, noise prediction (order 2, 1 NFE/step; sigma space; diffusers).
+    #[value(name = "dpm-solver-2m")]
+    DpmSolver2M,
+    /// Multistep DPM-Solver-3M, noise prediction (1 NFE/step; sigma space; diffusers; nominally
+    /// order 3, measured 2 as diffusers defines it).
+    #[value(name = "dpm-solver-3m")]
+    DpmSolver3M,
+    /// Multistep DPM-Solver++(3M), data prediction (1 NFE/step; sigma space; diffusers; nominally
+    /// order 3, measured 2 as diffusers defines it).
+    #[value(name = "dpmpp-3m")]
+    DpmPp3M,
+    /// Singlestep DPM-Solver++(2S), grid points as stages (order 2, 1 NFE/step; sigma space; diffusers).
+    #[value(name = "dpmpp-2s")]
+    DpmPp2S,
+    /// Singlestep DPM-Solver++(3S), grid points as stages (order 3, 1 NFE/step; sigma space; diffusers).
+    #[value(name = "dpmpp-3s")]
+    DpmPp3S,
 }
 
 impl SampleArgs {
@@ -122,6 +141,12 @@ impl From<SolverKind> for Solver {
             SolverKind::Ancestral => Solver::Ancestral,
             SolverKind::ReverseDiffusion => Solver::ReverseDiffusion,
             SolverKind::Pc => Solver::Pc,
+            SolverKind::Ddim => Solver::Ddim,
+            SolverKind::DpmSolver2M => Solver::DpmSolver2M,
+            SolverKind::DpmSolver3M => Solver::DpmSolver3M,
+            SolverKind::DpmPp3M => Solver::DpmPp3M,
+            SolverKind::DpmPp2S => Solver::DpmPp2S,
+            SolverKind::DpmPp3S => Solver::DpmPp3S,
         }
     }
 }
@@ -294,7 +319,8 @@ pub struct SampleArgs {
     /// EDM stochastic sampler: S_tmax [default: infinity].
     #[arg(long, default_value_t = f64::INFINITY)]
     pub s_tmax: f64,
-    /// Multistep solvers: lower the order on the last steps of grids under 15 steps (diffusers).
+    /// Multistep solvers: lower the order on the last steps of grids under 15 steps; singlestep
+    /// DPM-Solver++: shorten the last block (diffusers' lower_order_final).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub lower_order_final: bool,
     /// Langevin corrector: signal-to-noise ratio r.

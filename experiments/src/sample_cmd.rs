@@ -157,7 +157,7 @@ pub fn run(a: SampleArgs) -> CmdResult {
             x.nrows(),
             solver.name(),
             process.name(),
-            space,
+            config.space(),
             report.steps,
             report.rejected,
             report.nfe,

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 /// The cases this build must reproduce (solvers of the foundation: Runge-Kutta in t and in sigma
 /// space, adaptive Dormand-Prince, Euler-Maruyama with recorded noise, and diffusers' Euler/Heun
-/// on their own sigma tables).
+/// on their own sigma tables) and the diffusers DDIM / DPM-Solver family on theirs.
 const CASES: &[&str] = &[
     "d2_vp-t_euler-t_n10",
     "d2_vp-t_midpoint-t_n10",
@@ -32,6 +32,12 @@ const CASES: &[&str] = &[
     "d2_vp-t_em-torchsde-fixednoise_n10",
     "d2_disc_euler_n10",
     "d2_disc_heun_n10",
+    "d2_disc_ddim_n10",
+    "d2_disc_dpm2m_n10",
+    "d2_disc_dpm3m_n10",
+    "d2_disc_dpmpp3m_n10",
+    "d2_disc_dpmpp2s_n10",
+    "d2_disc_dpmpp3s_n10",
 ];
 
 fn cases_dir() -> PathBuf {
@@ -102,6 +108,26 @@ fn solver_for(tag: &str) -> (&'static str, &'static str) {
     }
 }
 
+/// The solver of a diffusers (`disc`) case tag, as replay.py's DISCRETE table.
+fn disc_solver(tag: &str) -> &'static str {
+    match tag {
+        "ddim" => "ddim",
+        "euler" => "euler",
+        "heun" => "heun",
+        "dpmpp2m" => "dpmpp-2m",
+        "dpmpp3m" => "dpmpp-3m",
+        "dpm2m" => "dpm-solver-2m",
+        "dpm3m" => "dpm-solver-3m",
+        "dpmpp2s" => "dpmpp-2s",
+        "dpmpp3s" => "dpmpp-3s",
+        "unipc2" => "unipc-2",
+        "unipc3" => "unipc-3",
+        "deis2" => "deis-2",
+        "deis3" => "deis-3",
+        t => panic!("no mapping for disc tag {t}"),
+    }
+}
+
 /// The full argument list after `scoresde sample`, as replay.py builds it.
 fn build(case: &str, m: &Value, tmp: &Path) -> Vec<String> {
     let dir = cases_dir().join(case);
@@ -159,14 +185,16 @@ fn build(case: &str, m: &Value, tmp: &Path) -> Vec<String> {
             }
             let sp = tmp.join(format!("{case}_sigmas.npy"));
             write_npy(&sp, &Array1::from(kept.clone())).unwrap();
-            // diffusers' Euler and Heun start at x~ = sigma_max z, not sqrt(1 + sigma_max^2) z.
-            let z: Array2<f64> = read_npy(cases_dir().join(m["x_T"].as_str().unwrap())).unwrap();
-            let z = z * (kept[0] / (1.0 + kept[0] * kept[0]).sqrt());
-            let zp = tmp.join(format!("{case}_z.npy"));
-            write_npy(&zp, &z).unwrap();
-            let i = args.iter().position(|a| a == "--z-init").unwrap();
-            args[i + 1] = zp.display().to_string();
-            args.extend(["--solver".into(), tag.into(), "--sigmas".into(), sp.display().to_string()]);
+            if tag == "euler" || tag == "heun" {
+                // diffusers' Euler and Heun start at x~ = sigma_max z, not sqrt(1 + sigma_max^2) z.
+                let z: Array2<f64> = read_npy(cases_dir().join(m["x_T"].as_str().unwrap())).unwrap();
+                let z = z * (kept[0] / (1.0 + kept[0] * kept[0]).sqrt());
+                let zp = tmp.join(format!("{case}_z.npy"));
+                write_npy(&zp, &z).unwrap();
+                let i = args.iter().position(|a| a == "--z-init").unwrap();
+                args[i + 1] = zp.display().to_string();
+            }
+            args.extend(["--solver".into(), disc_solver(tag).into(), "--sigmas".into(), sp.display().to_string()]);
         }
         _ => panic!("no mapping for {case}"),
     }

@@ -1,4 +1,5 @@
 //! Generic numerics for scoresde: time grids, explicit Runge-Kutta steppers (fixed and adaptive),
+//! exponential integrators in sigma space (DDIM, multistep and singlestep DPM-Solver(++)),
 //! Euler-Maruyama, and sources of noise.
 //!
 //! This crate knows nothing about diffusion models. Its steppers are written against small
@@ -11,8 +12,13 @@
 pub mod adaptive;
 pub mod ancestral;
 pub mod brownian;
+pub mod ddim;
+pub mod dpm_solver_multistep;
+pub mod dpmpp_multistep;
+pub mod dpmpp_singlestep;
 pub mod em;
 pub mod error;
+pub mod exponential;
 pub mod grid;
 pub mod noise;
 pub mod pc;
@@ -24,6 +30,10 @@ pub mod tableau;
 pub use adaptive::{AdaptiveOptions, AdaptiveRk, AdaptiveStats};
 pub use ancestral::{Ancestral, ReverseDiffusion};
 pub use brownian::{BrownianNoise, BrownianTree};
+pub use ddim::Ddim;
+pub use dpm_solver_multistep::DpmSolverMultistep;
+pub use dpmpp_multistep::DpmSolverPpMultistep;
+pub use dpmpp_singlestep::DpmSolverPpSinglestep;
 pub use em::EulerMaruyama;
 pub use error::{Result, SolverError};
 pub use grid::TimeGrid;
