@@ -7,9 +7,9 @@
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use scoresde_solvers::tableau::{self, ButcherTableau};
 use scoresde_solvers::{
-    integrate_ode, integrate_pc, integrate_sde, AdaptiveOptions, AdaptiveRk, Ancestral, Ddim, DpmSolverMultistep,
-    DpmSolverPpMultistep, DpmSolverPpSinglestep, EulerMaruyama, ExplicitRk, LangevinCorrector, NoiseSource,
-    ReverseDiffusion, StepInfo, TimeGrid,
+    integrate_ode, integrate_pc, integrate_sde, AdaptiveOptions, AdaptiveRk, Ancestral, Ddim, Dpm2, DpmPp2M,
+    DpmPp2MSde, DpmSolver, DpmSolverMultistep, DpmSolverPpMultistep, DpmSolverPpSinglestep, EulerAncestral,
+    EulerMaruyama, ExplicitRk, LangevinCorrector, Lms, NoiseSource, ReverseDiffusion, StepInfo, TimeGrid,
 };
 
 use crate::error::{Result, ScoreError};
@@ -46,6 +46,19 @@ pub enum Solver {
     /// Predictor-corrector: reverse-diffusion predictor + Langevin corrector (1 + corrector steps
     /// NFE per step; Song et al. 2021, Algorithms 2-3).
     Pc,
+    /// k-diffusion's DPM-2: midpoint in log-sigma (order 2, 2 NFE/step, 1 on a step to sigma = 0).
+    Dpm2,
+    /// k-diffusion's LMS of order 4: Adams-Bashforth on the sigma grid (order 4, 1 NFE/step).
+    Lms4,
+    /// DPM-Solver++(2M), k-diffusion's form (order 2, 1 NFE/step; Lu et al. 2022b).
+    DpmPp2M,
+    /// Singlestep DPM-Solver-1/2/3 on the noise prediction with per-step orders (`--orders`; 3 by
+    /// default): k NFE on a step of order k (Lu et al. 2022a).
+    DpmSolver,
+    /// Euler ancestral (k-diffusion; eta, s_noise): weak order 1, 1 NFE/step, stochastic.
+    EulerAncestral,
+    /// DPM-Solver++(2M) SDE, midpoint variant (k-diffusion; eta, s_noise): 1 NFE/step, stochastic.
+    DpmPp2MSde,
     /// Deterministic DDIM (Song et al. 2021, eta = 0): order 1, 1 NFE/step, sigma space. The same
     /// update as Euler in sigma space and first-order DPM-Solver; diffusers `DDIMScheduler`.
     Ddim,
@@ -89,7 +102,13 @@ impl Solver {
             | Self::DpmSolver3M
             | Self::DpmPp3M
             | Self::DpmPp2S
-            | Self::DpmPp3S => None,
+            | Self::DpmPp3S
+            | Self::Dpm2
+            | Self::Lms4
+            | Self::DpmPp2M
+            | Self::DpmSolver
+            | Self::EulerAncestral
+            | Self::DpmPp2MSde => None,
         }
     }
 
@@ -97,16 +116,33 @@ impl Solver {
     pub fn required_space(self) -> Option<Space> {
         match self {
             Self::EulerMaruyama | Self::Ancestral | Self::ReverseDiffusion | Self::Pc => Some(Space::Time),
-            Self::Ddim | Self::DpmSolver2M | Self::DpmSolver3M | Self::DpmPp3M | Self::DpmPp2S | Self::DpmPp3S => {
-                Some(Space::SigmaTilde)
-            }
+            Self::Ddim
+            | Self::DpmSolver2M
+            | Self::DpmSolver3M
+            | Self::DpmPp3M
+            | Self::DpmPp2S
+            | Self::DpmPp3S
+            | Self::Dpm2
+            | Self::Lms4
+            | Self::DpmPp2M
+            | Self::DpmSolver
+            | Self::EulerAncestral
+            | Self::DpmPp2MSde => Some(Space::SigmaTilde),
             _ => None,
         }
     }
 
     /// Whether the solver consumes noise.
     pub fn is_stochastic(self) -> bool {
-        matches!(self, Self::EulerMaruyama | Self::Ancestral | Self::ReverseDiffusion | Self::Pc)
+        matches!(
+            self,
+            Self::EulerMaruyama
+                | Self::Ancestral
+                | Self::ReverseDiffusion
+                | Self::Pc
+                | Self::EulerAncestral
+                | Self::DpmPp2MSde
+        )
     }
 
     /// Command-line name.
@@ -121,6 +157,12 @@ impl Solver {
             Self::Dopri5 => tableau::DOPRI5.name,
             Self::EulerMaruyama => "euler-maruyama",
             Self::Ddim => "ddim",
+            Self::Dpm2 => "dpm2",
+            Self::Lms4 => "lms4",
+            Self::DpmPp2M => "dpmpp-2m",
+            Self::DpmSolver => "dpm-solver",
+            Self::EulerAncestral => "euler-ancestral",
+            Self::DpmPp2MSde => "dpmpp-2m-sde",
             Self::DpmSolver2M => "dpm-solver-2m",
             Self::DpmSolver3M => "dpm-solver-3m",
             Self::DpmPp3M => "dpmpp-3m",
@@ -475,6 +517,18 @@ fn run_on_grid<'a>(
             integrate_pc(&ReverseDiffusion, &corrector, &sde(), grid, x, noise.ok_or_else(need_noise)?, observer)?
         }
         Solver::Ddim => integrate_ode(&Ddim, &flow(), grid, x, observer)?,
+        Solver::Dpm2 => integrate_ode(&Dpm2, &flow(), grid, x, observer)?,
+        Solver::Lms4 => integrate_ode(&Lms::new(4)?, &flow(), grid, x, observer)?,
+        Solver::DpmPp2M => integrate_ode(&DpmPp2M, &flow(), grid, x, observer)?,
+        Solver::DpmSolver => integrate_ode(&DpmSolver::new(options.orders.clone())?, &flow(), grid, x, observer)?,
+        Solver::EulerAncestral => {
+            let stepper = EulerAncestral::new(options.eta, options.s_noise)?;
+            integrate_sde(&stepper, &flow(), grid, x, noise.ok_or_else(need_noise)?, observer)?
+        }
+        Solver::DpmPp2MSde => {
+            let stepper = DpmPp2MSde::new(options.eta, options.s_noise)?;
+            integrate_sde(&stepper, &flow(), grid, x, noise.ok_or_else(need_noise)?, observer)?
+        }
         Solver::DpmSolver2M => integrate_ode(&DpmSolverMultistep::new(2, lof)?, &flow(), grid, x, observer)?,
         Solver::DpmSolver3M => integrate_ode(&DpmSolverMultistep::new(3, lof)?, &flow(), grid, x, observer)?,
         Solver::DpmPp3M => integrate_ode(&DpmSolverPpMultistep::new(3, lof)?, &flow(), grid, x, observer)?,

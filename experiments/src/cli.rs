@@ -88,6 +88,20 @@ pub enum SolverKind {
     Pc,
     /// Deterministic DDIM (eta = 0; order 1, 1 NFE/step; sigma space, = Euler there).
     Ddim,
+    /// k-diffusion DPM-2 (order 2, 2 NFE/step; sigma space).
+    Dpm2,
+    /// k-diffusion LMS of order 4 (1 NFE/step; sigma space).
+    Lms4,
+    /// DPM-Solver++(2M) (order 2, 1 NFE/step; sigma space; k-diffusion and diffusers).
+    #[value(name = "dpmpp-2m")]
+    DpmPp2M,
+    /// Singlestep DPM-Solver-1/2/3 with per-step --orders (default 3; sigma space).
+    DpmSolver,
+    /// Euler ancestral (--eta, --s-noise; 1 NFE/step; sigma space; stochastic).
+    EulerAncestral,
+    /// DPM-Solver++(2M) SDE, midpoint (--eta, --s-noise; 1 NFE/step; sigma space; stochastic).
+    #[value(name = "dpmpp-2m-sde")]
+    DpmPp2MSde,
     /// Multistep DPM-Solver-2M, noise prediction (order 2, 1 NFE/step; sigma space; diffusers).
     #[value(name = "dpm-solver-2m")]
     DpmSolver2M,
@@ -142,6 +156,12 @@ impl From<SolverKind> for Solver {
             SolverKind::ReverseDiffusion => Solver::ReverseDiffusion,
             SolverKind::Pc => Solver::Pc,
             SolverKind::Ddim => Solver::Ddim,
+            SolverKind::Dpm2 => Solver::Dpm2,
+            SolverKind::Lms4 => Solver::Lms4,
+            SolverKind::DpmPp2M => Solver::DpmPp2M,
+            SolverKind::DpmSolver => Solver::DpmSolver,
+            SolverKind::EulerAncestral => Solver::EulerAncestral,
+            SolverKind::DpmPp2MSde => Solver::DpmPp2MSde,
             SolverKind::DpmSolver2M => Solver::DpmSolver2M,
             SolverKind::DpmSolver3M => Solver::DpmSolver3M,
             SolverKind::DpmPp3M => Solver::DpmPp3M,

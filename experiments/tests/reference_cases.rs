@@ -31,6 +31,17 @@ const CASES: &[&str] = &[
     "d2_vp-adaptive_dopri5-t_tol1e-05",
     "d2_vp-t_em-torchsde-fixednoise_n10",
     "d2_disc_euler_n10",
+    "d2_vp-t_dpm2-sigma_n10",
+    "d2_vp-karras_dpm2-sigma_n10",
+    "d2_vp-t_lms4-sigma_n10",
+    "d2_vp-karras_lms4-sigma_n10",
+    "d2_vp-t_dpmpp2m-sigma_n10",
+    "d2_vp-karras_dpmpp2m-sigma_n10",
+    "d2_ve-t_dpmpp2m-sigma_n10",
+    "d2_disc_dpmpp2m_n10",
+    "d2_vp-t_euler-ancestral-sigma-fixednoise_n10",
+    "d2_vp-t_dpmpp2m-sde-sigma-fixednoise_n10",
+    "d2_vp-logsnr_dpm-solver-fast_nfe10",
     "d2_disc_heun_n10",
     "d2_disc_ddim_n10",
     "d2_disc_dpm2m_n10",
@@ -104,6 +115,11 @@ fn solver_for(tag: &str) -> (&'static str, &'static str) {
         "tsit5-t" => ("tsit5", "t"),
         "euler-sigma" => ("euler", "sigma"),
         "heun-sigma" => ("heun", "sigma"),
+        "dpm2-sigma" => ("dpm2", "sigma"),
+        "lms4-sigma" => ("lms4", "sigma"),
+        "dpmpp2m-sigma" => ("dpmpp-2m", "sigma"),
+        "euler-ancestral-sigma-fixednoise" => ("euler-ancestral", "sigma"),
+        "dpmpp2m-sde-sigma-fixednoise" => ("dpmpp-2m-sde", "sigma"),
         t => panic!("no mapping for {t}"),
     }
 }
@@ -167,6 +183,14 @@ fn build(case: &str, m: &Value, tmp: &Path) -> Vec<String> {
             } else {
                 args.extend(["--sigmas".into(), f("grid_sigma_tilde.npy")]);
             }
+            if tag.contains("fixednoise") {
+                args.extend(["--noise".into(), f("noise.npy")]);
+            }
+        }
+        "vp-logsnr" if tag.starts_with("dpm-solver-fast") => {
+            let orders: Vec<String> = m["grid"]["orders"].as_array().unwrap().iter().map(|o| o.to_string()).collect();
+            args.extend(["--solver".into(), "dpm-solver".into(), "--orders".into(), orders.join(",")]);
+            args.extend(["--sigmas".into(), f("grid_sigma_tilde.npy")]);
         }
         "vp-adaptive" => {
             let g = &m["grid"];
