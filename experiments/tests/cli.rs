@@ -66,7 +66,7 @@ fn same_seed_is_bit_identical_for_one_and_two_threads() {
 #[test]
 fn a_small_run_is_a_prefix_of_a_large_run() {
     let tmp = Tmp::new("prefix");
-    for solver in ["euler", "euler-maruyama", "ancestral", "reverse-diffusion"] {
+    for solver in ["euler", "euler-maruyama", "ancestral", "reverse-diffusion", "euler-ancestral", "dpmpp-2m-sde"] {
         let (small, large) = (tmp.p("s.npy"), tmp.p("l.npy"));
         for (n, out) in [("10", &small), ("1000", &large)] {
             let o = run(
