@@ -7,9 +7,9 @@
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use scoresde_solvers::tableau::{self, ButcherTableau};
 use scoresde_solvers::{
-    integrate_ode, integrate_pc, integrate_sde, AdaptiveOptions, AdaptiveRk, Ancestral, Ddim, Dpm2, DpmPp2M,
+    integrate_ode, integrate_pc, integrate_sde, AdaptiveOptions, AdaptiveRk, Ancestral, Ddim, Deis, Dpm2, DpmPp2M,
     DpmPp2MSde, DpmSolver, DpmSolverMultistep, DpmSolverPpMultistep, DpmSolverPpSinglestep, EulerAncestral,
-    EulerMaruyama, ExplicitRk, LangevinCorrector, Lms, NoiseSource, ReverseDiffusion, StepInfo, TimeGrid,
+    EulerMaruyama, ExplicitRk, LangevinCorrector, Lms, NoiseSource, ReverseDiffusion, StepInfo, TimeGrid, UniPc,
 };
 
 use crate::error::{Result, ScoreError};
@@ -59,6 +59,14 @@ pub enum Solver {
     EulerAncestral,
     /// DPM-Solver++(2M) SDE, midpoint variant (k-diffusion; eta, s_noise): 1 NFE/step, stochastic.
     DpmPp2MSde,
+    /// UniPC-2 (bh2, data prediction; Zhao et al. 2023): order 3 with its corrector, 1 NFE/step.
+    UniPc2,
+    /// UniPC-3 (bh2, data prediction): order 4 with its corrector, 1 NFE/step.
+    UniPc3,
+    /// DEIS-2 (tAB; Zhang & Chen 2023): order 2, 1 NFE/step.
+    Deis2,
+    /// DEIS-3 (tAB): order 3, 1 NFE/step.
+    Deis3,
     /// Deterministic DDIM (Song et al. 2021, eta = 0): order 1, 1 NFE/step, sigma space. The same
     /// update as Euler in sigma space and first-order DPM-Solver; diffusers `DDIMScheduler`.
     Ddim,
@@ -108,7 +116,11 @@ impl Solver {
             | Self::DpmPp2M
             | Self::DpmSolver
             | Self::EulerAncestral
-            | Self::DpmPp2MSde => None,
+            | Self::DpmPp2MSde
+            | Self::UniPc2
+            | Self::UniPc3
+            | Self::Deis2
+            | Self::Deis3 => None,
         }
     }
 
@@ -127,7 +139,11 @@ impl Solver {
             | Self::DpmPp2M
             | Self::DpmSolver
             | Self::EulerAncestral
-            | Self::DpmPp2MSde => Some(Space::SigmaTilde),
+            | Self::DpmPp2MSde
+            | Self::UniPc2
+            | Self::UniPc3
+            | Self::Deis2
+            | Self::Deis3 => Some(Space::SigmaTilde),
             _ => None,
         }
     }
@@ -158,6 +174,10 @@ impl Solver {
             Self::EulerMaruyama => "euler-maruyama",
             Self::Ddim => "ddim",
             Self::Dpm2 => "dpm2",
+            Self::UniPc2 => "unipc-2",
+            Self::UniPc3 => "unipc-3",
+            Self::Deis2 => "deis-2",
+            Self::Deis3 => "deis-3",
             Self::Lms4 => "lms4",
             Self::DpmPp2M => "dpmpp-2m",
             Self::DpmSolver => "dpm-solver",
@@ -518,6 +538,10 @@ fn run_on_grid<'a>(
         }
         Solver::Ddim => integrate_ode(&Ddim, &flow(), grid, x, observer)?,
         Solver::Dpm2 => integrate_ode(&Dpm2, &flow(), grid, x, observer)?,
+        Solver::UniPc2 => integrate_ode(&UniPc::new(2, lof)?, &flow(), grid, x, observer)?,
+        Solver::UniPc3 => integrate_ode(&UniPc::new(3, lof)?, &flow(), grid, x, observer)?,
+        Solver::Deis2 => integrate_ode(&Deis::new(2, lof)?, &flow(), grid, x, observer)?,
+        Solver::Deis3 => integrate_ode(&Deis::new(3, lof)?, &flow(), grid, x, observer)?,
         Solver::Lms4 => integrate_ode(&Lms::new(4)?, &flow(), grid, x, observer)?,
         Solver::DpmPp2M => integrate_ode(&DpmPp2M, &flow(), grid, x, observer)?,
         Solver::DpmSolver => integrate_ode(&DpmSolver::new(options.orders.clone())?, &flow(), grid, x, observer)?,

@@ -90,6 +90,18 @@ pub enum SolverKind {
     Ddim,
     /// k-diffusion DPM-2 (order 2, 2 NFE/step; sigma space).
     Dpm2,
+    /// UniPC-2, bh2 (order 3 with its corrector, 1 NFE/step; sigma space; diffusers).
+    #[value(name = "unipc-2")]
+    UniPc2,
+    /// UniPC-3, bh2 (order 4 with its corrector, 1 NFE/step; sigma space; diffusers).
+    #[value(name = "unipc-3")]
+    UniPc3,
+    /// DEIS-2, tAB (order 2, 1 NFE/step; sigma space; diffusers).
+    #[value(name = "deis-2")]
+    Deis2,
+    /// DEIS-3, tAB (order 3, 1 NFE/step; sigma space; diffusers).
+    #[value(name = "deis-3")]
+    Deis3,
     /// k-diffusion LMS of order 4 (1 NFE/step; sigma space).
     Lms4,
     /// DPM-Solver++(2M) (order 2, 1 NFE/step; sigma space; k-diffusion and diffusers).
@@ -157,6 +169,10 @@ impl From<SolverKind> for Solver {
             SolverKind::Pc => Solver::Pc,
             SolverKind::Ddim => Solver::Ddim,
             SolverKind::Dpm2 => Solver::Dpm2,
+            SolverKind::UniPc2 => Solver::UniPc2,
+            SolverKind::UniPc3 => Solver::UniPc3,
+            SolverKind::Deis2 => Solver::Deis2,
+            SolverKind::Deis3 => Solver::Deis3,
             SolverKind::Lms4 => Solver::Lms4,
             SolverKind::DpmPp2M => Solver::DpmPp2M,
             SolverKind::DpmSolver => Solver::DpmSolver,
