@@ -8,7 +8,7 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use scoresde_solvers::tableau::{self, ButcherTableau};
 use scoresde_solvers::{
     integrate_ode, integrate_pc, integrate_sde, AdaptiveOptions, AdaptiveRk, Ancestral, Ddim, Deis, Dpm2, DpmPp2M,
-    DpmPp2MSde, DpmSolver, DpmSolverMultistep, DpmSolverPpMultistep, DpmSolverPpSinglestep, EulerAncestral,
+    DpmPp2MSde, DpmSolver, DpmSolverMultistep, DpmSolverPpMultistep, DpmSolverPpSinglestep, EdmSde, EulerAncestral,
     EulerMaruyama, ExplicitRk, LangevinCorrector, Lms, NoiseSource, ReverseDiffusion, StepInfo, TimeGrid, UniPc,
 };
 
@@ -59,6 +59,9 @@ pub enum Solver {
     EulerAncestral,
     /// DPM-Solver++(2M) SDE, midpoint variant (k-diffusion; eta, s_noise): 1 NFE/step, stochastic.
     DpmPp2MSde,
+    /// EDM's stochastic sampler, Heun with churn (Karras et al. 2022, Algorithm 2; s_churn,
+    /// s_tmin, s_tmax, s_noise): weak order 1, 2 NFE/step, stochastic.
+    EdmSde,
     /// UniPC-2 (bh2, data prediction; Zhao et al. 2023): order 3 with its corrector, 1 NFE/step.
     UniPc2,
     /// UniPC-3 (bh2, data prediction): order 4 with its corrector, 1 NFE/step.
@@ -120,7 +123,8 @@ impl Solver {
             | Self::UniPc2
             | Self::UniPc3
             | Self::Deis2
-            | Self::Deis3 => None,
+            | Self::Deis3
+            | Self::EdmSde => None,
         }
     }
 
@@ -143,7 +147,8 @@ impl Solver {
             | Self::UniPc2
             | Self::UniPc3
             | Self::Deis2
-            | Self::Deis3 => Some(Space::SigmaTilde),
+            | Self::Deis3
+            | Self::EdmSde => Some(Space::SigmaTilde),
             _ => None,
         }
     }
@@ -158,6 +163,7 @@ impl Solver {
                 | Self::Pc
                 | Self::EulerAncestral
                 | Self::DpmPp2MSde
+                | Self::EdmSde
         )
     }
 
@@ -174,6 +180,7 @@ impl Solver {
             Self::EulerMaruyama => "euler-maruyama",
             Self::Ddim => "ddim",
             Self::Dpm2 => "dpm2",
+            Self::EdmSde => "edm-sde",
             Self::UniPc2 => "unipc-2",
             Self::UniPc3 => "unipc-3",
             Self::Deis2 => "deis-2",
@@ -538,6 +545,10 @@ fn run_on_grid<'a>(
         }
         Solver::Ddim => integrate_ode(&Ddim, &flow(), grid, x, observer)?,
         Solver::Dpm2 => integrate_ode(&Dpm2, &flow(), grid, x, observer)?,
+        Solver::EdmSde => {
+            let stepper = EdmSde::new(options.s_churn, options.s_tmin, options.s_tmax, options.s_noise)?;
+            integrate_sde(&stepper, &flow(), grid, x, noise.ok_or_else(need_noise)?, observer)?
+        }
         Solver::UniPc2 => integrate_ode(&UniPc::new(2, lof)?, &flow(), grid, x, observer)?,
         Solver::UniPc3 => integrate_ode(&UniPc::new(3, lof)?, &flow(), grid, x, observer)?,
         Solver::Deis2 => integrate_ode(&Deis::new(2, lof)?, &flow(), grid, x, observer)?,

@@ -90,6 +90,8 @@ pub enum SolverKind {
     Ddim,
     /// k-diffusion DPM-2 (order 2, 2 NFE/step; sigma space).
     Dpm2,
+    /// EDM stochastic sampler: Heun with churn (--s-churn, --s-tmin, --s-tmax, --s-noise; 2 NFE/step).
+    EdmSde,
     /// UniPC-2, bh2 (order 3 with its corrector, 1 NFE/step; sigma space; diffusers).
     #[value(name = "unipc-2")]
     UniPc2,
@@ -169,6 +171,7 @@ impl From<SolverKind> for Solver {
             SolverKind::Pc => Solver::Pc,
             SolverKind::Ddim => Solver::Ddim,
             SolverKind::Dpm2 => Solver::Dpm2,
+            SolverKind::EdmSde => Solver::EdmSde,
             SolverKind::UniPc2 => Solver::UniPc2,
             SolverKind::UniPc3 => Solver::UniPc3,
             SolverKind::Deis2 => Solver::Deis2,
