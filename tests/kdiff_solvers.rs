@@ -105,3 +105,32 @@ fn data_prediction_methods_land_on_a_point_mass() {
         }
     }
 }
+
+#[test]
+fn adaptive_dpm_solver_error_falls_with_its_tolerance() {
+    // Against the exact Gaussian flow: the local error is controlled per step, so tightening
+    // rtol = atol by 100x must cut the global error by at least 10x, and every attempted step costs
+    // exactly 3 evaluations.
+    use scoresde::gaussian::exact_flow_map;
+    let vp = Vp::new(0.1, 20.0).unwrap();
+    let target = targets::gauss2();
+    let z = prior_noise(3, 32, 2);
+    let (t0, t1) = (vp.t_max(), vp.t_end_default());
+    let truth = exact_flow_map(&vp, &target, z.view(), t0, t1).unwrap();
+    let mut errs = vec![];
+    for tol in [1e-3, 1e-5, 1e-7] {
+        let options = scoresde_solvers::AdaptiveOptions::new(tol, tol).unwrap();
+        let steps = Steps::Adaptive { start: vp.sigma_tilde(t0), end: vp.sigma_tilde(t1), options };
+        let cfg = SamplerConfig::new(&vp, Solver::DpmSolverAdaptive, Space::SigmaTilde, steps).unwrap();
+        let (x, report) =
+            sample(&vp, &ExactScore::new(target.clone()), &cfg, z.view(), None, &mut no_observer).unwrap();
+        assert_eq!(report.nfe, 3 * (report.steps + report.rejected));
+        let e = (&x - &truth).iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        println!(
+            "dpm-solver-adaptive tol {tol:e}: error {e:.2e}, {} steps, {} rejected",
+            report.steps, report.rejected
+        );
+        errs.push(e);
+    }
+    assert!(errs[1] < errs[0] / 10.0 && errs[2] < errs[1] / 10.0, "{errs:?}");
+}

@@ -90,6 +90,8 @@ pub enum SolverKind {
     Ddim,
     /// k-diffusion DPM-2 (order 2, 2 NFE/step; sigma space).
     Dpm2,
+    /// Adaptive DPM-Solver-23 (--rtol, --atol, --sigma-start/--sigma-end or --t-start/--t-end; sigma space).
+    DpmSolverAdaptive,
     /// EDM stochastic sampler: Heun with churn (--s-churn, --s-tmin, --s-tmax, --s-noise; 2 NFE/step).
     EdmSde,
     /// UniPC-2, bh2 (order 3 with its corrector, 1 NFE/step; sigma space; diffusers).
@@ -172,6 +174,7 @@ impl From<SolverKind> for Solver {
             SolverKind::Ddim => Solver::Ddim,
             SolverKind::Dpm2 => Solver::Dpm2,
             SolverKind::EdmSde => Solver::EdmSde,
+            SolverKind::DpmSolverAdaptive => Solver::DpmSolverAdaptive,
             SolverKind::UniPc2 => Solver::UniPc2,
             SolverKind::UniPc3 => Solver::UniPc3,
             SolverKind::Deis2 => Solver::Deis2,
