@@ -143,7 +143,10 @@ impl SampleArgs {
         let options = SolverOptions {
             eta: self.eta,
             s_noise: self.s_noise,
-            orders: self.orders.clone(),
+            orders: match self.nfe {
+                Some(nfe) => Some(scoresde_solvers::fast_orders(nfe)),
+                None => self.orders.clone(),
+            },
             s_churn: self.s_churn,
             s_tmin: self.s_tmin,
             s_tmax: self.s_tmax,
@@ -349,9 +352,13 @@ pub struct SampleArgs {
     /// Stochastic samplers: multiplier of the fresh noise (s_noise, EDM's S_noise).
     #[arg(long, default_value_t = 1.0)]
     pub s_noise: f64,
-    /// Singlestep DPM-Solver: per-step orders, e.g. 3,3,3,1 [default: the solver's schedule].
-    #[arg(long, value_delimiter = ',')]
+    /// Singlestep DPM-Solver: per-step orders, e.g. 3,3,3,1 [default: 3 on every step].
+    #[arg(long, value_delimiter = ',', conflicts_with = "nfe")]
     pub orders: Option<Vec<usize>>,
+    /// dpm-solver only: DPM-Solver-fast for this NFE budget (floor(nfe/3) + 1 log-SNR-uniform steps
+    /// between --t-start and --t-end, orders 3,..,3 then 2,1 or nfe mod 3).
+    #[arg(long, conflicts_with_all = ["grid", "sigmas", "steps", "rtol", "atol"])]
+    pub nfe: Option<usize>,
     /// EDM stochastic sampler: S_churn.
     #[arg(long, default_value_t = 0.0)]
     pub s_churn: f64,

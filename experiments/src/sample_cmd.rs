@@ -4,13 +4,13 @@ use std::io::IsTerminal;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use scoresde::grids::{build_grid, Space};
+use scoresde::grids::{build_grid, Schedule, Space};
 use scoresde::io::{read_npy_1d, read_npy_2d, read_npy_3d, write_npy};
 use scoresde::model::{ExactScore, ScoreModel};
 use scoresde::process::ForwardProcess;
 use scoresde::sampler::{prior_noise, sample, SamplerConfig, Solver, Steps};
 use scoresde::targets;
-use scoresde_solvers::{AdaptiveOptions, BrownianNoise, FixedNoise, KeyedNoise, NoiseSource, TimeGrid};
+use scoresde_solvers::{fast_orders, AdaptiveOptions, BrownianNoise, FixedNoise, KeyedNoise, NoiseSource, TimeGrid};
 
 use crate::cli::{CmdResult, SampleArgs};
 
@@ -46,6 +46,17 @@ fn steps_from_args(
     }
     if a.sigma_start.is_some() {
         return Err("--sigma-start/--sigma-end set the range of an adaptive solve: give --rtol and --atol too".into());
+    }
+    if let Some(nfe) = a.nfe {
+        if nfe == 0 || a.solver != crate::cli::SolverKind::DpmSolver {
+            return Err(format!(
+                "--nfe = {nfe}: sets DPM-Solver-fast's budget: needs --solver dpm-solver and nfe >= 1"
+            )
+            .into());
+        }
+        // DPM-Solver-fast: floor(nfe/3) + 1 steps uniform in log-SNR, orders from `fast_orders`.
+        let grid = build_grid(process, Schedule::LogSnr, fast_orders(nfe).len(), t_start, t_end, Space::SigmaTilde)?;
+        return Ok((Space::SigmaTilde, Steps::Grid(grid)));
     }
     let steps = a.steps.unwrap_or(50);
     let space: Space = a.space.into();

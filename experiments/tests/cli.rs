@@ -66,7 +66,9 @@ fn same_seed_is_bit_identical_for_one_and_two_threads() {
 #[test]
 fn a_small_run_is_a_prefix_of_a_large_run() {
     let tmp = Tmp::new("prefix");
-    for solver in ["euler", "euler-maruyama", "ancestral", "reverse-diffusion", "euler-ancestral", "dpmpp-2m-sde"] {
+    for solver in
+        ["euler", "euler-maruyama", "ancestral", "reverse-diffusion", "euler-ancestral", "dpmpp-2m-sde", "edm-sde"]
+    {
         let (small, large) = (tmp.p("s.npy"), tmp.p("l.npy"));
         for (n, out) in [("10", &small), ("1000", &large)] {
             let o = run(
@@ -123,6 +125,18 @@ fn brownian_paths_make_step_counts_comparable() {
     assert!(o.status.success());
     let a: Array2<f64> = read_npy(&small).unwrap();
     assert_eq!(a, load("b3.npy", "200", true).slice(ndarray::s![..10, ..]));
+}
+
+#[test]
+fn dpm_solver_fast_spends_exactly_its_budget() {
+    let tmp = Tmp::new("fast");
+    for nfe in ["1", "2", "3", "10", "11", "12"] {
+        let o =
+            run(&["sample", "--solver", "dpm-solver", "--nfe", nfe, "--n", "20", "--out", s(&tmp.p("f.npy"))], None);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{err}");
+        assert!(err.contains(&format!("NFE {nfe},")), "nfe {nfe}: {err}");
+    }
 }
 
 #[test]
@@ -185,6 +199,7 @@ fn bad_input_fails_cleanly_naming_the_field() {
     must_fail(&["sample", "--grid", s(&g32), "--out", o], &out, "g32.npy");
 
     must_fail(&["sample", "--steps", "0", "--out", o], &out, "steps = 0");
+    must_fail(&["sample", "--solver", "heun", "--nfe", "10", "--out", o], &out, "--nfe = 10");
     must_fail(&["sample", "--solver", "rk5", "--out", o], &out, "rk5");
     must_fail(&["sample", "--beta-max", "nan", "--out", o], &out, "beta_max = NaN");
     must_fail(&["sample", "--solver", "euler", "--rtol", "1e-4", "--out", o], &out, "embedded pair");
