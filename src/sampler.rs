@@ -108,28 +108,7 @@ impl Solver {
             Self::Rk4_38 => Some(tableau::RK4_38),
             Self::Tsit5 => Some(tableau::TSIT5),
             Self::Dopri5 => Some(tableau::DOPRI5),
-            Self::EulerMaruyama
-            | Self::Ancestral
-            | Self::ReverseDiffusion
-            | Self::Pc
-            | Self::Ddim
-            | Self::DpmSolver2M
-            | Self::DpmSolver3M
-            | Self::DpmPp3M
-            | Self::DpmPp2S
-            | Self::DpmPp3S
-            | Self::Dpm2
-            | Self::Lms4
-            | Self::DpmPp2M
-            | Self::DpmSolver
-            | Self::EulerAncestral
-            | Self::DpmPp2MSde
-            | Self::UniPc2
-            | Self::UniPc3
-            | Self::Deis2
-            | Self::Deis3
-            | Self::EdmSde
-            | Self::DpmSolverAdaptive => None,
+            _ => None,
         }
     }
 
@@ -137,25 +116,9 @@ impl Solver {
     pub fn required_space(self) -> Option<Space> {
         match self {
             Self::EulerMaruyama | Self::Ancestral | Self::ReverseDiffusion | Self::Pc => Some(Space::Time),
-            Self::Ddim
-            | Self::DpmSolver2M
-            | Self::DpmSolver3M
-            | Self::DpmPp3M
-            | Self::DpmPp2S
-            | Self::DpmPp3S
-            | Self::Dpm2
-            | Self::Lms4
-            | Self::DpmPp2M
-            | Self::DpmSolver
-            | Self::EulerAncestral
-            | Self::DpmPp2MSde
-            | Self::UniPc2
-            | Self::UniPc3
-            | Self::Deis2
-            | Self::Deis3
-            | Self::EdmSde
-            | Self::DpmSolverAdaptive => Some(Space::SigmaTilde),
-            _ => None,
+            // Runge-Kutta methods step in either variable; every other solver is written in EDM's.
+            _ if self.tableau().is_some() => None,
+            _ => Some(Space::SigmaTilde),
         }
     }
 

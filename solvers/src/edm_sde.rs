@@ -24,11 +24,7 @@ pub struct EdmSde {
 impl EdmSde {
     /// Validates S_churn >= 0, S_noise >= 0 and S_tmin <= S_tmax.
     pub fn new(s_churn: f64, s_tmin: f64, s_tmax: f64, s_noise: f64) -> Result<Self> {
-        for (name, v) in [("s_churn", s_churn), ("s_noise", s_noise), ("s_tmin", s_tmin)] {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err(SolverError::InvalidParameter { name, value: v, expected: "must be finite and >= 0" });
-            }
-        }
+        crate::error::check_nonnegative(&[("s_churn", s_churn), ("s_noise", s_noise), ("s_tmin", s_tmin)])?;
         if s_tmax.is_nan() || s_tmax < s_tmin {
             return Err(SolverError::InvalidParameter { name: "s_tmax", value: s_tmax, expected: "must be >= s_tmin" });
         }

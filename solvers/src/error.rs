@@ -100,3 +100,13 @@ pub enum SolverError {
 
 /// Result alias of the crate.
 pub type Result<T> = std::result::Result<T, SolverError>;
+
+/// Checks that every `(name, value)` is finite and >= 0 (noise scales, churn).
+pub fn check_nonnegative(params: &[(&'static str, f64)]) -> Result<()> {
+    for &(name, value) in params {
+        if !(value.is_finite() && value >= 0.0) {
+            return Err(SolverError::InvalidParameter { name, value, expected: "must be finite and >= 0" });
+        }
+    }
+    Ok(())
+}

@@ -2,7 +2,7 @@
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip};
 
-use crate::error::{Result, SolverError};
+use crate::error::Result;
 use crate::stepper::{SdeStepper, StepInfo};
 use crate::system::SigmaSpace;
 
@@ -30,11 +30,7 @@ pub struct EulerAncestral {
 impl EulerAncestral {
     /// Validates eta >= 0 and s_noise >= 0.
     pub fn new(eta: f64, s_noise: f64) -> Result<Self> {
-        for (name, v) in [("eta", eta), ("s_noise", s_noise)] {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err(SolverError::InvalidParameter { name, value: v, expected: "must be finite and >= 0" });
-            }
-        }
+        crate::error::check_nonnegative(&[("eta", eta), ("s_noise", s_noise)])?;
         Ok(Self { eta, s_noise })
     }
 }
