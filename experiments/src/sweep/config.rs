@@ -56,6 +56,8 @@ impl Default for SweepConfig {
                 spec("rk4", "t"),
                 spec("euler", "sigma"),
                 spec("heun", "sigma"),
+                spec("dpmpp-2m", "sigma"),
+                spec("unipc-2", "sigma"),
                 spec("euler-maruyama", "t"),
                 spec("ancestral", "t"),
             ],

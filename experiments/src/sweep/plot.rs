@@ -105,10 +105,17 @@ where
         .caption(title, ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(40)
-        .y_label_area_size(60)
+        .y_label_area_size(70)
         .build_cartesian_2d((x0 / 1.2..x1 * 1.2).log_scale(), (y0 / 1.5..y1 * 1.5).log_scale())
         .map_err(|e| err(&e))?;
-    chart.configure_mesh().x_desc("NFE").y_desc(y_desc).draw().map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("NFE")
+        .y_desc(y_desc)
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.0e}"))
+        .draw()
+        .map_err(|e| err(&e))?;
     if let Some((m, sd)) = floor {
         let band = (m - 2.0 * sd).max(y0 / 1.5)..m + 2.0 * sd;
         chart
