@@ -136,6 +136,22 @@ impl Solver {
         )
     }
 
+    /// The order of convergence the solver shows on a smooth problem: global order for the
+    /// deterministic solvers, weak order for the stochastic ones (the order its tests assert).
+    /// `DpmSolver` reports its default order-3 schedule; `DpmSolver3M` and `DpmPp3M` report 2, the
+    /// order diffusers' weights give (see their variants).
+    pub fn order(self) -> u32 {
+        match self {
+            Self::Euler | Self::Ddim | Self::EulerMaruyama | Self::Ancestral | Self::ReverseDiffusion | Self::Pc => 1,
+            Self::EulerAncestral | Self::EdmSde => 1,
+            Self::Midpoint | Self::Heun | Self::Dpm2 | Self::DpmPp2M | Self::DpmSolver2M | Self::DpmSolver3M => 2,
+            Self::DpmPp3M | Self::DpmPp2S | Self::Deis2 | Self::DpmPp2MSde => 2,
+            Self::DpmSolver | Self::DpmSolverAdaptive | Self::DpmPp3S | Self::Deis3 | Self::UniPc2 => 3,
+            Self::Rk4 | Self::Rk4_38 | Self::Lms4 | Self::UniPc3 => 4,
+            Self::Tsit5 | Self::Dopri5 => 5,
+        }
+    }
+
     /// Command-line name.
     pub fn name(self) -> &'static str {
         match self {

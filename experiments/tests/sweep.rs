@@ -70,3 +70,136 @@ fn small_sweep_is_deterministic_resumable_and_shardable() {
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("stepz"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("scoresde-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn run_sweep(config: &std::path::Path, out: &std::path::Path) -> serde_json::Value {
+    let o = bin()
+        .args(["sweep", config.to_str().unwrap(), "--out-dir", out.to_str().unwrap(), "--quiet"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let name = config.file_stem().unwrap().to_str().unwrap();
+    serde_json::from_str(&std::fs::read_to_string(out.join(format!("{name}.json"))).unwrap()).unwrap()
+}
+
+/// The convergence experiment's fitted orders come from the exact output law (no Monte Carlo
+/// error), so on the Gaussian target they must match theory asymptotically: the tolerance 0.15
+/// is the pre-asymptotic slack the order tests use over the same step counts.
+#[test]
+fn convergence_fits_the_theoretical_orders_on_a_gaussian() {
+    let dir = temp_dir("conv");
+    let config = dir.join("conv.json");
+    std::fs::write(
+        &config,
+        r#"{"kind": "convergence", "experiment": "conv", "targets": ["gauss2"], "processes": ["vp"],
+            "solvers": [{"solver": "euler", "space": "t"}, {"solver": "heun", "space": "t"},
+                        {"solver": "dpmpp-2m", "space": "sigma"}, {"solver": "euler-maruyama", "space": "t"}],
+            "steps": [32, 64, 128, 256]}"#,
+    )
+    .unwrap();
+    let sidecar = run_sweep(&config, &dir);
+    let orders = &sidecar["fitted_orders_vs_steps"];
+    for (solver, theory) in
+        [("euler (t)", 1.0), ("heun (t)", 2.0), ("dpmpp-2m (sigma)", 2.0), ("euler-maruyama (t)", 1.0)]
+    {
+        let fitted = orders[format!("gauss2/vp/{solver}")].as_f64().unwrap_or_else(|| panic!("{solver}: {orders}"));
+        assert!((fitted - theory).abs() < 0.15, "{solver}: fitted order {fitted}, theory {theory}");
+    }
+    let table = std::fs::read_to_string(dir.join("conv_orders.md")).unwrap();
+    assert!(table.contains("| heun (t) | 2 |"), "{table}");
+    assert!(dir.join("conv_gauss2_vp_w2_exact.svg").exists());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Each solver gets the most steps whose NFE fits the budget; each column has one bold best.
+#[test]
+fn solver_table_fills_budgets_and_marks_the_best() {
+    let dir = temp_dir("table");
+    let config = dir.join("tab.json");
+    std::fs::write(
+        &config,
+        r#"{"kind": "solver_table", "experiment": "tab", "processes": ["vp"], "budgets": [10, 20], "n": 500,
+            "projections": 8, "floor_reps": 2,
+            "solvers": [{"solver": "euler", "space": "t"}, {"solver": "rk4", "space": "t"},
+                        {"solver": "dpmpp-2m", "space": "sigma"}, {"solver": "ancestral", "space": "t"}]}"#,
+    )
+    .unwrap();
+    let sidecar = run_sweep(&config, &dir);
+    let plan = sidecar["budget_steps"].as_array().unwrap();
+    let steps_of = |solver: &str| -> Vec<(u64, u64)> {
+        let entry = plan.iter().find(|e| e["solver"] == solver).unwrap();
+        entry["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["steps"].as_u64().unwrap(), c["nfe"].as_u64().unwrap()))
+            .collect()
+    };
+    // RK4 costs 4 NFE per step: 2 steps (8 NFE) for 10, 5 steps (20 NFE) for 20.
+    assert_eq!(steps_of("rk4"), vec![(2, 8), (5, 20)]);
+    assert_eq!(steps_of("euler"), vec![(10, 10), (20, 20)]);
+    assert_eq!(steps_of("dpmpp-2m"), vec![(10, 10), (20, 20)]);
+    let md = std::fs::read_to_string(dir.join("tab.md")).unwrap();
+    let tex = std::fs::read_to_string(dir.join("tab.tex")).unwrap();
+    // Two metrics (path_error, sliced_w2) x one (target, process), two columns each.
+    assert_eq!(md.matches("**").count(), 2 * 2 * 2, "{md}");
+    assert_eq!(tex.matches("\\textbf{").count(), 2 * 2, "{tex}");
+    assert!(md.contains("rk4 (t) |") && md.contains("<sup>8</sup>") && tex.contains("$^{8}$"));
+    // Stochastic solvers have no path error: they are absent from that table only.
+    let path_table = md.split("# tab: sliced_w2").next().unwrap();
+    assert!(!path_table.contains("ancestral") && md.contains("| ancestral (t) |"));
+    assert!(md.contains("Monte Carlo floor") && tex.contains("\\toprule"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Each path ends where `scoresde sample` ends with the same seed, flags and step count.
+#[test]
+fn trajectories_end_at_the_samplers_output() {
+    let dir = temp_dir("traj");
+    let config = dir.join("traj.json");
+    std::fs::write(
+        &config,
+        r#"{"kind": "trajectories", "experiment": "traj", "particles": 5, "steps": [12],
+            "solvers": [{"solver": "heun", "space": "t"}, {"solver": "euler-maruyama", "space": "t"},
+                        {"solver": "dpmpp-2m", "space": "sigma"}]}"#,
+    )
+    .unwrap();
+    let o = bin()
+        .args(["sweep", config.to_str().unwrap(), "--out-dir", dir.to_str().unwrap(), "--quiet"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let csv = std::fs::read_to_string(dir.join("traj.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 3 * 13 * 5);
+    for (solver, space) in [("heun", "t"), ("euler-maruyama", "t"), ("dpmpp-2m", "sigma")] {
+        let npy = dir.join(format!("{solver}.npy"));
+        let o = bin()
+            .args(["sample", "--target", "ring8", "--n", "5", "--seed", "0", "--solver", solver, "--space", space])
+            .args(["--schedule", "logsnr", "--steps", "12", "--out", npy.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let x: ndarray::Array2<f64> = ndarray_npy::read_npy(&npy).unwrap();
+        for line in
+            csv.lines().filter(|l| l.contains(&format!(",{solver},{space},")) && l.split(',').nth(6) == Some("12"))
+        {
+            let f: Vec<&str> = line.split(',').collect();
+            let i: usize = f[5].parse().unwrap();
+            let (a, b): (f64, f64) = (f[8].parse().unwrap(), f[9].parse().unwrap());
+            assert_eq!((a, b), (x[[i, 0]], x[[i, 1]]), "{solver} particle {i}");
+        }
+    }
+    assert!(dir.join("traj_ring8_vp.png").exists() && dir.join("traj_ring8_vp.svg").exists());
+    // Paths are drawn in 2-d only.
+    std::fs::write(&config, r#"{"kind": "trajectories", "targets": ["aniso16"]}"#).unwrap();
+    let o = bin().args(["sweep", config.to_str().unwrap(), "--out-dir", dir.to_str().unwrap()]).output().unwrap();
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("\"aniso16\" has d = 16"));
+    let o = bin().args(["sweep", "no_such_experiment"]).output().unwrap();
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("not a built-in experiment"));
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -1,5 +1,7 @@
-//! Sweep configuration: a JSON file (every field optional; the defaults are the headline
-//! steps-vs-quality figure), validated into typed choices before anything runs.
+//! Sweep configuration: a JSON file (every field optional) or the name of a built-in experiment,
+//! validated into typed choices before anything runs. Each experiment kind has its own defaults;
+//! a config file names its `kind` (default `steps_vs_quality`, the headline figure) and overrides
+//! any of the fields.
 
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
@@ -16,10 +18,29 @@ pub struct SolverSpec {
     pub space: String,
 }
 
+/// What a sweep produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
+pub enum ExperimentKind {
+    /// Sample metrics against NFE per solver, with the Monte Carlo floor (the headline figure).
+    StepsVsQuality,
+    /// Discretisation error against step count, MC-free: exact W2 of the sampler's output law on
+    /// single-Gaussian targets, distance to a tight ODE solution on mixtures; fitted orders
+    /// against each solver's theoretical order.
+    Convergence,
+    /// A metric at fixed NFE budgets (10/20/50), as Markdown and LaTeX tables, best in bold.
+    SolverTable,
+    /// 2-d sample paths of each solver (PF-ODE against reverse SDE) over the target density.
+    Trajectories,
+}
+
 /// The sweep as written in the config file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SweepConfig {
+    /// What to run.
+    pub kind: ExperimentKind,
     /// Name written in the `experiment` column and used for output file names.
     pub experiment: String,
     /// Built-in target names or JSON files.
@@ -40,12 +61,29 @@ pub struct SweepConfig {
     pub projections: usize,
     /// Independent exact sample sets drawn for the Monte Carlo floor.
     pub floor_reps: usize,
+    /// `solver_table`: NFE budgets (columns); each solver gets the most steps whose NFE fits.
+    pub budgets: Vec<usize>,
+    /// `solver_table`: the metrics tabulated, one table each (metric names of the CSV).
+    pub table_metrics: Vec<String>,
+    /// `trajectories`: paths drawn per solver.
+    pub particles: usize,
 }
 
 impl Default for SweepConfig {
     fn default() -> Self {
-        let spec = |solver: &str, space: &str| SolverSpec { solver: solver.into(), space: space.into() };
-        Self {
+        Self::defaults(ExperimentKind::StepsVsQuality)
+    }
+}
+
+fn spec(solver: &str, space: &str) -> SolverSpec {
+    SolverSpec { solver: solver.into(), space: space.into() }
+}
+
+impl SweepConfig {
+    /// The built-in configuration of each experiment kind.
+    pub fn defaults(kind: ExperimentKind) -> Self {
+        let base = Self {
+            kind,
             experiment: "steps_vs_quality".into(),
             targets: vec!["ring8".into()],
             processes: vec!["vp".into(), "subvp".into(), "ve".into()],
@@ -67,7 +105,108 @@ impl Default for SweepConfig {
             seeds: vec![0],
             projections: 64,
             floor_reps: 4,
+            budgets: vec![10, 20, 50],
+            table_metrics: vec!["path_error".into(), "sliced_w2".into()],
+            particles: 48,
+        };
+        match kind {
+            ExperimentKind::StepsVsQuality => base,
+            ExperimentKind::Convergence => Self {
+                experiment: "convergence".into(),
+                targets: vec!["gauss2".into(), "ring8".into()],
+                processes: vec!["vp".into(), "ve".into()],
+                solvers: vec![
+                    spec("euler", "t"),
+                    spec("heun", "t"),
+                    spec("rk4", "t"),
+                    spec("heun", "sigma"),
+                    spec("ddim", "sigma"),
+                    spec("dpm-solver-2m", "sigma"),
+                    spec("dpmpp-2m", "sigma"),
+                    spec("dpmpp-3s", "sigma"),
+                    spec("deis-3", "sigma"),
+                    spec("unipc-2", "sigma"),
+                    spec("lms4", "sigma"),
+                    spec("euler-maruyama", "t"),
+                    spec("ancestral", "t"),
+                ],
+                steps: vec![8, 16, 32, 64, 128, 256, 512],
+                n: 2000,
+                ..base
+            },
+            ExperimentKind::SolverTable => Self {
+                experiment: "solver_table".into(),
+                processes: vec!["vp".into()],
+                solvers: vec![
+                    spec("euler", "t"),
+                    spec("heun", "t"),
+                    spec("rk4", "t"),
+                    spec("heun", "sigma"),
+                    spec("ddim", "sigma"),
+                    spec("dpm2", "sigma"),
+                    spec("lms4", "sigma"),
+                    spec("dpm-solver", "sigma"),
+                    spec("dpm-solver-2m", "sigma"),
+                    spec("dpmpp-2m", "sigma"),
+                    spec("dpmpp-3m", "sigma"),
+                    spec("dpmpp-2s", "sigma"),
+                    spec("unipc-2", "sigma"),
+                    spec("unipc-3", "sigma"),
+                    spec("deis-2", "sigma"),
+                    spec("deis-3", "sigma"),
+                    spec("euler-maruyama", "t"),
+                    spec("ancestral", "t"),
+                    spec("euler-ancestral", "sigma"),
+                    spec("dpmpp-2m-sde", "sigma"),
+                ],
+                steps: vec![],
+                ..base
+            },
+            ExperimentKind::Trajectories => Self {
+                experiment: "trajectories".into(),
+                processes: vec!["vp".into()],
+                solvers: vec![spec("heun", "t"), spec("euler-maruyama", "t")],
+                steps: vec![100],
+                ..base
+            },
         }
+    }
+
+    /// Reads a config file (a JSON object of fields to override), or takes a built-in
+    /// experiment's name (`steps_vs_quality`, `convergence`, `solver_table`, `trajectories`) when
+    /// no file of that name exists; `None` is the headline sweep.
+    pub fn load(arg: Option<&std::path::Path>) -> Result<Self, String> {
+        let Some(path) = arg else { return Ok(Self::default()) };
+        if !path.exists() {
+            let name = path.to_string_lossy();
+            return match ExperimentKind::from_str(&name, false) {
+                Ok(kind) => Ok(Self::defaults(kind)),
+                Err(_) => Err(format!(
+                    "config {name:?}: no such file, and not a built-in experiment (steps_vs_quality, \
+                     convergence, solver_table, trajectories)"
+                )),
+            };
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let given: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let serde_json::Value::Object(given) = given else {
+            return Err(format!("{}: the config must be a JSON object", path.display()));
+        };
+        let kind = match given.get("kind") {
+            Some(k) => serde_json::from_value(k.clone()).map_err(|e| format!("{}: kind: {e}", path.display()))?,
+            None => ExperimentKind::StepsVsQuality,
+        };
+        let serde_json::Value::Object(mut merged) = serde_json::to_value(Self::defaults(kind)).expect("serialisable")
+        else {
+            unreachable!("a struct serialises to an object")
+        };
+        for (k, v) in given {
+            if !merged.contains_key(&k) {
+                return Err(format!("{}: unknown field {k:?}", path.display()));
+            }
+            merged.insert(k, v);
+        }
+        serde_json::from_value(serde_json::Value::Object(merged)).map_err(|e| format!("{}: {e}", path.display()))
     }
 }
 
@@ -112,7 +251,17 @@ impl SweepConfig {
         nonempty("targets", self.targets.len())?;
         nonempty("processes", self.processes.len())?;
         nonempty("solvers", self.solvers.len())?;
-        nonempty("steps", self.steps.len())?;
+        if self.kind == ExperimentKind::SolverTable {
+            nonempty("budgets", self.budgets.len())?;
+            if let Some(i) = self.budgets.iter().position(|&b| b == 0) {
+                return Err(format!("budgets[{i}] = 0: must be at least 1"));
+            }
+        } else {
+            nonempty("steps", self.steps.len())?;
+        }
+        if self.kind == ExperimentKind::Trajectories && self.particles == 0 {
+            return Err("particles = 0: must be at least 1".into());
+        }
         nonempty("seeds", self.seeds.len())?;
         if let Some(i) = self.steps.iter().position(|&s| s == 0) {
             return Err(format!("steps[{i}] = 0: must be at least 1"));

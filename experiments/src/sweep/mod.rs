@@ -1,6 +1,10 @@
 //! `scoresde sweep`: solvers x step counts x processes x targets -> metric against NFE, as a long
 //! CSV (`experiment,target,process,solver,space,schedule,steps,nfe,seed,metric,value`), a JSON
 //! sidecar (config, git commit, versions, timings, fitted slopes) and PNG + SVG figures.
+//! The config's `kind` picks the experiment: `steps_vs_quality` (the headline figure),
+//! `convergence` (MC-free discretisation error against steps, fitted orders as a Markdown table),
+//! `solver_table` (a metric at NFE budgets as Markdown and LaTeX) or `trajectories` (2-d paths,
+//! see [`trajectories`]).
 //!
 //! Every cell is a pure function of its coordinates (target, process, solver, space, steps, seed):
 //! cells run in parallel and are written in cell order, so the CSV is identical for any thread
@@ -12,6 +16,8 @@
 
 pub mod config;
 mod plot;
+mod table;
+mod trajectories;
 
 use std::collections::BTreeSet;
 use std::io::IsTerminal;
@@ -22,6 +28,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::Array2;
 use rand::SeedableRng;
 use rayon::prelude::*;
+use scoresde::gaussian::{exact_flow_law, exact_output_law, target_law, w2_gaussian};
 use scoresde::gmm::GaussianMixture;
 use scoresde::grids::{build_grid, Space};
 use scoresde::io::write_atomic;
@@ -35,7 +42,7 @@ use scoresde::targets;
 use scoresde_solvers::{no_observer, KeyedNoise};
 
 use crate::cli::{CmdResult, ProcessArgs, ProcessKind, SpaceKind, SweepArgs};
-use config::{SolverChoice, Sweep, SweepConfig};
+use config::{ExperimentKind, SolverChoice, Sweep, SweepConfig};
 
 /// CSV header.
 pub const HEADER: &str = "experiment,target,process,solver,space,schedule,steps,nfe,seed,metric,value";
@@ -121,6 +128,34 @@ fn cell_key(target: &str, process: &str, solver: &str, space: &str, steps: usize
     format!("{target}|{process}|{solver}|{space}|{steps}|{seed}")
 }
 
+/// The sampler of a cell.
+fn cell_config(
+    sweep: &Sweep,
+    p: &dyn ForwardProcess,
+    solver: SolverChoice,
+    steps: usize,
+) -> Result<SamplerConfig, String> {
+    let space: Space = solver.space.into();
+    let grid = build_grid(p, sweep.schedule.schedule(7.0), steps, p.t_max(), p.t_end_default(), space)
+        .map_err(|e| e.to_string())?;
+    SamplerConfig::new(p, solver.solver.into(), space, Steps::Grid(grid)).map_err(|e| e.to_string())
+}
+
+/// Model evaluations of one run of `config` (counted on a single row).
+fn nfe_of(p: &dyn ForwardProcess, target: &GaussianMixture, config: &SamplerConfig) -> Result<usize, String> {
+    let z = prior_noise(0, 1, target.dim());
+    let mut noise = KeyedNoise::new(0);
+    let noise: Option<&mut dyn scoresde_solvers::NoiseSource> =
+        if config.solver().is_stochastic() { Some(&mut noise) } else { None };
+    let model = ExactScore::new(target.clone());
+    Ok(sample(p, &model, config, z.view(), noise, &mut no_observer).map_err(|e| e.to_string())?.1.nfe)
+}
+
+/// Mean distance between the rows of `x` and of `y`.
+fn mean_distance(x: &Array2<f64>, y: &Array2<f64>) -> f64 {
+    (x - y).outer_iter().map(|r| r.dot(&r).sqrt()).sum::<f64>() / x.nrows() as f64
+}
+
 fn run_cell(
     sweep: &Sweep,
     names: &[String],
@@ -130,25 +165,43 @@ fn run_cell(
 ) -> Result<Vec<Row>, String> {
     let p = process_of(cell.process).map_err(|e| e.to_string())?;
     let target = &tgts[cell.target];
-    let space: Space = cell.solver.space.into();
-    let solver: Solver = cell.solver.solver.into();
-    let grid = build_grid(&*p, sweep.schedule.schedule(7.0), cell.steps, p.t_max(), p.t_end_default(), space)
-        .map_err(|e| e.to_string())?;
-    let config = SamplerConfig::new(&*p, solver, space, Steps::Grid(grid)).map_err(|e| e.to_string())?;
-    let z = prior_noise(cell.seed, sweep.config.n, target.dim());
-    let model = ExactScore::new(target.clone());
-    let mut noise = KeyedNoise::new(cell.seed);
-    let noise: Option<&mut dyn scoresde_solvers::NoiseSource> =
-        if solver.is_stochastic() { Some(&mut noise) } else { None };
-    let (x, report) = sample(&*p, &model, &config, z.view(), noise, &mut no_observer)
-        .map_err(|e| format!("{} {} {} {} steps: {e}", names[cell.target], p.name(), solver.name(), cell.steps))?;
-    let (reference, dirs, ode) = refs.get(cell.target, cell.process);
-    let mut values = metrics(target, &*p, &x, reference, dirs);
-    if !solver.is_stochastic() && z.nrows() == ode.nrows() {
-        // Discretisation error alone: mean distance to the tight PF-ODE solution from the same draws.
-        let d: f64 = (&x - ode).outer_iter().map(|r| r.dot(&r).sqrt()).sum::<f64>() / x.nrows() as f64;
-        values.push(("path_error", d));
-    }
+    let config = cell_config(sweep, &*p, cell.solver, cell.steps)?;
+    let solver = config.solver();
+    let context = |e: &dyn std::fmt::Display| {
+        format!("{} {} {} {} steps: {e}", names[cell.target], p.name(), solver.name(), cell.steps)
+    };
+    let (values, nfe) = if sweep.config.kind == ExperimentKind::Convergence && target.n_components() == 1 {
+        // Exact law of the sampler's output: no Monte Carlo error at all.
+        let law = exact_output_law(&*p, target, &config).map_err(|e| context(&e))?;
+        let (t0, t1) = (p.t_max(), p.t_end_default());
+        let exact = if solver.is_stochastic() {
+            target_law(target, p.alpha(t1), p.sigma(t1))
+        } else {
+            exact_flow_law(&*p, target, t0, t1).map_err(|e| context(&e))?
+        };
+        (vec![("w2_exact", w2_gaussian(&law, &exact))], nfe_of(&*p, target, &config)?)
+    } else if sweep.config.kind == ExperimentKind::Convergence && solver.is_stochastic() {
+        // On a mixture only the ODE solvers have an MC-free error (the distance to the exact path).
+        return Ok(vec![]);
+    } else {
+        let z = prior_noise(cell.seed, sweep.config.n, target.dim());
+        let model = ExactScore::new(target.clone());
+        let mut noise = KeyedNoise::new(cell.seed);
+        let noise: Option<&mut dyn scoresde_solvers::NoiseSource> =
+            if solver.is_stochastic() { Some(&mut noise) } else { None };
+        let (x, report) = sample(&*p, &model, &config, z.view(), noise, &mut no_observer).map_err(|e| context(&e))?;
+        let (reference, dirs, ode) = refs.get(cell.target, cell.process);
+        let mut values = if sweep.config.kind == ExperimentKind::Convergence {
+            vec![]
+        } else {
+            metrics(target, &*p, &x, reference, dirs)
+        };
+        if !solver.is_stochastic() && z.nrows() == ode.nrows() {
+            // Discretisation error alone: mean distance to the tight PF-ODE solution from the same draws.
+            values.push(("path_error", mean_distance(&x, ode)));
+        }
+        (values, report.nfe)
+    };
     Ok(values
         .into_iter()
         .map(|(metric, value)| Row {
@@ -157,12 +210,40 @@ fn run_cell(
             solver: solver.name().into(),
             space: space_name(cell.solver.space).into(),
             steps: cell.steps,
-            nfe: report.nfe,
+            nfe,
             seed: cell.seed,
             metric: metric.into(),
             value,
         })
         .collect())
+}
+
+/// For each process and solver: the budgets with the most steps whose NFE fits, as
+/// `(budget, steps, nfe)`; `None` where even one step costs more than the budget.
+type BudgetPlan = Vec<(ProcessKind, SolverChoice, Vec<(usize, Option<(usize, usize)>)>)>;
+
+fn plan_budgets(sweep: &Sweep, target: &GaussianMixture) -> Result<BudgetPlan, String> {
+    let mut plan = vec![];
+    for &pk in &sweep.processes {
+        let p = process_of(pk).map_err(|e| e.to_string())?;
+        for &solver in &sweep.solvers {
+            let mut cols = vec![];
+            for &budget in &sweep.config.budgets {
+                // NFE grows with the step count: walk down from the budget.
+                let mut found = None;
+                for steps in (1..=budget).rev() {
+                    let nfe = nfe_of(&*p, target, &cell_config(sweep, &*p, solver, steps)?)?;
+                    if nfe <= budget {
+                        found = Some((steps, nfe));
+                        break;
+                    }
+                }
+                cols.push((budget, found));
+            }
+            plan.push((pk, solver, cols));
+        }
+    }
+    Ok(plan)
 }
 
 /// Per (target, process): exact reference samples, projection directions, and the PF-ODE
@@ -243,16 +324,13 @@ fn parse_shard(s: &str) -> Result<(usize, usize), String> {
 
 /// Runs `scoresde sweep`.
 pub fn run(a: SweepArgs) -> CmdResult {
-    let config: SweepConfig = match &a.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
-        }
-        None => SweepConfig::default(),
-    };
-    let sweep = config.validate()?;
+    let sweep = SweepConfig::load(a.config.as_deref())?.validate()?;
     let (shard, shards) = a.shard.as_deref().map(parse_shard).transpose()?.unwrap_or((0, 1));
     let out_dir: PathBuf = a.out_dir.clone().unwrap_or_else(|| PathBuf::from("plots"));
+    let kind = sweep.config.kind;
+    if kind == ExperimentKind::Trajectories {
+        return Ok(trajectories::run(&sweep, &out_dir, a.quiet)?);
+    }
     let name = &sweep.config.experiment;
     let csv_path = if shards > 1 {
         out_dir.join(format!("{name}.shard{shard}of{shards}.csv"))
@@ -277,7 +355,9 @@ pub fn run(a: SweepArgs) -> CmdResult {
             let reference = exact_set(target, &*p, n, 1_000_003);
             let mut rng = rand_pcg::Pcg64::seed_from_u64(7);
             let dirs = random_directions(sweep.config.projections, target.dim(), &mut rng);
-            for rep in 0..sweep.config.floor_reps as u64 {
+            // Convergence measures discretisation error alone: it has no Monte Carlo floor.
+            let reps = if kind == ExperimentKind::Convergence { 0 } else { sweep.config.floor_reps as u64 };
+            for rep in 0..reps {
                 let x = exact_set(target, &*p, n, 2_000_003 + rep);
                 for (metric, value) in metrics(target, &*p, &x, &reference, &dirs) {
                     let (process, solver, space) = (p.name().into(), "exact-floor".into(), "-".into());
@@ -300,11 +380,22 @@ pub fn run(a: SweepArgs) -> CmdResult {
     }
     let refs = RefSets { sets };
 
+    let plan = if kind == ExperimentKind::SolverTable { plan_budgets(&sweep, &tgts[0])? } else { vec![] };
+    let steps_of = |process: ProcessKind, solver: SolverChoice| -> Vec<usize> {
+        if kind != ExperimentKind::SolverTable {
+            return sweep.config.steps.clone();
+        }
+        let (_, _, cols) = plan.iter().find(|(p, s, _)| *p == process && *s == solver).expect("planned");
+        let mut steps: Vec<usize> = cols.iter().filter_map(|(_, f)| f.map(|(s, _)| s)).collect();
+        steps.sort_unstable();
+        steps.dedup();
+        steps
+    };
     let mut cells = vec![];
     for ti in 0..tgts.len() {
         for &process in &sweep.processes {
             for &solver in &sweep.solvers {
-                for &steps in &sweep.config.steps {
+                for steps in steps_of(process, solver) {
                     for &seed in &sweep.config.seeds {
                         cells.push(Cell { target: ti, process, solver, steps, seed });
                     }
@@ -373,9 +464,49 @@ pub fn run(a: SweepArgs) -> CmdResult {
     write_atomic(&csv_path, csv.as_bytes())?;
     let slopes = plot::fitted_slopes(&rows, "path_error");
     let mut figures = vec![];
+    let mut tables = vec![];
+    let mut orders = serde_json::Value::Null;
     if shards == 1 {
-        figures = plot::draw_all(&rows, name, &out_dir)?;
+        figures = match kind {
+            ExperimentKind::Convergence => plot::draw_convergence(&rows, name, &out_dir)?,
+            _ => plot::draw_all(&rows, name, &out_dir)?,
+        };
+        match kind {
+            ExperimentKind::SolverTable => {
+                let (md, tex) = table::solver_tables(&rows, &sweep, &names, &plan);
+                for (ext, text) in [("md", &md), ("tex", &tex)] {
+                    let path = out_dir.join(format!("{name}.{ext}"));
+                    write_atomic(&path, text.as_bytes())?;
+                    tables.push(path.display().to_string());
+                }
+                if !a.quiet {
+                    println!("{md}");
+                }
+            }
+            ExperimentKind::Convergence => {
+                let (md, fitted) = table::convergence_orders(&rows, &sweep, &names);
+                let path = out_dir.join(format!("{name}_orders.md"));
+                write_atomic(&path, md.as_bytes())?;
+                tables.push(path.display().to_string());
+                orders = fitted;
+                if !a.quiet {
+                    println!("{md}");
+                }
+            }
+            _ => {}
+        }
     }
+    let budget_steps: Vec<serde_json::Value> = plan
+        .iter()
+        .map(|(p, s, cols)| {
+            let cols: Vec<_> = cols
+                .iter()
+                .map(|(b, f)| serde_json::json!({"budget": b, "steps": f.map(|x| x.0), "nfe": f.map(|x| x.1)}))
+                .collect();
+            serde_json::json!({"process": format!("{p:?}").to_lowercase(), "solver": Solver::from(s.solver).name(),
+                "space": space_name(s.space), "columns": cols})
+        })
+        .collect();
     let sidecar = serde_json::json!({
         "config": sweep.config,
         "git_commit": git_commit(),
@@ -386,7 +517,10 @@ pub fn run(a: SweepArgs) -> CmdResult {
         "seconds": started.elapsed().as_secs_f64(),
         "csv": csv_path.display().to_string(),
         "figures": figures,
+        "tables": tables,
         "fitted_slopes_path_error_vs_nfe": slopes,
+        "fitted_orders_vs_steps": orders,
+        "budget_steps": budget_steps,
     });
     let json_path = csv_path.with_extension("json");
     write_atomic(&json_path, format!("{}\n", serde_json::to_string_pretty(&sidecar)?).as_bytes())?;
@@ -399,7 +533,8 @@ pub fn run(a: SweepArgs) -> CmdResult {
             figures.len(),
             started.elapsed().as_secs_f64()
         );
-        for (k, v) in slopes.as_object().into_iter().flatten() {
+        let shown = if kind == ExperimentKind::StepsVsQuality { slopes.as_object() } else { None };
+        for (k, v) in shown.into_iter().flatten() {
             eprintln!("  {k}: slope {v}");
         }
     }

@@ -1,5 +1,5 @@
-//! Figures of a sweep (plotters): metric against NFE on log-log axes, one line per solver, the
-//! Monte Carlo floor as a band; and the fitted slopes of those lines above the floor.
+//! Figures of a sweep (plotters): metric against NFE (or steps) on log-log axes, one line per
+//! solver, the Monte Carlo floor as a band; and the fitted slopes of those lines above the floor.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,18 +16,48 @@ const FONTS: [&str; 3] = [
 ];
 
 type Lines = BTreeMap<String, Vec<(f64, f64)>>;
+
+/// A solver line's label.
+pub fn label(solver: &str, space: &str) -> String {
+    format!("{solver} ({space})")
+}
+
+/// Least-squares slope of log(y) against log(x) over the four largest-x points with y above
+/// `min_y` (at least 3 such points): the asymptotic regime of a convergence curve.
+pub fn tail_slope(pts: &[(f64, f64)], min_y: f64) -> Option<f64> {
+    let kept: Vec<(f64, f64)> = pts.iter().filter(|(_, v)| *v > min_y).map(|(x, y)| (x.ln(), y.ln())).collect();
+    let used = &kept[kept.len().saturating_sub(4)..];
+    if used.len() < 3 {
+        return None;
+    }
+    let k = used.len() as f64;
+    let (mx, my) = (used.iter().map(|p| p.0).sum::<f64>() / k, used.iter().map(|p| p.1).sum::<f64>() / k);
+    let sxy: f64 = used.iter().map(|(x, y)| (x - mx) * (y - my)).sum();
+    let sxx: f64 = used.iter().map(|(x, _)| (x - mx).powi(2)).sum();
+    Some(sxy / sxx)
+}
 /// Per solver label: values by NFE (one per seed); and the floor's values.
 type Raw = (BTreeMap<String, BTreeMap<usize, Vec<f64>>>, Vec<f64>);
 
-/// Per (target, process): solver lines (NFE, mean over seeds) of `metric`, and the floor's mean and sd.
-fn collect(rows: &[Row], metric: &str) -> BTreeMap<(String, String), (Lines, f64, f64)> {
+/// The horizontal axis of a figure.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum XAxis {
+    /// Model evaluations.
+    Nfe,
+    /// Steps of the grid.
+    Steps,
+}
+
+/// Per (target, process): solver lines (x, mean over seeds) of `metric`, and the floor's mean and sd.
+pub fn collect(rows: &[Row], metric: &str, x: XAxis) -> BTreeMap<(String, String), (Lines, f64, f64)> {
     let mut acc: BTreeMap<(String, String), Raw> = BTreeMap::new();
     for r in rows.iter().filter(|r| r.metric == metric) {
         let e = acc.entry((r.target.clone(), r.process.clone())).or_default();
         if r.solver == "exact-floor" {
             e.1.push(r.value);
         } else {
-            e.0.entry(format!("{} ({})", r.solver, r.space)).or_default().entry(r.nfe).or_default().push(r.value);
+            let at = if x == XAxis::Nfe { r.nfe } else { r.steps };
+            e.0.entry(label(&r.solver, &r.space)).or_default().entry(at).or_default().push(r.value);
         }
     }
     acc.into_iter()
@@ -51,23 +81,14 @@ fn collect(rows: &[Row], metric: &str) -> BTreeMap<(String, String), (Lines, f64
 /// `target/process/solver (space)` -> slope (minus the order).
 pub fn fitted_slopes(rows: &[Row], metric: &str) -> serde_json::Value {
     let mut out = serde_json::Map::new();
-    for ((target, process), (lines, floor, _)) in collect(rows, metric) {
+    for ((target, process), (lines, floor, _)) in collect(rows, metric, XAxis::Nfe) {
         for (solver, pts) in lines {
-            let kept: Vec<(f64, f64)> =
-                pts.iter().filter(|(_, v)| *v > 3.0 * floor && *v > 1e-9).map(|(x, y)| (x.ln(), y.ln())).collect();
-            // The asymptotic regime: the four largest NFE left.
-            let used = &kept[kept.len().saturating_sub(4)..];
-            if used.len() < 3 {
-                continue;
+            if let Some(slope) = tail_slope(&pts, (3.0 * floor).max(1e-9)) {
+                out.insert(
+                    format!("{target}/{process}/{solver}"),
+                    serde_json::json!((slope * 1000.0).round() / 1000.0),
+                );
             }
-            let k = used.len() as f64;
-            let (mx, my) = (used.iter().map(|p| p.0).sum::<f64>() / k, used.iter().map(|p| p.1).sum::<f64>() / k);
-            let sxy: f64 = used.iter().map(|(x, y)| (x - mx) * (y - my)).sum();
-            let sxx: f64 = used.iter().map(|(x, _)| (x - mx).powi(2)).sum();
-            out.insert(
-                format!("{target}/{process}/{solver}"),
-                serde_json::json!((sxy / sxx * 1000.0).round() / 1000.0),
-            );
         }
     }
     serde_json::Value::Object(out)
@@ -88,7 +109,7 @@ fn register_font() -> bool {
 fn draw<DB: DrawingBackend>(
     root: DrawingArea<DB, plotters::coord::Shift>,
     title: &str,
-    y_desc: &str,
+    (x_desc, y_desc): (&str, &str),
     lines: &Lines,
     floor: Option<(f64, f64)>,
 ) -> Result<(), String>
@@ -110,7 +131,7 @@ where
         .map_err(|e| err(&e))?;
     chart
         .configure_mesh()
-        .x_desc("NFE")
+        .x_desc(x_desc)
         .y_desc(y_desc)
         .x_label_formatter(&|v| format!("{v:.0}"))
         .y_label_formatter(&|v| format!("{v:.0e}"))
@@ -137,7 +158,7 @@ where
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(if floor.is_some() { SeriesLabelPosition::UpperRight } else { SeriesLabelPosition::LowerLeft })
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()
@@ -145,36 +166,80 @@ where
     root.present().map_err(|e| err(&e))
 }
 
+/// Draws one figure as PNG and SVG at `stem` (temporary names, then rename: no half-written
+/// figure is left behind) and returns the two paths.
+fn draw_both(
+    stem: &Path,
+    title: &str,
+    axes: (&str, &str),
+    lines: &Lines,
+    floor: Option<(f64, f64)>,
+) -> Result<Vec<String>, String> {
+    let (png, svg) = (stem.with_extension("png"), stem.with_extension("svg"));
+    let (png_tmp, svg_tmp) = (stem.with_extension("tmp.png"), stem.with_extension("tmp.svg"));
+    draw(BitMapBackend::new(&png_tmp, (900, 600)).into_drawing_area(), title, axes, lines, floor)?;
+    draw(SVGBackend::new(&svg_tmp, (900, 600)).into_drawing_area(), title, axes, lines, floor)?;
+    let mut paths = vec![];
+    for (tmp, path) in [(&png_tmp, &png), (&svg_tmp, &svg)] {
+        std::fs::rename(tmp, path).map_err(|e| format!("{}: {e}", path.display()))?;
+        paths.push(path.display().to_string());
+    }
+    Ok(paths)
+}
+
+/// Registers the font and creates `dir`; `false` (with a warning) when no font is available.
+pub fn prepare(dir: &Path) -> Result<bool, String> {
+    if !register_font() {
+        eprintln!("warning: no DejaVu Sans font found ({}); figures skipped", FONTS.join(", "));
+        return Ok(false);
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(true)
+}
+
 /// Writes `{name}_{target}_{process}_{metric}.png` and `.svg` into `dir` for every (target, process);
 /// returns the paths. Without a usable font no figure is drawn (the CSV still has everything).
 pub fn draw_all(rows: &[Row], name: &str, dir: &Path) -> Result<Vec<String>, String> {
-    if !register_font() {
-        eprintln!("warning: no DejaVu Sans font found ({}); figures skipped", FONTS.join(", "));
+    if !prepare(dir)? {
         return Ok(vec![]);
     }
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut paths = vec![];
     let figures = [
         ("sliced_w2", "sliced W2 to exact samples", true),
         ("path_error", "mean distance to the exact PF-ODE solution", false),
     ];
     for (metric, y_desc, has_floor) in figures {
-        for ((target, process), (lines, floor, sd)) in collect(rows, metric) {
+        for ((target, process), (lines, floor, sd)) in collect(rows, metric, XAxis::Nfe) {
             if lines.is_empty() {
                 continue;
             }
             let title = format!("{name}: {target}, {process}");
             let stem = dir.join(format!("{name}_{target}_{process}_{metric}"));
-            let floor = has_floor.then_some((floor, sd));
-            let (png, svg) = (stem.with_extension("png"), stem.with_extension("svg"));
-            // Draw to temporary names, then rename: no half-written figure is left behind.
-            let (png_tmp, svg_tmp) = (stem.with_extension("tmp.png"), stem.with_extension("tmp.svg"));
-            draw(BitMapBackend::new(&png_tmp, (900, 600)).into_drawing_area(), &title, y_desc, &lines, floor)?;
-            draw(SVGBackend::new(&svg_tmp, (900, 600)).into_drawing_area(), &title, y_desc, &lines, floor)?;
-            for (tmp, path) in [(&png_tmp, &png), (&svg_tmp, &svg)] {
-                std::fs::rename(tmp, path).map_err(|e| format!("{}: {e}", path.display()))?;
-                paths.push(path.display().to_string());
+            paths.extend(draw_both(&stem, &title, ("NFE", y_desc), &lines, has_floor.then_some((floor, sd)))?);
+        }
+    }
+    Ok(paths)
+}
+
+/// The convergence figures: discretisation error against the number of steps (the step size is
+/// proportional to its inverse), `{name}_{target}_{process}_{metric}.png` / `.svg`.
+pub fn draw_convergence(rows: &[Row], name: &str, dir: &Path) -> Result<Vec<String>, String> {
+    if !prepare(dir)? {
+        return Ok(vec![]);
+    }
+    let mut paths = vec![];
+    let figures = [
+        ("w2_exact", "exact W2 of the output law (ODE: to the exact flow law)"),
+        ("path_error", "mean distance to the exact PF-ODE solution"),
+    ];
+    for (metric, y_desc) in figures {
+        for ((target, process), (lines, ..)) in collect(rows, metric, XAxis::Steps) {
+            if lines.is_empty() {
+                continue;
             }
+            let title = format!("{name}: {target}, {process} (error against steps)");
+            let stem = dir.join(format!("{name}_{target}_{process}_{metric}"));
+            paths.extend(draw_both(&stem, &title, ("steps", y_desc), &lines, None)?);
         }
     }
     Ok(paths)
