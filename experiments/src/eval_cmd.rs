@@ -4,7 +4,7 @@ use rand::SeedableRng;
 use rand_pcg::Pcg64;
 use scoresde::io::{read_npy_2d, write_atomic};
 use scoresde::metrics::discrepancy::{energy_distance, frechet_distance, median_distance, mmd2_rbf};
-use scoresde::metrics::target::{ks_per_coordinate, missed_modes, mode_occupancy};
+use scoresde::metrics::target::{ks_per_coordinate, missed_modes, mode_occupancy, w2_per_coordinate};
 use scoresde::metrics::{covariance_error, mean_error, random_directions, sliced_w2_with_directions};
 use scoresde::targets;
 
@@ -64,6 +64,8 @@ pub fn run(a: EvalArgs) -> CmdResult {
     let occupancy = mode_occupancy(&target, x.view());
     let ks = ks_per_coordinate(&target, alpha, sigma, x.view()).fold(0.0f64, |a, &b| a.max(b));
     let ks_floor = ks_per_coordinate(&target, alpha, sigma, independent.view()).fold(0.0f64, |a, &b| a.max(b));
+    let w2m = w2_per_coordinate(&target, alpha, sigma, x.view()).fold(0.0f64, |a, &b| a.max(b));
+    let w2m_floor = w2_per_coordinate(&target, alpha, sigma, independent.view()).fold(0.0f64, |a, &b| a.max(b));
     let metrics = serde_json::json!({
         "samples": a.samples.display().to_string(),
         "target": a.target,
@@ -87,6 +89,8 @@ pub fn run(a: EvalArgs) -> CmdResult {
         "frechet_floor": frechet_distance(independent.view(), reference.view()),
         "ks_max": ks,
         "ks_max_floor": ks_floor,
+        "w2_marginal_max": w2m,
+        "w2_marginal_max_floor": w2m_floor,
         "mode_occupancy": occupancy.to_vec(),
         "missed_modes": missed_modes(&target, &occupancy),
         "projections": a.projections,

@@ -32,8 +32,8 @@ fn small_sweep_is_deterministic_resumable_and_shardable() {
     assert_eq!(csv, std::fs::read_to_string(dir.join("b/tiny.csv")).unwrap(), "thread count changed the CSV");
     let mut lines = csv.lines();
     assert_eq!(lines.next(), Some("experiment,target,process,solver,space,schedule,steps,nfe,seed,metric,value"));
-    // 2 solvers x 3 step counts x 5 metrics + path_error for the ODE solver (3) + 2 floor reps x 5.
-    assert_eq!(lines.count(), 2 * 3 * 5 + 3 + 2 * 5);
+    // 2 solvers x 3 step counts x 6 metrics + path_error for the ODE solver (3) + 2 floor reps x 6.
+    assert_eq!(lines.count(), 2 * 3 * 6 + 3 + 2 * 6);
     assert!(csv.contains("tiny,ring8,vp,heun,t,logsnr,16,32,0,path_error,"));
     assert!(dir.join("a/tiny.json").exists() && dir.join("a/tiny_ring8_vp_sliced_w2.png").exists());
     // A rerun skips every finished cell and leaves the values unchanged.
