@@ -98,6 +98,15 @@ pub enum ScoreError {
         /// What was wrong (dtype, shape, parse error).
         message: String,
     },
+    /// A neural score model or checkpoint that cannot be used (missing tensor, wrong shape,
+    /// config mismatch), or a failure inside the tensor library.
+    #[error("{context}: {message}")]
+    Model {
+        /// The checkpoint file or the operation.
+        context: String,
+        /// What was wrong.
+        message: String,
+    },
     /// A solver used where it cannot work.
     #[error("solver {solver}: needs {requirement}")]
     Incompatible {

@@ -3,7 +3,8 @@
 //! Forward processes ([`process`]), score models and their parameterisations ([`model`]), the
 //! exact Gaussian-mixture target ([`gmm`]), the systems that turn a process and a model into an
 //! ODE or SDE ([`reverse`]), time grids ([`grids`]), end-to-end sampling ([`sampler`]), sample
-//! metrics ([`metrics`]) and file I/O ([`io`]). The generic numerics live in `scoresde-solvers`
+//! metrics ([`metrics`]), a neural score model trained by denoising score matching ([`nn`]) and
+//! file I/O ([`io`]). The generic numerics live in `scoresde-solvers`
 //! and know nothing about diffusion; this crate is where the two meet.
 #![warn(missing_docs)]
 
@@ -15,6 +16,7 @@ pub mod io;
 pub mod likelihood;
 pub mod metrics;
 pub mod model;
+pub mod nn;
 pub mod process;
 pub mod reverse;
 pub mod sampler;

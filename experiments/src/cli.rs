@@ -8,7 +8,7 @@ use scoresde::grids::{Schedule, Space};
 use scoresde::process::{Edm, ForwardProcess, SubVp, Ve, Vp, VpCosine};
 use scoresde::sampler::{Solver, SolverOptions};
 
-use crate::{eval_cmd, nll_cmd, sample_cmd, sweep};
+use crate::{eval_cmd, nll_cmd, sample_cmd, sweep, train_cmd};
 
 /// Error type of the commands: any error, printed as one line with its causes.
 pub type CmdResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
@@ -33,6 +33,8 @@ enum Command {
     /// Run an experiment sweep (default: the headline steps-vs-quality figure on the ring) and
     /// write CSV, JSON sidecar and PNG/SVG figures.
     Sweep(SweepArgs),
+    /// Train an MLP score model by denoising score matching (checkpoints, resume, loss curve).
+    Train(Box<train_cmd::TrainArgs>),
 }
 
 /// Runs the parsed command.
@@ -42,6 +44,7 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::Eval(a) => eval_cmd::run(a),
         Command::Nll(a) => nll_cmd::run(a),
         Command::Sweep(a) => sweep::run(a),
+        Command::Train(a) => train_cmd::run(*a),
     }
 }
 
@@ -284,6 +287,10 @@ pub struct SampleArgs {
     /// {"weights", "means", and one of "variances" | "diag" | "full"}.
     #[arg(long, default_value = "ring8")]
     pub target: String,
+    /// A trained score model (`scoresde train --out`) instead of the target's exact score; the
+    /// process flags must match the ones it was trained with.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
     /// Initial standard-normal draws, (N, d) float64 .npy; x at the grid start = prior_std * z.
     #[arg(long)]
     pub z_init: Option<PathBuf>,

@@ -10,6 +10,7 @@ mod eval_cmd;
 mod nll_cmd;
 mod sample_cmd;
 mod sweep;
+mod train_cmd;
 
 use std::process::ExitCode;
 

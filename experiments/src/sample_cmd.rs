@@ -125,9 +125,24 @@ fn progress(total: u64, quiet: bool) -> ProgressBar {
 
 /// Runs `scoresde sample`.
 pub fn run(a: SampleArgs) -> CmdResult {
-    let model = ExactScore::new(targets::load(&a.target)?);
-    let d = model.dim();
     let process = a.process.build()?;
+    let model: Box<dyn ScoreModel> = match &a.model {
+        None => Box::new(ExactScore::new(targets::load(&a.target)?)),
+        Some(path) => {
+            let net = scoresde::nn::NetScore::load(path, &scoresde::nn::device())?;
+            let trained = &net.checkpoint().meta["process"];
+            let given = crate::train_cmd::process_meta(&a.process);
+            if *trained != given {
+                return Err(format!(
+                    "--model {}: trained on process {trained}, the flags give {given}",
+                    path.display()
+                )
+                .into());
+            }
+            Box::new(net)
+        }
+    };
+    let d = model.dim();
     let z = match &a.z_init {
         Some(p) => {
             let z = read_npy_2d(p, "z-init")?;
@@ -155,7 +170,7 @@ pub fn run(a: SampleArgs) -> CmdResult {
     let mut noise = noise_source(&a, solver, z.nrows(), d, &config)?;
     let bar = progress(n_steps as u64, a.quiet);
     let started = Instant::now();
-    let (x, report) = sample(&*process, &model, &config, z.view(), noise.as_deref_mut(), &mut |info| {
+    let (x, report) = sample(&*process, &*model, &config, z.view(), noise.as_deref_mut(), &mut |info| {
         bar.inc(1);
         bar.set_message(format!("{:.4}", info.t1));
     })?;

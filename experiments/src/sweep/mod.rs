@@ -15,7 +15,7 @@
 //! same prior draws: discretisation error alone, whose slope against NFE is the solver's order.
 
 pub mod config;
-mod plot;
+pub mod plot;
 mod table;
 mod trajectories;
 

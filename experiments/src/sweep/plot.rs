@@ -15,7 +15,7 @@ const FONTS: [&str; 3] = [
     "/usr/share/fonts/TTF/DejaVuSans.ttf",
 ];
 
-type Lines = BTreeMap<String, Vec<(f64, f64)>>;
+pub type Lines = BTreeMap<String, Vec<(f64, f64)>>;
 
 /// A solver line's label.
 pub fn label(solver: &str, space: &str) -> String {
@@ -168,7 +168,7 @@ where
 
 /// Draws one figure as PNG and SVG at `stem` (temporary names, then rename: no half-written
 /// figure is left behind) and returns the two paths.
-fn draw_both(
+pub fn draw_both(
     stem: &Path,
     title: &str,
     axes: (&str, &str),

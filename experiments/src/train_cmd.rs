@@ -1,0 +1,224 @@
+//! `scoresde train`: denoising score matching of an MLP on a mixture target, with checkpoints
+//! that resume bit-identically, a loss-curve CSV and figure.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use scoresde::nn::{save_checkpoint, Conditioning, MlpConfig, TrainConfig, Trainer, Weighting};
+use scoresde::targets;
+
+use crate::cli::{CmdResult, ProcessArgs};
+
+/// What the network outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputKind {
+    /// The noise.
+    Eps,
+    /// The clean data.
+    X0,
+    /// The velocity alpha eps - sigma x0.
+    V,
+}
+
+/// The DSM weighting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WeightingKind {
+    /// lambda = sigma^2 (the plain eps loss).
+    Sigma2,
+    /// lambda = g^2 (likelihood weighting).
+    Likelihood,
+    /// EDM's weighting and log-normal noise levels.
+    Edm,
+}
+
+/// Flags of `scoresde train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Target: a built-in name or a mixture JSON file.
+    #[arg(long, default_value = "ring8")]
+    pub target: String,
+    /// The forward process.
+    #[command(flatten)]
+    pub process: ProcessArgs,
+    /// What the network predicts.
+    #[arg(long = "param", value_enum, default_value_t = OutputKind::Eps)]
+    pub output: OutputKind,
+    /// Loss weighting.
+    #[arg(long, value_enum, default_value_t = WeightingKind::Sigma2)]
+    pub weighting: WeightingKind,
+    /// Total optimisation steps (with --resume: the total to reach).
+    #[arg(long, default_value_t = 20_000)]
+    pub steps: u64,
+    /// Rows per step.
+    #[arg(long, default_value_t = 512)]
+    pub batch: usize,
+    /// AdamW learning rate.
+    #[arg(long, default_value_t = 2e-3)]
+    pub lr: f64,
+    /// Decoupled weight decay.
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f64,
+    /// EMA decay of the sampling weights.
+    #[arg(long, default_value_t = 0.999)]
+    pub ema: f64,
+    /// EDM's sigma_data (edm weighting).
+    #[arg(long, default_value_t = 0.5)]
+    pub sigma_data: f64,
+    /// Hidden width.
+    #[arg(long, default_value_t = 128)]
+    pub width: usize,
+    /// Residual blocks.
+    #[arg(long, default_value_t = 3)]
+    pub depth: usize,
+    /// Seed of every draw.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Checkpoint to write (weights; the config goes to PATH.json, the loss curve to PATH.loss.csv/.png).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Continue the checkpoint at --out up to --steps (the flags must match its config).
+    #[arg(long)]
+    pub resume: bool,
+    /// Write a checkpoint every N steps (0: only at the end).
+    #[arg(long, default_value_t = 0)]
+    pub checkpoint_every: u64,
+    /// No progress bar and no summary.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// The checkpoint metadata of a process: what `--model` checks against the sampling flags.
+pub fn process_meta(p: &ProcessArgs) -> serde_json::Value {
+    serde_json::json!({
+        "process": format!("{:?}", p.process).to_lowercase(),
+        "beta_min": p.beta_min, "beta_max": p.beta_max,
+        "sigma_min": p.sigma_min, "sigma_max": p.sigma_max, "cosine_s": p.cosine_s,
+    })
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// Runs `scoresde train`.
+pub fn run(a: TrainArgs) -> CmdResult {
+    let target = targets::load(&a.target)?;
+    let process = a.process.build()?;
+    let output = match a.output {
+        OutputKind::Eps => "eps",
+        OutputKind::X0 => "x0",
+        OutputKind::V => "v",
+    };
+    let weighting = match a.weighting {
+        WeightingKind::Sigma2 => Weighting::Sigma2,
+        WeightingKind::Likelihood => Weighting::Likelihood,
+        WeightingKind::Edm => Weighting::Edm,
+    };
+    let net = MlpConfig {
+        dim: target.dim(),
+        width: a.width,
+        depth: a.depth,
+        frequencies: 8,
+        output: output.into(),
+        conditioning: Conditioning::LogSnr,
+    };
+    let config = TrainConfig {
+        batch: a.batch,
+        lr: a.lr,
+        weight_decay: a.weight_decay,
+        ema: a.ema,
+        weighting,
+        sigma_data: a.sigma_data,
+        seed: a.seed,
+    };
+    let meta = serde_json::json!({"target": a.target, "process": process_meta(&a.process)});
+    let device = scoresde::nn::device();
+    let mut trainer = if a.resume {
+        let (trainer, old_meta) = Trainer::from_checkpoint(&a.out, &device)?;
+        let mismatch = |what: &str, have: String, want: String| -> CmdResult {
+            Err(format!("--resume {}: config mismatch: the checkpoint has {what} = {have}, the flags give {want}", a.out.display())
+                .into())
+        };
+        if old_meta != meta {
+            mismatch("target/process", old_meta.to_string(), meta.to_string())?;
+        }
+        if *trainer.net.config() != net {
+            mismatch("network", format!("{:?}", trainer.net.config()), format!("{net:?}"))?;
+        }
+        if trainer.config != config {
+            mismatch("training", format!("{:?}", trainer.config), format!("{config:?}"))?;
+        }
+        if trainer.steps_done() > a.steps {
+            return Err(format!("--steps = {}: the checkpoint has already done {} steps", a.steps, trainer.steps_done()).into());
+        }
+        trainer
+    } else {
+        Trainer::new(net, config, &device)?
+    };
+    let bar = if a.quiet || !std::io::stderr().is_terminal() {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(a.steps)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} steps  loss {msg} (eta {eta})").expect("valid template"),
+    );
+    bar.set_position(trainer.steps_done());
+    let started = Instant::now();
+    let first = trainer.steps_done();
+    while trainer.steps_done() < a.steps {
+        let loss = trainer.step(&*process, &target)?;
+        let k = trainer.steps_done();
+        if k % 50 == 0 {
+            bar.set_position(k);
+            bar.set_message(format!("{loss:.4}"));
+        }
+        if a.checkpoint_every > 0 && k % a.checkpoint_every == 0 && k < a.steps {
+            save_checkpoint(&a.out, &trainer, meta.clone())?;
+        }
+    }
+    bar.finish_and_clear();
+    save_checkpoint(&a.out, &trainer, meta)?;
+    write_loss_curve(&a.out, &trainer.losses)?;
+    if !a.quiet {
+        let tail = &trainer.losses[trainer.losses.len().saturating_sub(500)..];
+        eprintln!(
+            "wrote {} (+ .json, .loss.csv, .loss.png): {} steps ({} this run) in {:.1} s, mean loss of the last {} steps {:.4}",
+            a.out.display(),
+            trainer.steps_done(),
+            trainer.steps_done() - first,
+            started.elapsed().as_secs_f64(),
+            tail.len(),
+            tail.iter().sum::<f64>() / tail.len().max(1) as f64
+        );
+    }
+    Ok(())
+}
+
+/// `PATH.loss.csv` (step,loss) and `PATH.loss.png`/`.svg`: the loss averaged over windows.
+fn write_loss_curve(out: &Path, losses: &[f64]) -> CmdResult {
+    let mut csv = String::from("step,loss\n");
+    for (k, l) in losses.iter().enumerate() {
+        csv.push_str(&format!("{},{l:e}\n", k + 1));
+    }
+    scoresde::io::write_atomic(&with_suffix(out, ".loss.csv"), csv.as_bytes())?;
+    let window = (losses.len() / 200).max(1);
+    let pts: Vec<(f64, f64)> = losses
+        .chunks(window)
+        .enumerate()
+        .map(|(i, c)| (((i + 1) * window) as f64, c.iter().sum::<f64>() / c.len() as f64))
+        .filter(|(_, v)| *v > 0.0)
+        .collect();
+    let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !pts.is_empty() && crate::sweep::plot::prepare(dir)? {
+        let lines = [(format!("DSM loss (mean of {window} steps)"), pts)].into_iter().collect();
+        let stem = with_suffix(out, ".loss");
+        crate::sweep::plot::draw_both(&stem, "training loss", ("step", "loss"), &lines, None)?;
+    }
+    Ok(())
+}

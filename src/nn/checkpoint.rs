@@ -1,0 +1,126 @@
+//! Checkpoints: `PATH` (safetensors: `param.*`, `ema.*`, `adam_m.*`, `adam_v.*`) and
+//! `PATH.json` beside it (format tag, network and training config, the caller's metadata such as
+//! process and target, steps done, Adam's step count, the loss curve). Both are written to
+//! temporary names and renamed, weights first, so a crash never leaves a torn checkpoint.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use candle_core::Tensor;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, ScoreError};
+
+use super::adam::AdamW;
+use super::mlp::{MlpConfig, ScoreMlp};
+use super::train::{TrainConfig, Trainer};
+
+/// Format tag of the JSON half.
+const FORMAT: &str = "scoresde-dsm-1";
+
+/// The JSON half of a checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checkpoint {
+    /// Always `scoresde-dsm-1`.
+    pub format: String,
+    /// The architecture.
+    pub network: MlpConfig,
+    /// The training hyper-parameters.
+    pub train: TrainConfig,
+    /// The caller's description of what was trained (process, target, ...).
+    pub meta: serde_json::Value,
+    /// Optimisation steps done.
+    pub steps_done: u64,
+    /// Loss of every step.
+    pub losses: Vec<f64>,
+}
+
+/// The JSON file beside a weights file.
+pub fn json_path(weights: &Path) -> PathBuf {
+    let mut s = weights.as_os_str().to_owned();
+    s.push(".json");
+    PathBuf::from(s)
+}
+
+fn model_err(path: &Path, message: impl Into<String>) -> ScoreError {
+    ScoreError::Model { context: path.display().to_string(), message: message.into() }
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".tmp");
+    PathBuf::from(s)
+}
+
+/// Writes the trainer's full state to `path` and `path.json`.
+pub fn save_checkpoint(path: &Path, trainer: &Trainer, meta: serde_json::Value) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| ScoreError::Io { path: dir.display().to_string(), source: e })?;
+    }
+    let mut tensors: HashMap<String, Tensor> = HashMap::new();
+    for (name, p) in trainer.net.params() {
+        tensors.insert(format!("param.{name}"), p.as_tensor().clone());
+        tensors.insert(format!("ema.{name}"), trainer.ema[name].clone());
+        tensors.insert(format!("adam_m.{name}"), trainer.adam.m[name].clone());
+        tensors.insert(format!("adam_v.{name}"), trainer.adam.v[name].clone());
+    }
+    let tmp = tmp_path(path);
+    candle_core::safetensors::save(&tensors, &tmp).map_err(|e| model_err(path, e.to_string()))?;
+    std::fs::rename(&tmp, path).map_err(|e| ScoreError::Io { path: path.display().to_string(), source: e })?;
+    let ckpt = Checkpoint {
+        format: FORMAT.into(),
+        network: trainer.net.config().clone(),
+        train: trainer.config.clone(),
+        meta,
+        steps_done: trainer.steps_done(),
+        losses: trainer.losses.clone(),
+    };
+    let text = serde_json::to_string_pretty(&ckpt).map_err(|e| model_err(path, e.to_string()))?;
+    crate::io::write_atomic(&json_path(path), text.as_bytes())
+}
+
+/// Reads `path.json` and `path`: the checkpoint's description and its tensors by name, checked
+/// for the format tag, finite losses and the Adam step count.
+pub fn load_checkpoint(path: &Path, device: &candle_core::Device) -> Result<(Checkpoint, BTreeMap<String, Tensor>)> {
+    let jpath = json_path(path);
+    if !path.exists() {
+        return Err(model_err(path, "no such checkpoint file"));
+    }
+    let text = std::fs::read_to_string(&jpath).map_err(|e| model_err(&jpath, format!("cannot read the checkpoint's config: {e}")))?;
+    let ckpt: Checkpoint = serde_json::from_str(&text).map_err(|e| model_err(&jpath, e.to_string()))?;
+    if ckpt.format != FORMAT {
+        return Err(model_err(&jpath, format!("format = {:?}: expected {FORMAT:?}", ckpt.format)));
+    }
+    if ckpt.losses.len() as u64 != ckpt.steps_done {
+        return Err(model_err(&jpath, format!("steps_done = {} but {} losses", ckpt.steps_done, ckpt.losses.len())));
+    }
+    ckpt.network.validate()?;
+    ckpt.train.validate()?;
+    let tensors = candle_core::safetensors::load(path, device).map_err(|e| model_err(path, e.to_string()))?;
+    Ok((ckpt, tensors.into_iter().collect()))
+}
+
+/// The tensors under `prefix.` with the prefix removed.
+fn strip(tensors: &BTreeMap<String, Tensor>, prefix: &str) -> BTreeMap<String, Tensor> {
+    tensors.iter().filter_map(|(k, v)| k.strip_prefix(prefix).map(|n| (n.to_string(), v.clone()))).collect()
+}
+
+impl Trainer {
+    /// Restores a run from a checkpoint, to continue it exactly where it stopped.
+    pub fn from_checkpoint(path: &Path, device: &candle_core::Device) -> Result<(Self, serde_json::Value)> {
+        let (ckpt, tensors) = load_checkpoint(path, device)?;
+        let ctx = path.display().to_string();
+        let net = ScoreMlp::from_tensors(ckpt.network.clone(), &strip(&tensors, "param."), &ctx)?;
+        let ema = ScoreMlp::from_tensors(ckpt.network.clone(), &strip(&tensors, "ema."), &ctx)?;
+        let m = ScoreMlp::from_tensors(ckpt.network.clone(), &strip(&tensors, "adam_m."), &ctx)?;
+        let v = ScoreMlp::from_tensors(ckpt.network.clone(), &strip(&tensors, "adam_v."), &ctx)?;
+        let take = |n: &ScoreMlp| n.params().iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
+        let mut adam = AdamW::new(net.params(), ckpt.train.lr, ckpt.train.weight_decay)?;
+        adam.m = take(&m);
+        adam.v = take(&v);
+        adam.steps = ckpt.steps_done;
+        let trainer = Trainer { net, ema: take(&ema), adam, config: ckpt.train, losses: ckpt.losses };
+        Ok((trainer, ckpt.meta))
+    }
+}

@@ -1,0 +1,183 @@
+//! The score network: x and a Fourier embedding of the noise level in, a residual MLP with SiLU
+//! activations, d numbers out, read as eps, x0 or v (the model layer's [`Parameterisation`]).
+
+use std::collections::BTreeMap;
+
+use candle_core::{DType, Device, Tensor, Var, D};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, ScoreError};
+use crate::model::{NoiseLevel, Parameterisation};
+
+use super::candle_err;
+
+/// What the network is told about the noise level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Conditioning {
+    /// The log-SNR lambda = ln(alpha^2 / sigma^2) / 2, scaled by 1/8 (works for every process).
+    LogSnr,
+    /// The process time t.
+    Time,
+}
+
+impl Conditioning {
+    /// The scalar fed to the embedding at `level`.
+    pub fn value(self, level: NoiseLevel) -> f64 {
+        match self {
+            Self::LogSnr => (level.alpha / level.sigma).ln() / 8.0,
+            Self::Time => level.t,
+        }
+    }
+}
+
+/// Architecture of [`ScoreMlp`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MlpConfig {
+    /// Data dimension d.
+    pub dim: usize,
+    /// Hidden width.
+    pub width: usize,
+    /// Residual blocks (each: SiLU, linear, SiLU, linear, added back).
+    pub depth: usize,
+    /// Fourier frequencies of the embedding (sin and cos of each, plus the raw value).
+    pub frequencies: usize,
+    /// What the output predicts: `eps`, `x0` or `v`.
+    pub output: String,
+    /// What the embedding sees.
+    pub conditioning: Conditioning,
+}
+
+impl MlpConfig {
+    /// A config for dimension `dim` with the defaults (width 128, 3 blocks, 8 frequencies, eps).
+    pub fn new(dim: usize) -> Self {
+        Self { dim, width: 128, depth: 3, frequencies: 8, output: "eps".into(), conditioning: Conditioning::LogSnr }
+    }
+
+    /// The output's parameterisation.
+    pub fn parameterisation(&self) -> Result<Parameterisation> {
+        match self.output.as_str() {
+            "eps" => Ok(Parameterisation::Eps),
+            "x0" => Ok(Parameterisation::X0),
+            "v" => Ok(Parameterisation::V),
+            other => Err(ScoreError::Model {
+                context: "network output".into(),
+                message: format!("output = {other:?}: expected eps, x0 or v"),
+            }),
+        }
+    }
+
+    /// Checks the sizes.
+    pub fn validate(&self) -> Result<()> {
+        for (name, v) in [("dim", self.dim), ("width", self.width), ("frequencies", self.frequencies)] {
+            if v == 0 {
+                return Err(ScoreError::Model { context: "network".into(), message: format!("{name} = 0: must be positive") });
+            }
+        }
+        self.parameterisation().map(|_| ())
+    }
+
+    /// Embedding width: raw value, then sin and cos per frequency.
+    fn embedding(&self) -> usize {
+        1 + 2 * self.frequencies
+    }
+
+    /// Every parameter's name and shape, in a fixed order.
+    pub fn shapes(&self) -> Vec<(String, Vec<usize>)> {
+        let (d, w) = (self.dim, self.width);
+        let mut s = vec![("in.w".to_string(), vec![d + self.embedding(), w]), ("in.b".to_string(), vec![w])];
+        for k in 0..self.depth {
+            for j in 0..2 {
+                s.push((format!("block{k}.{j}.w"), vec![w, w]));
+                s.push((format!("block{k}.{j}.b"), vec![w]));
+            }
+        }
+        s.push(("out.w".into(), vec![w, d]));
+        s.push(("out.b".into(), vec![d]));
+        s
+    }
+}
+
+/// The MLP's parameters, by name (see [`MlpConfig::shapes`]).
+pub struct ScoreMlp {
+    config: MlpConfig,
+    params: BTreeMap<String, Var>,
+    device: Device,
+}
+
+impl ScoreMlp {
+    /// Fresh weights: uniform in +-1/sqrt(fan_in) (the last layer scaled by 0.1), zero biases,
+    /// all drawn from `rng`.
+    pub fn init<R: Rng + ?Sized>(config: MlpConfig, device: &Device, rng: &mut R) -> Result<Self> {
+        config.validate()?;
+        let mut params = BTreeMap::new();
+        for (name, shape) in config.shapes() {
+            let n: usize = shape.iter().product();
+            let values: Vec<f64> = if name.ends_with(".b") {
+                vec![0.0; n]
+            } else {
+                let bound = (1.0 / shape[0] as f64).sqrt() * if name == "out.w" { 0.1 } else { 1.0 };
+                (0..n).map(|_| rng.random_range(-bound..bound)).collect()
+            };
+            let t = Tensor::from_vec(values, shape, device).map_err(candle_err("network init"))?;
+            params.insert(name, Var::from_tensor(&t).map_err(candle_err("network init"))?);
+        }
+        Ok(Self { config, params, device: device.clone() })
+    }
+
+    /// Weights from named tensors, checking that each is present with its shape.
+    pub fn from_tensors(config: MlpConfig, tensors: &BTreeMap<String, Tensor>, context: &str) -> Result<Self> {
+        config.validate()?;
+        let mut params = BTreeMap::new();
+        let mut device = Device::Cpu;
+        for (name, shape) in config.shapes() {
+            let t = tensors.get(&name).ok_or_else(|| ScoreError::Model {
+                context: context.into(),
+                message: format!("tensor {name:?} is missing"),
+            })?;
+            if t.dims() != shape.as_slice() {
+                return Err(ScoreError::Model {
+                    context: context.into(),
+                    message: format!("tensor {name:?} has shape {:?}, the config needs {shape:?}", t.dims()),
+                });
+            }
+            device = t.device().clone();
+            let t = t.to_dtype(DType::F64).map_err(candle_err(context))?;
+            params.insert(name, Var::from_tensor(&t).map_err(candle_err(context))?);
+        }
+        Ok(Self { config, params, device })
+    }
+
+    /// The architecture.
+    pub fn config(&self) -> &MlpConfig {
+        &self.config
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Parameters by name.
+    pub fn params(&self) -> &BTreeMap<String, Var> {
+        &self.params
+    }
+
+    /// The network on a batch: `x` is N x d, `c` is N x 1 (the conditioning values).
+    pub fn forward(&self, x: &Tensor, c: &Tensor) -> candle_core::Result<Tensor> {
+        let p = |n: &str| self.params[n].as_tensor();
+        let freqs: Vec<f64> = (0..self.config.frequencies).map(|k| std::f64::consts::PI * 2f64.powi(k as i32) / 4.0).collect();
+        let f = Tensor::from_vec(freqs, (1, self.config.frequencies), &self.device)?;
+        let angles = c.broadcast_mul(&f)?;
+        let input = Tensor::cat(&[x, c, &angles.sin()?, &angles.cos()?], D::Minus1)?;
+        let mut h = input.matmul(p("in.w"))?.broadcast_add(p("in.b"))?;
+        for k in 0..self.config.depth {
+            let a = h.silu()?.matmul(p(&format!("block{k}.0.w")))?.broadcast_add(p(&format!("block{k}.0.b")))?;
+            let b = a.silu()?.matmul(p(&format!("block{k}.1.w")))?.broadcast_add(p(&format!("block{k}.1.b")))?;
+            h = (h + b)?;
+        }
+        h.silu()?.matmul(p("out.w"))?.broadcast_add(p("out.b"))
+    }
+}

@@ -1,0 +1,228 @@
+//! Denoising score matching (Vincent 2011; Song et al. 2021, eq. 7): draw x0 from the data, t,
+//! and eps ~ N(0, I); regress the network on the noise of x_t = alpha x0 + sigma eps.
+//!
+//! Every weighting is written as a weight on the eps error, since lambda(t) ||s - grad log
+//! p(x_t | x0)||^2 = lambda / sigma^2 ||eps_hat - eps||^2, whatever the network predicts (its
+//! output is converted to eps_hat first):
+//! - `sigma2`: lambda = sigma^2, the plain eps loss of DDPM (weight 1);
+//! - `likelihood`: lambda = g^2, which makes the loss a bound on the KL (Song et al. 2021b;
+//!   weight g^2 / sigma^2);
+//! - `edm`: EDM's loss weighting and noise distribution (Karras et al. 2022, Table 1): ln sigma~ ~
+//!   N(-1.2, 1.2^2) and lambda(sigma~) = (sigma~^2 + sigma_data^2) / (sigma~ sigma_data)^2 on the
+//!   denoiser error, i.e. weight (sigma~^2 + sigma_data^2) / sigma_data^2 on the eps error.
+//!   (EDM's c_skip / c_out preconditioning is not applied: the network parameterisation is
+//!   chosen with `output`.)
+//! Times are uniform on [t_end, T] for `sigma2` and `likelihood`.
+
+use std::collections::BTreeMap;
+
+use candle_core::{Tensor, D};
+use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, ScoreError};
+use crate::gmm::GaussianMixture;
+use crate::model::Parameterisation;
+use crate::process::ForwardProcess;
+
+use super::adam::AdamW;
+use super::candle_err;
+use super::mlp::{MlpConfig, ScoreMlp};
+
+/// The DSM loss weighting lambda(t).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Weighting {
+    /// lambda = sigma^2: the plain eps-prediction loss.
+    Sigma2,
+    /// lambda = g^2: likelihood weighting.
+    Likelihood,
+    /// EDM's weighting and log-normal noise levels.
+    Edm,
+}
+
+/// Training hyper-parameters (stored in the checkpoint).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Rows per step.
+    pub batch: usize,
+    /// AdamW learning rate.
+    pub lr: f64,
+    /// Decoupled weight decay.
+    pub weight_decay: f64,
+    /// EMA decay of the weights used for sampling.
+    pub ema: f64,
+    /// Loss weighting.
+    pub weighting: Weighting,
+    /// EDM's sigma_data (used by `edm` only).
+    pub sigma_data: f64,
+    /// Seed of every draw (weights, data, times, noise).
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self { batch: 512, lr: 2e-3, weight_decay: 0.0, ema: 0.999, weighting: Weighting::Sigma2, sigma_data: 0.5, seed: 0 }
+    }
+}
+
+impl TrainConfig {
+    /// Checks every field, naming the first bad one.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |name: &str, value: f64, expected: &'static str| {
+            Err(ScoreError::InvalidParameter { name: name.into(), value, expected })
+        };
+        if self.batch == 0 {
+            return bad("batch", 0.0, "must be at least 1");
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return bad("lr", self.lr, "must be positive and finite");
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return bad("weight_decay", self.weight_decay, "must be non-negative and finite");
+        }
+        if !(0.0..1.0).contains(&self.ema) {
+            return bad("ema", self.ema, "must be in [0, 1)");
+        }
+        if !(self.sigma_data > 0.0 && self.sigma_data.is_finite()) {
+            return bad("sigma_data", self.sigma_data, "must be positive and finite");
+        }
+        Ok(())
+    }
+}
+
+/// The generator of training step `step`: a function of (seed, step) only, so a resumed run
+/// draws what the uninterrupted run draws. Step `u64::MAX` initialises the weights.
+pub fn train_step_rng(seed: u64, step: u64) -> rand_pcg::Pcg64 {
+    use scoresde_solvers::noise::mix;
+    rand_pcg::Pcg64::seed_from_u64(mix(mix(seed ^ 0x7a11_d5e1_0000_0000) ^ step))
+}
+
+/// One batch of the loss: inputs and targets as tensors.
+pub struct DsmLoss;
+
+impl DsmLoss {
+    /// The weighted eps error of `net` on a fresh batch from `rng`; returns the scalar loss tensor.
+    pub fn batch<R: Rng + ?Sized>(
+        net: &ScoreMlp,
+        process: &dyn ForwardProcess,
+        target: &GaussianMixture,
+        config: &TrainConfig,
+        rng: &mut R,
+    ) -> candle_core::Result<Tensor> {
+        let (b, d) = (config.batch, target.dim());
+        let x0 = target.sample(b, rng);
+        let (t0, t1) = (process.t_end_default(), process.t_max());
+        let mut xt = Vec::with_capacity(b * d);
+        let mut eps = Vec::with_capacity(b * d);
+        let (mut cond, mut alpha, mut sigma, mut weight) = (vec![], vec![], vec![], vec![]);
+        for row in x0.outer_iter() {
+            let t = match config.weighting {
+                Weighting::Edm => {
+                    let z: f64 = rng.sample(StandardNormal);
+                    let s = (-1.2 + 1.2 * z).exp();
+                    process.t_from_sigma_tilde(s).clamp(t0, t1)
+                }
+                _ => rng.random_range(t0..t1),
+            };
+            let level = crate::model::NoiseLevel::at_time(process, t);
+            let (a, s) = (level.alpha, level.sigma);
+            for &x in row {
+                let e: f64 = rng.sample(StandardNormal);
+                xt.push(a * x + s * e);
+                eps.push(e);
+            }
+            cond.push(net.config().conditioning.value(level));
+            alpha.push(a);
+            sigma.push(s);
+            weight.push(match config.weighting {
+                Weighting::Sigma2 => 1.0,
+                Weighting::Likelihood => process.g2(t) / (s * s),
+                Weighting::Edm => {
+                    let st = s / a;
+                    (st * st + config.sigma_data.powi(2)) / config.sigma_data.powi(2)
+                }
+            });
+        }
+        let dev = net.device();
+        let col = |v: Vec<f64>| Tensor::from_vec(v, (b, 1), dev);
+        let xt = Tensor::from_vec(xt, (b, d), dev)?;
+        let eps = Tensor::from_vec(eps, (b, d), dev)?;
+        let (a, s) = (col(alpha)?, col(sigma)?);
+        let out = net.forward(&xt, &col(cond)?)?;
+        let eps_hat = to_eps(net_param(net), &out, &xt, &a, &s)?;
+        let err = (eps_hat - eps)?.sqr()?.sum_keepdim(D::Minus1)?;
+        (err * col(weight)?)?.mean_all()? / d as f64
+    }
+}
+
+fn net_param(net: &ScoreMlp) -> Parameterisation {
+    net.config().parameterisation().expect("validated at construction")
+}
+
+/// The network's output converted to eps (tensor form of [`Parameterisation::to_eps`]).
+pub(crate) fn to_eps(p: Parameterisation, out: &Tensor, x: &Tensor, a: &Tensor, s: &Tensor) -> candle_core::Result<Tensor> {
+    match p {
+        Parameterisation::Eps => Ok(out.clone()),
+        Parameterisation::Score => out.broadcast_mul(&s.neg()?),
+        Parameterisation::X0 => (x - out.broadcast_mul(a)?)?.broadcast_div(s),
+        Parameterisation::V => {
+            let n = (a.sqr()? + s.sqr()?)?;
+            (out.broadcast_mul(a)? + x.broadcast_mul(s)?)?.broadcast_div(&n)
+        }
+    }
+}
+
+/// A training run's state: network, EMA weights, optimizer, steps done and the loss curve.
+pub struct Trainer {
+    /// The network being trained.
+    pub net: ScoreMlp,
+    /// EMA of its weights, by parameter name.
+    pub ema: BTreeMap<String, Tensor>,
+    /// The optimizer.
+    pub adam: AdamW,
+    /// Hyper-parameters.
+    pub config: TrainConfig,
+    /// Loss of every step so far.
+    pub losses: Vec<f64>,
+}
+
+impl Trainer {
+    /// A fresh run: weights from `train_step_rng(seed, u64::MAX)`.
+    pub fn new(net_config: MlpConfig, config: TrainConfig, device: &candle_core::Device) -> Result<Self> {
+        config.validate()?;
+        let net = ScoreMlp::init(net_config, device, &mut train_step_rng(config.seed, u64::MAX))?;
+        let ema = net.params().iter().map(|(k, v)| (k.clone(), v.as_tensor().copy().expect("copy"))).collect();
+        let adam = AdamW::new(net.params(), config.lr, config.weight_decay)?;
+        Ok(Self { net, ema, adam, config, losses: vec![] })
+    }
+
+    /// Steps done.
+    pub fn steps_done(&self) -> u64 {
+        self.losses.len() as u64
+    }
+
+    /// One optimisation step; returns its loss.
+    pub fn step(&mut self, process: &dyn ForwardProcess, target: &GaussianMixture) -> Result<f64> {
+        let k = self.steps_done();
+        let err = candle_err("training step");
+        let mut rng = train_step_rng(self.config.seed, k);
+        let loss = DsmLoss::batch(&self.net, process, target, &self.config, &mut rng).map_err(&err)?;
+        let value = loss.to_scalar::<f64>().map_err(&err)?;
+        if !value.is_finite() {
+            return Err(ScoreError::Model { context: "training".into(), message: format!("step {k}: loss = {value}") });
+        }
+        let grads = loss.backward().map_err(&err)?;
+        self.adam.step(self.net.params(), &grads)?;
+        let decay = self.config.ema;
+        for (name, p) in self.net.params() {
+            let e = &self.ema[name];
+            let updated = ((e * decay).map_err(&err)? + (p.as_tensor() * (1.0 - decay)).map_err(&err)?).map_err(&err)?;
+            self.ema.insert(name.clone(), updated);
+        }
+        self.losses.push(value);
+        Ok(value)
+    }
+}
