@@ -50,10 +50,10 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value_t = WeightingKind::Sigma2)]
     pub weighting: WeightingKind,
     /// Total optimisation steps (with --resume: the total to reach).
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 12_000)]
     pub steps: u64,
     /// Rows per step.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = 256)]
     pub batch: usize,
     /// AdamW learning rate.
     #[arg(long, default_value_t = 2e-3)]
@@ -68,7 +68,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.5)]
     pub sigma_data: f64,
     /// Hidden width.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 64)]
     pub width: usize,
     /// Residual blocks.
     #[arg(long, default_value_t = 3)]
@@ -141,8 +141,11 @@ pub fn run(a: TrainArgs) -> CmdResult {
     let mut trainer = if a.resume {
         let (trainer, old_meta) = Trainer::from_checkpoint(&a.out, &device)?;
         let mismatch = |what: &str, have: String, want: String| -> CmdResult {
-            Err(format!("--resume {}: config mismatch: the checkpoint has {what} = {have}, the flags give {want}", a.out.display())
-                .into())
+            Err(format!(
+                "--resume {}: config mismatch: the checkpoint has {what} = {have}, the flags give {want}",
+                a.out.display()
+            )
+            .into())
         };
         if old_meta != meta {
             mismatch("target/process", old_meta.to_string(), meta.to_string())?;
@@ -154,17 +157,19 @@ pub fn run(a: TrainArgs) -> CmdResult {
             mismatch("training", format!("{:?}", trainer.config), format!("{config:?}"))?;
         }
         if trainer.steps_done() > a.steps {
-            return Err(format!("--steps = {}: the checkpoint has already done {} steps", a.steps, trainer.steps_done()).into());
+            return Err(format!(
+                "--steps = {}: the checkpoint has already done {} steps",
+                a.steps,
+                trainer.steps_done()
+            )
+            .into());
         }
         trainer
     } else {
         Trainer::new(net, config, &device)?
     };
-    let bar = if a.quiet || !std::io::stderr().is_terminal() {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(a.steps)
-    };
+    let bar =
+        if a.quiet || !std::io::stderr().is_terminal() { ProgressBar::hidden() } else { ProgressBar::new(a.steps) };
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} steps  loss {msg} (eta {eta})").expect("valid template"),
     );

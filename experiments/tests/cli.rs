@@ -283,3 +283,57 @@ fn sample_then_eval_runs_and_reports_metrics() {
     let e = m["mean_error"].as_f64().unwrap();
     assert!(e < bound, "mean error {e} above the 5-sigma Monte Carlo bound {bound}");
 }
+
+/// `train` then `sample --model`: the checkpoint, its JSON, the loss curve; resume to a larger
+/// step count equals training there at once (bit for bit); mismatched flags and processes are
+/// one-line errors.
+#[test]
+fn train_resume_and_sample_with_a_model() {
+    let dir = std::env::temp_dir().join(format!("scoresde-train-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = || std::process::Command::new(env!("CARGO_BIN_EXE_scoresde"));
+    let small = ["--width", "8", "--depth", "1", "--batch", "16", "--quiet"];
+    let train = |out: &std::path::Path, steps: &str, extra: &[&str]| {
+        bin()
+            .args(["train", "--steps", steps, "--out", out.to_str().unwrap()])
+            .args(small)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let (a, b) = (dir.join("a.safetensors"), dir.join("b.safetensors"));
+    assert!(train(&a, "60", &[]).status.success());
+    let o = train(&b, "30", &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = train(&b, "60", &["--resume"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap(), "resumed weights differ");
+    for suffix in [".json", ".loss.csv", ".loss.png"] {
+        assert!(dir.join(format!("a.safetensors{suffix}")).exists(), "{suffix}");
+    }
+    let o = train(&b, "90", &["--resume", "--lr", "1e-2"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("config mismatch") && err.contains("training"), "{err}");
+    let x = dir.join("x.npy");
+    let sample = |extra: &[&str]| {
+        bin()
+            .args(["sample", "--model", a.to_str().unwrap(), "--solver", "dpmpp-2m", "--steps", "5", "--n", "20"])
+            .args(["--out", x.to_str().unwrap(), "--quiet"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let o = sample(&[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: ndarray::Array2<f64> = ndarray_npy::read_npy(&x).unwrap();
+    assert!(v.dim() == (20, 2) && v.iter().all(|t| t.is_finite()));
+    std::fs::remove_file(&x).unwrap();
+    let o = sample(&["--process", "ve"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("trained on process") && !x.exists(), "{err}");
+    let o =
+        bin().args(["sample", "--model", "/nonexistent/m.safetensors", "--out", x.to_str().unwrap()]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("no such checkpoint") && !err.contains("panicked"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

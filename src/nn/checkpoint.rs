@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, ScoreError};
 
-use super::adam::AdamW;
+use super::adam::{values, AdamW};
 use super::mlp::{MlpConfig, ScoreMlp};
 use super::train::{TrainConfig, Trainer};
 
@@ -59,11 +59,14 @@ pub fn save_checkpoint(path: &Path, trainer: &Trainer, meta: serde_json::Value) 
         std::fs::create_dir_all(dir).map_err(|e| ScoreError::Io { path: dir.display().to_string(), source: e })?;
     }
     let mut tensors: HashMap<String, Tensor> = HashMap::new();
+    let err = |e: candle_core::Error| model_err(path, e.to_string());
     for (name, p) in trainer.net.params() {
-        tensors.insert(format!("param.{name}"), p.as_tensor().clone());
-        tensors.insert(format!("ema.{name}"), trainer.ema[name].clone());
-        tensors.insert(format!("adam_m.{name}"), trainer.adam.m[name].clone());
-        tensors.insert(format!("adam_v.{name}"), trainer.adam.v[name].clone());
+        let shape = p.as_tensor().shape();
+        let host = |v: &Vec<f64>| Tensor::from_vec(v.clone(), shape, &candle_core::Device::Cpu);
+        tensors.insert(format!("param.{name}"), p.as_tensor().to_device(&candle_core::Device::Cpu).map_err(err)?);
+        tensors.insert(format!("ema.{name}"), host(&trainer.ema[name]).map_err(err)?);
+        tensors.insert(format!("adam_m.{name}"), host(&trainer.adam.m[name]).map_err(err)?);
+        tensors.insert(format!("adam_v.{name}"), host(&trainer.adam.v[name]).map_err(err)?);
     }
     let tmp = tmp_path(path);
     candle_core::safetensors::save(&tensors, &tmp).map_err(|e| model_err(path, e.to_string()))?;
@@ -87,7 +90,8 @@ pub fn load_checkpoint(path: &Path, device: &candle_core::Device) -> Result<(Che
     if !path.exists() {
         return Err(model_err(path, "no such checkpoint file"));
     }
-    let text = std::fs::read_to_string(&jpath).map_err(|e| model_err(&jpath, format!("cannot read the checkpoint's config: {e}")))?;
+    let text = std::fs::read_to_string(&jpath)
+        .map_err(|e| model_err(&jpath, format!("cannot read the checkpoint's config: {e}")))?;
     let ckpt: Checkpoint = serde_json::from_str(&text).map_err(|e| model_err(&jpath, e.to_string()))?;
     if ckpt.format != FORMAT {
         return Err(model_err(&jpath, format!("format = {:?}: expected {FORMAT:?}", ckpt.format)));
@@ -115,12 +119,17 @@ impl Trainer {
         let ema = ScoreMlp::from_tensors(ckpt.network.clone(), &strip(&tensors, "ema."), &ctx)?;
         let m = ScoreMlp::from_tensors(ckpt.network.clone(), &strip(&tensors, "adam_m."), &ctx)?;
         let v = ScoreMlp::from_tensors(ckpt.network.clone(), &strip(&tensors, "adam_v."), &ctx)?;
-        let take = |n: &ScoreMlp| n.params().iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
-        let mut adam = AdamW::new(net.params(), ckpt.train.lr, ckpt.train.weight_decay)?;
-        adam.m = take(&m);
-        adam.v = take(&v);
+        let take = |n: &ScoreMlp| -> Result<BTreeMap<String, Vec<f64>>> {
+            n.params()
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), values(v.as_tensor()).map_err(|e| model_err(path, e.to_string()))?)))
+                .collect()
+        };
+        let mut adam = AdamW::new(net.params(), ckpt.train.lr, ckpt.train.weight_decay);
+        adam.m = take(&m)?;
+        adam.v = take(&v)?;
         adam.steps = ckpt.steps_done;
-        let trainer = Trainer { net, ema: take(&ema), adam, config: ckpt.train, losses: ckpt.losses };
+        let trainer = Trainer { net, ema: take(&ema)?, adam, config: ckpt.train, losses: ckpt.losses };
         Ok((trainer, ckpt.meta))
     }
 }

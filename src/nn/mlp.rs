@@ -51,9 +51,9 @@ pub struct MlpConfig {
 }
 
 impl MlpConfig {
-    /// A config for dimension `dim` with the defaults (width 128, 3 blocks, 8 frequencies, eps).
+    /// A config for dimension `dim` with the defaults (width 64, 3 blocks, 8 frequencies, eps).
     pub fn new(dim: usize) -> Self {
-        Self { dim, width: 128, depth: 3, frequencies: 8, output: "eps".into(), conditioning: Conditioning::LogSnr }
+        Self { dim, width: 64, depth: 3, frequencies: 8, output: "eps".into(), conditioning: Conditioning::LogSnr }
     }
 
     /// The output's parameterisation.
@@ -73,7 +73,10 @@ impl MlpConfig {
     pub fn validate(&self) -> Result<()> {
         for (name, v) in [("dim", self.dim), ("width", self.width), ("frequencies", self.frequencies)] {
             if v == 0 {
-                return Err(ScoreError::Model { context: "network".into(), message: format!("{name} = 0: must be positive") });
+                return Err(ScoreError::Model {
+                    context: "network".into(),
+                    message: format!("{name} = 0: must be positive"),
+                });
             }
         }
         self.parameterisation().map(|_| ())
@@ -168,7 +171,8 @@ impl ScoreMlp {
     /// The network on a batch: `x` is N x d, `c` is N x 1 (the conditioning values).
     pub fn forward(&self, x: &Tensor, c: &Tensor) -> candle_core::Result<Tensor> {
         let p = |n: &str| self.params[n].as_tensor();
-        let freqs: Vec<f64> = (0..self.config.frequencies).map(|k| std::f64::consts::PI * 2f64.powi(k as i32) / 4.0).collect();
+        let freqs: Vec<f64> =
+            (0..self.config.frequencies).map(|k| std::f64::consts::PI * 2f64.powi(k as i32) / 4.0).collect();
         let f = Tensor::from_vec(freqs, (1, self.config.frequencies), &self.device)?;
         let angles = c.broadcast_mul(&f)?;
         let input = Tensor::cat(&[x, c, &angles.sin()?, &angles.cos()?], D::Minus1)?;

@@ -23,10 +23,8 @@ impl NetScore {
     /// Loads the EMA weights of the checkpoint at `path` onto `device`.
     pub fn load(path: &Path, device: &candle_core::Device) -> Result<Self> {
         let (checkpoint, tensors) = load_checkpoint(path, device)?;
-        let ema = tensors
-            .iter()
-            .filter_map(|(k, v)| k.strip_prefix("ema.").map(|n| (n.to_string(), v.clone())))
-            .collect();
+        let ema =
+            tensors.iter().filter_map(|(k, v)| k.strip_prefix("ema.").map(|n| (n.to_string(), v.clone()))).collect();
         let net = ScoreMlp::from_tensors(checkpoint.network.clone(), &ema, &path.display().to_string())?;
         let param = checkpoint.network.parameterisation()?;
         Ok(Self { net, param, checkpoint })
@@ -48,7 +46,11 @@ impl ScoreModel for NetScore {
     fn predict(&self, level: NoiseLevel, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) -> Result<()> {
         let (n, d) = x.dim();
         if d != self.dim() {
-            return Err(ScoreError::DimensionMismatch { what: "model input columns".into(), expected: self.dim(), found: d });
+            return Err(ScoreError::DimensionMismatch {
+                what: "model input columns".into(),
+                expected: self.dim(),
+                found: d,
+            });
         }
         let err = candle_err("network inference");
         let dev = self.net.device();

@@ -12,6 +12,7 @@
 //!   denoiser error, i.e. weight (sigma~^2 + sigma_data^2) / sigma_data^2 on the eps error.
 //!   (EDM's c_skip / c_out preconditioning is not applied: the network parameterisation is
 //!   chosen with `output`.)
+//!
 //! Times are uniform on [t_end, T] for `sigma2` and `likelihood`.
 
 use std::collections::BTreeMap;
@@ -26,7 +27,7 @@ use crate::gmm::GaussianMixture;
 use crate::model::Parameterisation;
 use crate::process::ForwardProcess;
 
-use super::adam::AdamW;
+use super::adam::{values, AdamW};
 use super::candle_err;
 use super::mlp::{MlpConfig, ScoreMlp};
 
@@ -64,7 +65,15 @@ pub struct TrainConfig {
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        Self { batch: 512, lr: 2e-3, weight_decay: 0.0, ema: 0.999, weighting: Weighting::Sigma2, sigma_data: 0.5, seed: 0 }
+        Self {
+            batch: 256,
+            lr: 2e-3,
+            weight_decay: 0.0,
+            ema: 0.999,
+            weighting: Weighting::Sigma2,
+            sigma_data: 0.5,
+            seed: 0,
+        }
     }
 }
 
@@ -163,7 +172,13 @@ fn net_param(net: &ScoreMlp) -> Parameterisation {
 }
 
 /// The network's output converted to eps (tensor form of [`Parameterisation::to_eps`]).
-pub(crate) fn to_eps(p: Parameterisation, out: &Tensor, x: &Tensor, a: &Tensor, s: &Tensor) -> candle_core::Result<Tensor> {
+pub(crate) fn to_eps(
+    p: Parameterisation,
+    out: &Tensor,
+    x: &Tensor,
+    a: &Tensor,
+    s: &Tensor,
+) -> candle_core::Result<Tensor> {
     match p {
         Parameterisation::Eps => Ok(out.clone()),
         Parameterisation::Score => out.broadcast_mul(&s.neg()?),
@@ -179,8 +194,8 @@ pub(crate) fn to_eps(p: Parameterisation, out: &Tensor, x: &Tensor, a: &Tensor, 
 pub struct Trainer {
     /// The network being trained.
     pub net: ScoreMlp,
-    /// EMA of its weights, by parameter name.
-    pub ema: BTreeMap<String, Tensor>,
+    /// EMA of its weights, by parameter name (flattened).
+    pub ema: BTreeMap<String, Vec<f64>>,
     /// The optimizer.
     pub adam: AdamW,
     /// Hyper-parameters.
@@ -194,8 +209,11 @@ impl Trainer {
     pub fn new(net_config: MlpConfig, config: TrainConfig, device: &candle_core::Device) -> Result<Self> {
         config.validate()?;
         let net = ScoreMlp::init(net_config, device, &mut train_step_rng(config.seed, u64::MAX))?;
-        let ema = net.params().iter().map(|(k, v)| (k.clone(), v.as_tensor().copy().expect("copy"))).collect();
-        let adam = AdamW::new(net.params(), config.lr, config.weight_decay)?;
+        let mut ema = BTreeMap::new();
+        for (k, v) in net.params() {
+            ema.insert(k.clone(), values(v.as_tensor()).map_err(candle_err("network init"))?);
+        }
+        let adam = AdamW::new(net.params(), config.lr, config.weight_decay);
         Ok(Self { net, ema, adam, config, losses: vec![] })
     }
 
@@ -218,9 +236,10 @@ impl Trainer {
         self.adam.step(self.net.params(), &grads)?;
         let decay = self.config.ema;
         for (name, p) in self.net.params() {
-            let e = &self.ema[name];
-            let updated = ((e * decay).map_err(&err)? + (p.as_tensor() * (1.0 - decay)).map_err(&err)?).map_err(&err)?;
-            self.ema.insert(name.clone(), updated);
+            let w = values(p.as_tensor()).map_err(&err)?;
+            for (e, w) in self.ema.get_mut(name).expect("ema per parameter").iter_mut().zip(w) {
+                *e = decay * *e + (1.0 - decay) * w;
+            }
         }
         self.losses.push(value);
         Ok(value)

@@ -166,7 +166,7 @@ where
     root.present().map_err(|e| err(&e))
 }
 
-/// Draws one figure as PNG and SVG at `stem` (temporary names, then rename: no half-written
+/// Draws one figure as PNG and SVG at `stem` + `.png` / `.svg` (temporary names, then rename: no half-written
 /// figure is left behind) and returns the two paths.
 pub fn draw_both(
     stem: &Path,
@@ -175,8 +175,13 @@ pub fn draw_both(
     lines: &Lines,
     floor: Option<(f64, f64)>,
 ) -> Result<Vec<String>, String> {
-    let (png, svg) = (stem.with_extension("png"), stem.with_extension("svg"));
-    let (png_tmp, svg_tmp) = (stem.with_extension("tmp.png"), stem.with_extension("tmp.svg"));
+    let with = |suffix: &str| {
+        let mut s = stem.as_os_str().to_owned();
+        s.push(suffix);
+        std::path::PathBuf::from(s)
+    };
+    let (png, svg) = (with(".png"), with(".svg"));
+    let (png_tmp, svg_tmp) = (with(".tmp.png"), with(".tmp.svg"));
     draw(BitMapBackend::new(&png_tmp, (900, 600)).into_drawing_area(), title, axes, lines, floor)?;
     draw(SVGBackend::new(&svg_tmp, (900, 600)).into_drawing_area(), title, axes, lines, floor)?;
     let mut paths = vec![];

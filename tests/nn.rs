@@ -1,0 +1,137 @@
+//! The learned score model: bit-identical resume, checkpoint validation, inference consistency.
+
+use std::path::PathBuf;
+
+use ndarray::Array2;
+use scoresde::model::{NoiseLevel, ScoreModel};
+use scoresde::nn::{save_checkpoint, Conditioning, MlpConfig, NetScore, TrainConfig, Trainer};
+use scoresde::process::{ForwardProcess, Vp};
+use scoresde::targets;
+
+fn small_net(output: &str) -> MlpConfig {
+    MlpConfig { dim: 2, width: 16, depth: 1, frequencies: 4, output: output.into(), conditioning: Conditioning::LogSnr }
+}
+
+fn small_train() -> TrainConfig {
+    TrainConfig { batch: 32, ..TrainConfig::default() }
+}
+
+fn dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("scoresde-nn-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn weights(t: &Trainer) -> Vec<(String, Vec<f64>)> {
+    t.net.params().iter().map(|(k, v)| (k.clone(), v.as_tensor().flatten_all().unwrap().to_vec1().unwrap())).collect()
+}
+
+/// 2000 steps at once and 1000 + checkpoint + resume + 1000 give the same bits: weights, EMA,
+/// Adam moments and the loss curve (every draw is keyed by (seed, step), the optimizer state is
+/// in the checkpoint).
+#[test]
+fn resume_is_bit_identical() {
+    let process = Vp::new(0.1, 20.0).unwrap();
+    let target = targets::ring8();
+    let dev = candle_core::Device::Cpu;
+    let mut whole = Trainer::new(small_net("eps"), small_train(), &dev).unwrap();
+    for _ in 0..2000 {
+        whole.step(&process, &target).unwrap();
+    }
+    let d = dir("resume");
+    let path = d.join("half.safetensors");
+    let mut first = Trainer::new(small_net("eps"), small_train(), &dev).unwrap();
+    for _ in 0..1000 {
+        first.step(&process, &target).unwrap();
+    }
+    save_checkpoint(&path, &first, serde_json::json!({"test": 1})).unwrap();
+    drop(first);
+    let (mut resumed, meta) = Trainer::from_checkpoint(&path, &dev).unwrap();
+    assert_eq!(meta, serde_json::json!({"test": 1}));
+    assert_eq!(resumed.steps_done(), 1000);
+    for _ in 0..1000 {
+        resumed.step(&process, &target).unwrap();
+    }
+    assert!(weights(&whole) == weights(&resumed), "weights differ");
+    assert!(whole.ema == resumed.ema, "EMA weights differ");
+    assert!(whole.adam.m == resumed.adam.m && whole.adam.v == resumed.adam.v, "Adam moments differ");
+    let first = whole.losses.iter().zip(&resumed.losses).position(|(a, b)| a != b);
+    assert!(first.is_none(), "losses differ from step {first:?}");
+    // Training did something: the loss of the last 200 steps is below that of the first 200.
+    let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;
+    assert!(mean(&whole.losses[1800..]) < mean(&whole.losses[..200]));
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// The loaded model predicts with the EMA weights, row by row independently of the batch.
+#[test]
+fn net_score_rows_do_not_depend_on_the_batch() {
+    let process = Vp::new(0.1, 20.0).unwrap();
+    let target = targets::ring8();
+    let dev = candle_core::Device::Cpu;
+    for output in ["eps", "x0", "v"] {
+        let mut t = Trainer::new(small_net(output), small_train(), &dev).unwrap();
+        for _ in 0..20 {
+            t.step(&process, &target).unwrap();
+        }
+        let d = dir(output);
+        let path = d.join("m.safetensors");
+        save_checkpoint(&path, &t, serde_json::json!(null)).unwrap();
+        let model = NetScore::load(&path, &dev).unwrap();
+        let level = NoiseLevel::at_time(&process, 0.3);
+        let x = Array2::from_shape_fn((7, 2), |(i, j)| (i as f64 - 3.0) * 0.7 + j as f64 * 0.1);
+        let mut all = Array2::zeros((7, 2));
+        model.predict_eps(level, x.view(), all.view_mut()).unwrap();
+        for i in 0..7 {
+            let mut one = Array2::zeros((1, 2));
+            model.predict_eps(level, x.slice(ndarray::s![i..i + 1, ..]), one.view_mut()).unwrap();
+            // A matrix product's summation order may depend on the batch shape: 1e-12 relative.
+            for j in 0..2 {
+                assert!((one[[0, j]] - all[[i, j]]).abs() <= 1e-12 * (1.0 + all[[i, j]].abs()), "{output} row {i}");
+            }
+        }
+        assert!(all.iter().all(|v| v.is_finite()));
+        assert_eq!(model.dim(), 2);
+        std::fs::remove_dir_all(&d).ok();
+    }
+    let _ = process.t_max();
+}
+
+fn message(r: scoresde::Result<NetScore>) -> String {
+    match r {
+        Ok(_) => panic!("a bad checkpoint was accepted"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Missing files, a missing tensor, wrong shapes and a mangled config are clear errors.
+#[test]
+fn bad_checkpoints_are_clear_errors() {
+    let dev = candle_core::Device::Cpu;
+    let d = dir("bad");
+    let path = d.join("m.safetensors");
+    let e = message(NetScore::load(&path, &dev));
+    assert!(e.contains("m.safetensors") && e.contains("no such checkpoint"), "{e}");
+    let t = Trainer::new(small_net("eps"), small_train(), &dev).unwrap();
+    save_checkpoint(&path, &t, serde_json::json!(null)).unwrap();
+    let json = d.join("m.safetensors.json");
+    let good = std::fs::read_to_string(&json).unwrap();
+    // Config says width 32, the tensors are 16 wide.
+    std::fs::write(&json, good.replace("\"width\": 16", "\"width\": 32")).unwrap();
+    let e = message(NetScore::load(&path, &dev));
+    assert!(e.contains("has shape") && e.contains("the config needs"), "{e}");
+    // One more block than stored: a missing tensor.
+    std::fs::write(&json, good.replace("\"depth\": 1", "\"depth\": 2")).unwrap();
+    let e = message(NetScore::load(&path, &dev));
+    assert!(e.contains("tensor \"block1.0.w\" is missing"), "{e}");
+    std::fs::write(&json, good.replace("\"output\": \"eps\"", "\"output\": \"score2\"")).unwrap();
+    assert!(message(NetScore::load(&path, &dev)).contains("output = \"score2\""));
+    std::fs::write(&json, "{").unwrap();
+    assert!(message(NetScore::load(&path, &dev)).contains("m.safetensors.json"));
+    std::fs::remove_file(&json).unwrap();
+    assert!(message(NetScore::load(&path, &dev)).contains("cannot read the checkpoint's config"));
+    std::fs::write(&json, &good).unwrap();
+    std::fs::write(&path, b"not a safetensors file").unwrap();
+    assert!(message(NetScore::load(&path, &dev)).contains("m.safetensors"));
+    std::fs::remove_dir_all(&d).ok();
+}
