@@ -203,3 +203,49 @@ fn trajectories_end_at_the_samplers_output() {
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("not a built-in experiment"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// trained_vs_exact runs every cell with the exact score and with the network; only the network
+/// rows carry its eps error, which is positive (an untrained net is far from the exact score).
+#[test]
+fn trained_vs_exact_pairs_exact_and_network_rows() {
+    let dir = temp_dir("tve");
+    let model = dir.join("m.safetensors");
+    let o = bin()
+        .args(["train", "--steps", "20", "--width", "8", "--depth", "1", "--batch", "16", "--quiet"])
+        .args(["--out", model.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let config = dir.join("tve.json");
+    let write = |processes: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                r#"{{"kind": "trained_vs_exact", "experiment": "tve", "model": {:?}, "processes": {processes},
+                    "solvers": [{{"solver": "euler", "space": "t"}}], "steps": [4, 8], "n": 200,
+                    "projections": 8, "floor_reps": 2}}"#,
+                model.to_str().unwrap()
+            ),
+        )
+        .unwrap()
+    };
+    write(r#"["vp"]"#);
+    run_sweep(&config, &dir);
+    let csv = std::fs::read_to_string(dir.join("tve.csv")).unwrap();
+    let rows = |solver: &str, metric: &str| -> Vec<f64> {
+        csv.lines()
+            .filter(|l| l.split(',').nth(3) == Some(solver) && l.split(',').nth(9) == Some(metric))
+            .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+            .collect()
+    };
+    assert_eq!(rows("euler", "sliced_w2").len(), 2);
+    assert_eq!(rows("euler+net", "sliced_w2").len(), 2);
+    assert!(rows("euler", "score_mse_eps").is_empty());
+    let mse = rows("euler+net", "score_mse_eps");
+    assert!(mse.len() == 2 && mse.iter().all(|&v| v > 0.0 && v.is_finite()), "{mse:?}");
+    write(r#"["ve"]"#);
+    let o = bin().args(["sweep", config.to_str().unwrap(), "--out-dir", dir.to_str().unwrap()]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("trained on process"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -33,6 +33,9 @@ pub enum ExperimentKind {
     SolverTable,
     /// 2-d sample paths of each solver (PF-ODE against reverse SDE) over the target density.
     Trajectories,
+    /// The same solvers and grids with the exact score and with a trained network (`model`):
+    /// discretisation error against score error, and the network's eps error along the path.
+    TrainedVsExact,
 }
 
 /// The sweep as written in the config file.
@@ -67,6 +70,8 @@ pub struct SweepConfig {
     pub table_metrics: Vec<String>,
     /// `trajectories`: paths drawn per solver.
     pub particles: usize,
+    /// `trained_vs_exact`: the checkpoint of `scoresde train`.
+    pub model: String,
 }
 
 impl Default for SweepConfig {
@@ -108,6 +113,7 @@ impl SweepConfig {
             budgets: vec![10, 20, 50],
             table_metrics: vec!["path_error".into(), "sliced_w2".into()],
             particles: 48,
+            model: "plots/ring8_vp_model.safetensors".into(),
         };
         match kind {
             ExperimentKind::StepsVsQuality => base,
@@ -162,6 +168,19 @@ impl SweepConfig {
                 steps: vec![],
                 ..base
             },
+            ExperimentKind::TrainedVsExact => Self {
+                experiment: "trained_vs_exact".into(),
+                processes: vec!["vp".into()],
+                solvers: vec![
+                    spec("euler", "t"),
+                    spec("heun", "sigma"),
+                    spec("dpmpp-2m", "sigma"),
+                    spec("euler-maruyama", "t"),
+                ],
+                steps: vec![5, 10, 25, 50, 100],
+                n: 5000,
+                ..base
+            },
             ExperimentKind::Trajectories => Self {
                 experiment: "trajectories".into(),
                 processes: vec!["vp".into()],
@@ -173,7 +192,7 @@ impl SweepConfig {
     }
 
     /// Reads a config file (a JSON object of fields to override), or takes a built-in
-    /// experiment's name (`steps_vs_quality`, `convergence`, `solver_table`, `trajectories`) when
+    /// experiment's name (`steps_vs_quality`, `convergence`, `solver_table`, `trajectories`, `trained_vs_exact`) when
     /// no file of that name exists; `None` is the headline sweep.
     pub fn load(arg: Option<&std::path::Path>) -> Result<Self, String> {
         let Some(path) = arg else { return Ok(Self::default()) };
@@ -183,7 +202,7 @@ impl SweepConfig {
                 Ok(kind) => Ok(Self::defaults(kind)),
                 Err(_) => Err(format!(
                     "config {name:?}: no such file, and not a built-in experiment (steps_vs_quality, \
-                     convergence, solver_table, trajectories)"
+                     convergence, solver_table, trajectories, trained_vs_exact)"
                 )),
             };
         }

@@ -17,6 +17,7 @@
 pub mod config;
 pub mod plot;
 mod table;
+mod trained;
 mod trajectories;
 
 use std::collections::BTreeSet;
@@ -130,6 +131,17 @@ struct Cell {
     solver: SolverChoice,
     steps: usize,
     seed: u64,
+    /// Sampled with the trained network (`trained_vs_exact`) instead of the exact score.
+    net: bool,
+}
+
+/// The solver column of a cell's rows.
+fn solver_label(solver: Solver, net: bool) -> String {
+    if net {
+        format!("{}{}", solver.name(), trained::NET_SUFFIX)
+    } else {
+        solver.name().to_string()
+    }
 }
 
 fn cell_key(target: &str, process: &str, solver: &str, space: &str, steps: usize, seed: u64) -> String {
@@ -169,6 +181,7 @@ fn run_cell(
     names: &[String],
     tgts: &[GaussianMixture],
     refs: &RefSets,
+    net: Option<&scoresde::nn::NetScore>,
     cell: &Cell,
 ) -> Result<Vec<Row>, String> {
     let p = process_of(cell.process).map_err(|e| e.to_string())?;
@@ -193,11 +206,19 @@ fn run_cell(
         return Ok(vec![]);
     } else {
         let z = prior_noise(cell.seed, sweep.config.n, target.dim());
-        let model = ExactScore::new(target.clone());
+        let exact = ExactScore::new(target.clone());
+        let probe = match (cell.net, net) {
+            (true, Some(n)) => Some(trained::EpsErrorProbe::new(n, exact.clone())),
+            _ => None,
+        };
+        let model: &dyn scoresde::model::ScoreModel = match &probe {
+            Some(p) => p,
+            None => &exact,
+        };
         let mut noise = KeyedNoise::new(cell.seed);
         let noise: Option<&mut dyn scoresde_solvers::NoiseSource> =
             if solver.is_stochastic() { Some(&mut noise) } else { None };
-        let (x, report) = sample(&*p, &model, &config, z.view(), noise, &mut no_observer).map_err(|e| context(&e))?;
+        let (x, report) = sample(&*p, model, &config, z.view(), noise, &mut no_observer).map_err(|e| context(&e))?;
         let (reference, dirs, ode) = refs.get(cell.target, cell.process);
         let mut values = if sweep.config.kind == ExperimentKind::Convergence {
             vec![]
@@ -208,6 +229,9 @@ fn run_cell(
             // Discretisation error alone: mean distance to the tight PF-ODE solution from the same draws.
             values.push(("path_error", mean_distance(&x, ode)));
         }
+        if let Some(probe) = &probe {
+            values.push(("score_mse_eps", probe.mean_squared_error()));
+        }
         (values, report.nfe)
     };
     Ok(values
@@ -215,7 +239,7 @@ fn run_cell(
         .map(|(metric, value)| Row {
             target: names[cell.target].clone(),
             process: p.name().into(),
-            solver: solver.name().into(),
+            solver: solver_label(solver, cell.net),
             space: space_name(cell.solver.space).into(),
             steps: cell.steps,
             nfe,
@@ -319,6 +343,29 @@ fn git_commit() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// The config's trained model, checked against the config's processes.
+fn trained_model(sweep: &Sweep) -> Result<scoresde::nn::NetScore, String> {
+    let path = Path::new(&sweep.config.model);
+    let net = scoresde::nn::NetScore::load(path, &scoresde::nn::device())
+        .map_err(|e| format!("model: {e} (train one with `scoresde train --out {}`)", path.display()))?;
+    let trained = &net.checkpoint().meta["process"];
+    for &pk in &sweep.processes {
+        let args = ProcessArgs {
+            process: pk,
+            beta_min: 0.1,
+            beta_max: 20.0,
+            sigma_min: None,
+            sigma_max: None,
+            cosine_s: 0.008,
+        };
+        let given = crate::train_cmd::process_meta(&args);
+        if *trained != given {
+            return Err(format!("model {}: trained on process {trained}, the config asks for {given}", path.display()));
+        }
+    }
+    Ok(net)
+}
+
 /// Parses `i/n`.
 fn parse_shard(s: &str) -> Result<(usize, usize), String> {
     let bad = || format!("--shard {s:?}: expected i/n with 0 <= i < n");
@@ -388,6 +435,7 @@ pub fn run(a: SweepArgs) -> CmdResult {
     }
     let refs = RefSets { sets };
 
+    let net = if kind == ExperimentKind::TrainedVsExact { Some(trained_model(&sweep)?) } else { None };
     let plan = if kind == ExperimentKind::SolverTable { plan_budgets(&sweep, &tgts[0])? } else { vec![] };
     let steps_of = |process: ProcessKind, solver: SolverChoice| -> Vec<usize> {
         if kind != ExperimentKind::SolverTable {
@@ -405,7 +453,10 @@ pub fn run(a: SweepArgs) -> CmdResult {
             for &solver in &sweep.solvers {
                 for steps in steps_of(process, solver) {
                     for &seed in &sweep.config.seeds {
-                        cells.push(Cell { target: ti, process, solver, steps, seed });
+                        cells.push(Cell { target: ti, process, solver, steps, seed, net: false });
+                        if kind == ExperimentKind::TrainedVsExact {
+                            cells.push(Cell { target: ti, process, solver, steps, seed, net: true });
+                        }
                     }
                 }
             }
@@ -427,7 +478,7 @@ pub fn run(a: SweepArgs) -> CmdResult {
     let key_of = |c: &Cell| {
         let p = process_of(c.process).map(|p| p.name()).unwrap_or("?");
         let s: Solver = c.solver.solver.into();
-        cell_key(&names[c.target], p, s.name(), space_name(c.solver.space), c.steps, c.seed)
+        cell_key(&names[c.target], p, &solver_label(s, c.net), space_name(c.solver.space), c.steps, c.seed)
     };
     let todo: Vec<(usize, Cell)> =
         cells.into_iter().enumerate().filter(|(i, c)| i % shards == shard && !done.contains(&key_of(c))).collect();
@@ -440,7 +491,7 @@ pub fn run(a: SweepArgs) -> CmdResult {
     let results: Vec<Result<Vec<Row>, String>> = todo
         .par_iter()
         .map(|(_, c)| {
-            let r = run_cell(&sweep, &names, &tgts, &refs, c);
+            let r = run_cell(&sweep, &names, &tgts, &refs, net.as_ref(), c);
             bar.inc(1);
             r
         })
@@ -464,12 +515,14 @@ pub fn run(a: SweepArgs) -> CmdResult {
             .iter()
             .position(|&k| process_of(k).map(|p| p.name() == r.process).unwrap_or(false))
             .unwrap_or(usize::MAX);
+        let is_net = r.solver.ends_with(trained::NET_SUFFIX);
+        let base = r.solver.trim_end_matches(trained::NET_SUFFIX);
         let s = sweep
             .solvers
             .iter()
-            .position(|c| Solver::from(c.solver).name() == r.solver && space_name(c.space) == r.space)
+            .position(|c| Solver::from(c.solver).name() == base && space_name(c.space) == r.space)
             .unwrap_or(usize::MAX);
-        (t, p, s, r.steps, r.seed)
+        (t, p, s, is_net, r.steps, r.seed)
     };
     rows.sort_by_key(order);
     rows.extend(floor_rows);
@@ -542,6 +595,7 @@ pub fn run(a: SweepArgs) -> CmdResult {
         "fitted_slopes_path_error_vs_nfe": slopes,
         "fitted_orders_vs_steps": orders,
         "budget_steps": budget_steps,
+        "model": if kind == ExperimentKind::TrainedVsExact { serde_json::json!(sweep.config.model) } else { serde_json::Value::Null },
     });
     let json_path = csv_path.with_extension("json");
     write_atomic(&json_path, format!("{}\n", serde_json::to_string_pretty(&sidecar)?).as_bytes())?;

@@ -212,6 +212,7 @@ pub fn draw_all(rows: &[Row], name: &str, dir: &Path) -> Result<Vec<String>, Str
     let figures = [
         ("sliced_w2", "sliced W2 to exact samples", true),
         ("path_error", "mean distance to the exact PF-ODE solution", false),
+        ("score_mse_eps", "network's mean squared eps error along the path", false),
     ];
     for (metric, y_desc, has_floor) in figures {
         for ((target, process), (lines, floor, sd)) in collect(rows, metric, XAxis::Nfe) {
