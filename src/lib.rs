@@ -12,6 +12,7 @@ pub mod error;
 pub mod gaussian;
 pub mod gmm;
 pub mod grids;
+pub mod guidance;
 pub mod io;
 pub mod likelihood;
 pub mod metrics;

@@ -5,6 +5,8 @@
 //! - `aniso16`: 16-d mixture of 4 components with full covariances whose eigenvalues span two
 //!   decades (condition number 100), rotated differently per component.
 //! - `gauss2`: a single correlated 2-d Gaussian, whose probability flow is known in closed form.
+//! - `quad4`: 4 overlapping isotropic 2-d Gaussians at (+-1, 0) and (0, +-1), sd 0.5, equal
+//!   weights; the guidance experiment's two classes are components {0, 1} and {2, 3}.
 
 use std::f64::consts::PI;
 use std::path::Path;
@@ -15,7 +17,7 @@ use crate::error::Result;
 use crate::gmm::{Covariance, GaussianMixture};
 
 /// Names of the built-in targets.
-pub const BUILTIN: [&str; 3] = ["ring8", "aniso16", "gauss2"];
+pub const BUILTIN: [&str; 4] = ["ring8", "aniso16", "gauss2", "quad4"];
 
 /// The built-in target called `name`, if there is one.
 pub fn builtin(name: &str) -> Option<GaussianMixture> {
@@ -23,6 +25,7 @@ pub fn builtin(name: &str) -> Option<GaussianMixture> {
         "ring8" => Some(ring8()),
         "aniso16" => Some(aniso16()),
         "gauss2" => Some(gauss2()),
+        "quad4" => Some(quad4()),
         _ => None,
     }
 }
@@ -93,4 +96,10 @@ pub fn gauss2() -> GaussianMixture {
     let means = ndarray::array![[1.0, -0.5]];
     let cov = ndarray::array![[1.0, 0.8], [0.8, 1.0]];
     GaussianMixture::new(vec![1.0], means, Covariance::Full(vec![cov])).expect("gauss2 is valid")
+}
+
+/// Four overlapping Gaussians: class-conditional structure for guidance experiments.
+pub fn quad4() -> GaussianMixture {
+    let means = ndarray::array![[-1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, -1.0]];
+    GaussianMixture::new(vec![0.25; 4], means, Covariance::Isotropic(vec![0.25; 4])).expect("quad4 is valid")
 }

@@ -36,6 +36,9 @@ pub enum ExperimentKind {
     /// The same solvers and grids with the exact score and with a trained network (`model`):
     /// discretisation error against score error, and the network's eps error along the path.
     TrainedVsExact,
+    /// Classifier-free guidance with exact scores: precision and diversity against the guidance
+    /// weight, for the sampler and for the exactly integrated tilted density.
+    Guidance,
 }
 
 /// The sweep as written in the config file.
@@ -72,6 +75,10 @@ pub struct SweepConfig {
     pub particles: usize,
     /// `trained_vs_exact`: the checkpoint of `scoresde train`.
     pub model: String,
+    /// `guidance`: the components that make up the class.
+    pub class: Vec<usize>,
+    /// `guidance`: the guidance weights w.
+    pub guidance_weights: Vec<f64>,
 }
 
 impl Default for SweepConfig {
@@ -114,6 +121,8 @@ impl SweepConfig {
             table_metrics: vec!["path_error".into(), "sliced_w2".into()],
             particles: 48,
             model: "plots/ring8_vp_model.safetensors".into(),
+            class: vec![0, 1],
+            guidance_weights: vec![0.0, 0.5, 1.0, 2.0, 4.0, 8.0],
         };
         match kind {
             ExperimentKind::StepsVsQuality => base,
@@ -181,6 +190,15 @@ impl SweepConfig {
                 n: 5000,
                 ..base
             },
+            ExperimentKind::Guidance => Self {
+                experiment: "guidance".into(),
+                targets: vec!["quad4".into()],
+                class: vec![0, 1],
+                processes: vec!["vp".into()],
+                solvers: vec![spec("dpmpp-2m", "sigma")],
+                steps: vec![50],
+                ..base
+            },
             ExperimentKind::Trajectories => Self {
                 experiment: "trajectories".into(),
                 processes: vec!["vp".into()],
@@ -192,7 +210,7 @@ impl SweepConfig {
     }
 
     /// Reads a config file (a JSON object of fields to override), or takes a built-in
-    /// experiment's name (`steps_vs_quality`, `convergence`, `solver_table`, `trajectories`, `trained_vs_exact`) when
+    /// experiment's name (`steps_vs_quality`, `convergence`, `solver_table`, `trajectories`, `trained_vs_exact`, `guidance`) when
     /// no file of that name exists; `None` is the headline sweep.
     pub fn load(arg: Option<&std::path::Path>) -> Result<Self, String> {
         let Some(path) = arg else { return Ok(Self::default()) };
@@ -202,7 +220,7 @@ impl SweepConfig {
                 Ok(kind) => Ok(Self::defaults(kind)),
                 Err(_) => Err(format!(
                     "config {name:?}: no such file, and not a built-in experiment (steps_vs_quality, \
-                     convergence, solver_table, trajectories, trained_vs_exact)"
+                     convergence, solver_table, trajectories, trained_vs_exact, guidance)"
                 )),
             };
         }
@@ -277,6 +295,13 @@ impl SweepConfig {
             }
         } else {
             nonempty("steps", self.steps.len())?;
+        }
+        if self.kind == ExperimentKind::Guidance {
+            nonempty("class", self.class.len())?;
+            nonempty("guidance_weights", self.guidance_weights.len())?;
+            if let Some(w) = self.guidance_weights.iter().find(|w| !w.is_finite() || **w < 0.0) {
+                return Err(format!("guidance_weights: {w} must be finite and non-negative"));
+            }
         }
         if self.kind == ExperimentKind::Trajectories && self.particles == 0 {
             return Err("particles = 0: must be at least 1".into());

@@ -15,6 +15,7 @@
 //! same prior draws: discretisation error alone, whose slope against NFE is the solver's order.
 
 pub mod config;
+mod guidance;
 pub mod plot;
 mod table;
 mod trained;
@@ -385,6 +386,9 @@ pub fn run(a: SweepArgs) -> CmdResult {
     let kind = sweep.config.kind;
     if kind == ExperimentKind::Trajectories {
         return Ok(trajectories::run(&sweep, &out_dir, a.quiet)?);
+    }
+    if kind == ExperimentKind::Guidance {
+        return Ok(guidance::run(&sweep, &out_dir, a.quiet)?);
     }
     let name = &sweep.config.experiment;
     let csv_path = if shards > 1 {
