@@ -9,7 +9,15 @@ use scoresde::process::{ForwardProcess, Vp};
 use scoresde::targets;
 
 fn small_net(output: &str) -> MlpConfig {
-    MlpConfig { dim: 2, width: 16, depth: 1, frequencies: 4, output: output.into(), conditioning: Conditioning::LogSnr }
+    MlpConfig {
+        dim: 2,
+        width: 16,
+        depth: 1,
+        frequencies: 4,
+        output: output.into(),
+        conditioning: Conditioning::LogSnr,
+        classes: 0,
+    }
 }
 
 fn small_train() -> TrainConfig {

@@ -291,6 +291,16 @@ pub struct SampleArgs {
     /// process flags must match the ones it was trained with.
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// Classifier-free guidance towards this class (a class-conditional --model, or a class of
+    /// --classes with the exact score).
+    #[arg(long)]
+    pub class: Option<usize>,
+    /// Guidance weight w: eps = (1 + w) eps(x | class) - w eps(x).
+    #[arg(long, default_value_t = 0.0, requires = "class")]
+    pub guidance: f64,
+    /// With the exact score: the classes as component groups, e.g. `0,1;2,3`.
+    #[arg(long, requires = "class")]
+    pub classes: Option<String>,
     /// Initial standard-normal draws, (N, d) float64 .npy; x at the grid start = prior_std * z.
     #[arg(long)]
     pub z_init: Option<PathBuf>,

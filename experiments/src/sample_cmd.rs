@@ -127,6 +127,14 @@ fn progress(total: u64, quiet: bool) -> ProgressBar {
 pub fn run(a: SampleArgs) -> CmdResult {
     let process = a.process.build()?;
     let model: Box<dyn ScoreModel> = match &a.model {
+        None if a.class.is_some() => {
+            let target = targets::load(&a.target)?;
+            let spec = a.classes.as_deref().ok_or("--class with the exact score needs --classes (e.g. 0,1;2,3)")?;
+            let classes = crate::train_cmd::parse_classes(spec, target.n_components())?;
+            let c = a.class.expect("checked");
+            let group = classes.get(c).ok_or_else(|| format!("--class = {c}: --classes defines {}", classes.len()))?;
+            Box::new(scoresde::guidance::GuidedExact::new(&target, group, a.guidance)?)
+        }
         None => Box::new(ExactScore::new(targets::load(&a.target)?)),
         Some(path) => {
             let net = scoresde::nn::NetScore::load(path, &scoresde::nn::device())?;
@@ -139,7 +147,13 @@ pub fn run(a: SampleArgs) -> CmdResult {
                 )
                 .into());
             }
-            Box::new(net)
+            if a.classes.is_some() {
+                return Err("--classes: a trained model's classes are fixed at training".into());
+            }
+            match a.class {
+                Some(c) => Box::new(net.with_guidance(c, a.guidance)?),
+                None => Box::new(net),
+            }
         }
     };
     let d = model.dim();

@@ -76,6 +76,12 @@ pub struct TrainArgs {
     /// Seed of every draw.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Train a class-conditional network: the components of each class, e.g. `0,1;2,3`.
+    #[arg(long)]
+    pub classes: Option<String>,
+    /// Probability of training on the null label (classifier-free guidance).
+    #[arg(long, default_value_t = 0.1)]
+    pub label_dropout: f64,
     /// Checkpoint to write (weights; the config goes to PATH.json, the loss curve to PATH.loss.csv/.png).
     #[arg(long)]
     pub out: PathBuf,
@@ -105,6 +111,25 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// Parses `0,1;2,3` into component groups, checking each index against the target.
+pub fn parse_classes(spec: &str, components: usize) -> Result<Vec<Vec<usize>>, String> {
+    let bad = |why: String| format!("--classes {spec:?}: {why} (expected component groups like 0,1;2,3)");
+    spec.split(';')
+        .map(|group| {
+            group
+                .split(',')
+                .map(|c| {
+                    let k: usize = c.trim().parse().map_err(|_| bad(format!("{c:?} is not a component index")))?;
+                    if k >= components {
+                        return Err(bad(format!("component {k}: the target has {components}")));
+                    }
+                    Ok(k)
+                })
+                .collect::<Result<Vec<usize>, String>>()
+        })
+        .collect()
+}
+
 /// Runs `scoresde train`.
 pub fn run(a: TrainArgs) -> CmdResult {
     let target = targets::load(&a.target)?;
@@ -119,6 +144,10 @@ pub fn run(a: TrainArgs) -> CmdResult {
         WeightingKind::Likelihood => Weighting::Likelihood,
         WeightingKind::Edm => Weighting::Edm,
     };
+    let classes = match &a.classes {
+        Some(spec) => parse_classes(spec, target.n_components())?,
+        None => vec![],
+    };
     let net = MlpConfig {
         dim: target.dim(),
         width: a.width,
@@ -126,6 +155,7 @@ pub fn run(a: TrainArgs) -> CmdResult {
         frequencies: 8,
         output: output.into(),
         conditioning: Conditioning::LogSnr,
+        classes: classes.len(),
     };
     let config = TrainConfig {
         batch: a.batch,
@@ -135,6 +165,8 @@ pub fn run(a: TrainArgs) -> CmdResult {
         weighting,
         sigma_data: a.sigma_data,
         seed: a.seed,
+        label_dropout: if classes.is_empty() { 0.0 } else { a.label_dropout },
+        classes,
     };
     let meta = serde_json::json!({"target": a.target, "process": process_meta(&a.process)});
     let device = scoresde::nn::device();

@@ -48,12 +48,24 @@ pub struct MlpConfig {
     pub output: String,
     /// What the embedding sees.
     pub conditioning: Conditioning,
+    /// Classes of a class-conditional network (0: unconditional). The class enters as a one-hot
+    /// vector of `classes + 1` entries, the last being the null label of classifier-free guidance.
+    #[serde(default)]
+    pub classes: usize,
 }
 
 impl MlpConfig {
     /// A config for dimension `dim` with the defaults (width 64, 3 blocks, 8 frequencies, eps).
     pub fn new(dim: usize) -> Self {
-        Self { dim, width: 64, depth: 3, frequencies: 8, output: "eps".into(), conditioning: Conditioning::LogSnr }
+        Self {
+            dim,
+            width: 64,
+            depth: 3,
+            frequencies: 8,
+            output: "eps".into(),
+            conditioning: Conditioning::LogSnr,
+            classes: 0,
+        }
     }
 
     /// The output's parameterisation.
@@ -84,7 +96,7 @@ impl MlpConfig {
 
     /// Embedding width: raw value, then sin and cos per frequency.
     fn embedding(&self) -> usize {
-        1 + 2 * self.frequencies
+        1 + 2 * self.frequencies + if self.classes > 0 { self.classes + 1 } else { 0 }
     }
 
     /// Every parameter's name and shape, in a fixed order.
@@ -168,14 +180,32 @@ impl ScoreMlp {
         &self.params
     }
 
-    /// The network on a batch: `x` is N x d, `c` is N x 1 (the conditioning values).
-    pub fn forward(&self, x: &Tensor, c: &Tensor) -> candle_core::Result<Tensor> {
+    /// One-hot labels (N x (classes + 1)) for class indices; `None` is the null label.
+    pub fn labels(&self, classes: &[Option<usize>]) -> candle_core::Result<Tensor> {
+        let k = self.config.classes + 1;
+        let mut v = vec![0.0; classes.len() * k];
+        for (i, c) in classes.iter().enumerate() {
+            v[i * k + c.unwrap_or(k - 1)] = 1.0;
+        }
+        Tensor::from_vec(v, (classes.len(), k), &self.device)
+    }
+
+    /// The network on a batch: `x` is N x d, `c` is N x 1 (the conditioning values), `y` the
+    /// one-hot labels of a class-conditional network ([`ScoreMlp::labels`]).
+    pub fn forward(&self, x: &Tensor, c: &Tensor, y: Option<&Tensor>) -> candle_core::Result<Tensor> {
         let p = |n: &str| self.params[n].as_tensor();
         let freqs: Vec<f64> =
             (0..self.config.frequencies).map(|k| std::f64::consts::PI * 2f64.powi(k as i32) / 4.0).collect();
         let f = Tensor::from_vec(freqs, (1, self.config.frequencies), &self.device)?;
         let angles = c.broadcast_mul(&f)?;
-        let input = Tensor::cat(&[x, c, &angles.sin()?, &angles.cos()?], D::Minus1)?;
+        let (sin, cos) = (angles.sin()?, angles.cos()?);
+        let mut parts = vec![x, c, &sin, &cos];
+        match (self.config.classes > 0, y) {
+            (true, Some(y)) => parts.push(y),
+            (false, None) => {}
+            _ => candle_core::bail!("labels given to an unconditional network, or missing for a conditional one"),
+        }
+        let input = Tensor::cat(&parts, D::Minus1)?;
         let mut h = input.matmul(p("in.w"))?.broadcast_add(p("in.b"))?;
         for k in 0..self.config.depth {
             let a = h.silu()?.matmul(p(&format!("block{k}.0.w")))?.broadcast_add(p(&format!("block{k}.0.b")))?;

@@ -61,6 +61,12 @@ pub struct TrainConfig {
     pub sigma_data: f64,
     /// Seed of every draw (weights, data, times, noise).
     pub seed: u64,
+    /// Class-conditional training: the components of each class (empty: unconditional).
+    #[serde(default)]
+    pub classes: Vec<Vec<usize>>,
+    /// Probability of replacing a label by the null label (classifier-free guidance training).
+    #[serde(default)]
+    pub label_dropout: f64,
 }
 
 impl Default for TrainConfig {
@@ -73,6 +79,8 @@ impl Default for TrainConfig {
             weighting: Weighting::Sigma2,
             sigma_data: 0.5,
             seed: 0,
+            classes: vec![],
+            label_dropout: 0.0,
         }
     }
 }
@@ -94,6 +102,9 @@ impl TrainConfig {
         }
         if !(0.0..1.0).contains(&self.ema) {
             return bad("ema", self.ema, "must be in [0, 1)");
+        }
+        if !(0.0..=1.0).contains(&self.label_dropout) {
+            return bad("label_dropout", self.label_dropout, "must be in [0, 1]");
         }
         if !(self.sigma_data > 0.0 && self.sigma_data.is_finite()) {
             return bad("sigma_data", self.sigma_data, "must be positive and finite");
@@ -122,7 +133,41 @@ impl DsmLoss {
         rng: &mut R,
     ) -> candle_core::Result<Tensor> {
         let (b, d) = (config.batch, target.dim());
-        let x0 = target.sample(b, rng);
+        // Data, with labels for a class-conditional network: class c with probability pi_c (its
+        // components' total weight), then a draw from its sub-mixture (rows grouped by class).
+        let (x0, labels) = if config.classes.is_empty() {
+            (target.sample(b, rng), vec![])
+        } else {
+            let weights: Vec<f64> =
+                config.classes.iter().map(|c| c.iter().map(|&k| target.weights()[k]).sum()).collect();
+            let total: f64 = weights.iter().sum();
+            let mut counts = vec![0usize; weights.len()];
+            for _ in 0..b {
+                let mut u = rng.random::<f64>() * total;
+                let mut c = 0;
+                while c + 1 < weights.len() && u >= weights[c] {
+                    u -= weights[c];
+                    c += 1;
+                }
+                counts[c] += 1;
+            }
+            let mut x0 = ndarray::Array2::zeros((b, d));
+            let mut labels = Vec::with_capacity(b);
+            let mut row = 0;
+            for (c, &n) in counts.iter().enumerate() {
+                if n == 0 {
+                    continue;
+                }
+                let sub = crate::guidance::sub_mixture(target, &config.classes[c])
+                    .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+                x0.slice_mut(ndarray::s![row..row + n, ..]).assign(&sub.sample(n, rng));
+                for _ in 0..n {
+                    labels.push(if rng.random::<f64>() < config.label_dropout { None } else { Some(c) });
+                }
+                row += n;
+            }
+            (x0, labels)
+        };
         let (t0, t1) = (process.t_end_default(), process.t_max());
         let mut xt = Vec::with_capacity(b * d);
         let mut eps = Vec::with_capacity(b * d);
@@ -160,7 +205,8 @@ impl DsmLoss {
         let xt = Tensor::from_vec(xt, (b, d), dev)?;
         let eps = Tensor::from_vec(eps, (b, d), dev)?;
         let (a, s) = (col(alpha)?, col(sigma)?);
-        let out = net.forward(&xt, &col(cond)?)?;
+        let y = if labels.is_empty() { None } else { Some(net.labels(&labels)?) };
+        let out = net.forward(&xt, &col(cond)?, y.as_ref())?;
         let eps_hat = to_eps(net_param(net), &out, &xt, &a, &s)?;
         let err = (eps_hat - eps)?.sqr()?.sum_keepdim(D::Minus1)?;
         (err * col(weight)?)?.mean_all()? / d as f64
@@ -208,6 +254,16 @@ impl Trainer {
     /// A fresh run: weights from `train_step_rng(seed, u64::MAX)`.
     pub fn new(net_config: MlpConfig, config: TrainConfig, device: &candle_core::Device) -> Result<Self> {
         config.validate()?;
+        if net_config.classes != config.classes.len() {
+            return Err(ScoreError::Model {
+                context: "training".into(),
+                message: format!(
+                    "the network has {} classes, the training config {}",
+                    net_config.classes,
+                    config.classes.len()
+                ),
+            });
+        }
         let net = ScoreMlp::init(net_config, device, &mut train_step_rng(config.seed, u64::MAX))?;
         let mut ema = BTreeMap::new();
         for (k, v) in net.params() {
