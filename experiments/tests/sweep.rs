@@ -257,8 +257,11 @@ fn trained_vs_exact_pairs_exact_and_network_rows() {
 fn guidance_at_zero_weight_samples_the_class_and_guidance_sharpens_it() {
     let dir = temp_dir("guid");
     let config = dir.join("guid.json");
-    std::fs::write(&config, r#"{"kind": "guidance", "experiment": "guid", "n": 4000, "guidance_weights": [0, 4]}"#)
-        .unwrap();
+    std::fs::write(
+        &config,
+        r#"{"kind": "guidance", "experiment": "guid", "n": 4000, "guidance_weights": [0, 4], "model": ""}"#,
+    )
+    .unwrap();
     let o = bin()
         .args(["sweep", config.to_str().unwrap(), "--out-dir", dir.to_str().unwrap(), "--quiet"])
         .output()

@@ -32,6 +32,13 @@ impl NetScore {
         Ok(Self { net, param, checkpoint, guidance: None })
     }
 
+    /// A guided copy sharing the weights (see [`NetScore::with_guidance`]).
+    pub fn guided(&self, class: usize, w: f64) -> Result<Self> {
+        let tensors = self.net.params().iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
+        let net = ScoreMlp::from_tensors(self.net.config().clone(), &tensors, "guided copy")?;
+        Self { net, param: self.param, checkpoint: self.checkpoint.clone(), guidance: None }.with_guidance(class, w)
+    }
+
     /// Classifier-free guidance towards `class` with weight `w`: every evaluation is
     /// (1 + w) out(x, class) - w out(x, null), in the network's own parameterisation (which is
     /// affine in eps at fixed x and level, so this is the guided eps too). Needs a

@@ -73,7 +73,8 @@ pub struct SweepConfig {
     pub table_metrics: Vec<String>,
     /// `trajectories`: paths drawn per solver.
     pub particles: usize,
-    /// `trained_vs_exact`: the checkpoint of `scoresde train`.
+    /// `trained_vs_exact`: the checkpoint of `scoresde train`; `guidance`: a class-conditional
+    /// one (empty: exact scores only).
     pub model: String,
     /// `guidance`: the components that make up the class.
     pub class: Vec<usize>,
@@ -194,6 +195,7 @@ impl SweepConfig {
                 experiment: "guidance".into(),
                 targets: vec!["quad4".into()],
                 class: vec![0, 1],
+                model: "plots/quad4_vp_cfg_model.safetensors".into(),
                 processes: vec!["vp".into()],
                 solvers: vec![spec("dpmpp-2m", "sigma")],
                 steps: vec![50],

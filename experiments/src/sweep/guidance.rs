@@ -5,6 +5,9 @@
 //! the mean exact log p(x | c); the same quantities of the tilted density
 //! q_w ∝ p(x | c)^{1 + w} p(x)^{-w} come from 2-d quadrature (rows `exact-tilted@w=..`), which
 //! shows how far guided sampling is from the density it is often described as sampling.
+//! When `model` names a class-conditional checkpoint trained on the same target with the
+//! config's class among its classes (`scoresde train --classes`), the same weights are also run
+//! with the network (rows `{solver}+net@w=..`): learned guidance against exact guidance.
 //! Writes `{experiment}.csv` (long format), `{experiment}.md` and a diversity-against-(1 + w)
 //! figure.
 
@@ -42,6 +45,14 @@ pub fn run(sweep: &Sweep, out_dir: &Path, quiet: bool) -> Result<(), String> {
         sweep.config.n
     );
     let mut figures = vec![];
+    let net = if sweep.config.model.is_empty() {
+        None
+    } else {
+        let path = Path::new(&sweep.config.model);
+        Some(scoresde::nn::NetScore::load(path, &scoresde::nn::device()).map_err(|e| {
+            format!("model: {e} (train one with `scoresde train --classes ...`, or set \"model\": \"\")")
+        })?)
+    };
     for tname in &sweep.config.targets {
         let target = targets::load(tname).map_err(|e| e.to_string())?;
         let cond = sub_mixture(&target, class).map_err(|e| format!("class: {e}"))?;
@@ -54,30 +65,55 @@ pub fn run(sweep: &Sweep, out_dir: &Path, quiet: bool) -> Result<(), String> {
             let (a, s) = (p.alpha(t_end), p.sigma(t_end));
             let mut sampled: Curve = vec![];
             let mut tilted: Curve = vec![];
+            let net_class = match &net {
+                Some(n) => {
+                    let groups = &n.checkpoint().train.classes;
+                    let c = groups.iter().position(|g| g == class).ok_or_else(|| {
+                        format!("model: its classes are {groups:?}, none is the config's class {class:?}")
+                    })?;
+                    Some(c)
+                }
+                None => None,
+            };
+            let mut netted: Curve = vec![];
             for &w in &sweep.config.guidance_weights {
-                let model = GuidedExact::new(&target, class, w).map_err(|e| e.to_string())?;
-                let z = prior_noise(seed, sweep.config.n, target.dim());
-                let mut noise = KeyedNoise::new(seed);
-                let noise: Option<&mut dyn scoresde_solvers::NoiseSource> =
-                    if solver.is_stochastic() { Some(&mut noise) } else { None };
-                let (x, report) = sample(&*p, &model, &config, z.view(), noise, &mut no_observer)
-                    .map_err(|e| format!("w = {w}: {e}"))?;
-                let owner = target.most_responsible(a, s, x.view());
-                let precision = owner.iter().filter(|k| class.contains(k)).count() as f64 / x.nrows() as f64;
-                let diversity = sample_covariance(x.view()).diag().sum();
-                let mut lc = Array1::zeros(x.nrows());
-                cond.log_prob(a, s, x.view(), lc.view_mut());
-                let values = [precision, diversity, lc.mean().unwrap_or(f64::NAN)];
-                sampled.push((w, values));
-                let label_s = format!("{}@w={w}", solver.name());
-                for (metric, v) in ["precision", "diversity", "mean_log_p_cond"].iter().zip(values) {
-                    csv.push_str(&format!(
-                        "{name},{tname},{},{label_s},{},{},{steps},{},{seed},{metric},{v:e}\n",
-                        p.name(),
-                        space_name(solver_choice.space),
-                        sweep.config.schedule,
-                        report.nfe
-                    ));
+                let exact_model = GuidedExact::new(&target, class, w).map_err(|e| e.to_string())?;
+                let guided_net = match (&net, net_class) {
+                    (Some(n), Some(c)) => Some(n.guided(c, w).map_err(|e| e.to_string())?),
+                    _ => None,
+                };
+                let runs: Vec<(&dyn scoresde::model::ScoreModel, bool)> =
+                    std::iter::once((&exact_model as &dyn scoresde::model::ScoreModel, false))
+                        .chain(guided_net.as_ref().map(|m| (m as &dyn scoresde::model::ScoreModel, true)))
+                        .collect();
+                for (model, is_net) in runs {
+                    let z = prior_noise(seed, sweep.config.n, target.dim());
+                    let mut noise = KeyedNoise::new(seed);
+                    let noise: Option<&mut dyn scoresde_solvers::NoiseSource> =
+                        if solver.is_stochastic() { Some(&mut noise) } else { None };
+                    let (x, report) = sample(&*p, model, &config, z.view(), noise, &mut no_observer)
+                        .map_err(|e| format!("w = {w}: {e}"))?;
+                    let owner = target.most_responsible(a, s, x.view());
+                    let precision = owner.iter().filter(|k| class.contains(k)).count() as f64 / x.nrows() as f64;
+                    let diversity = sample_covariance(x.view()).diag().sum();
+                    let mut lc = Array1::zeros(x.nrows());
+                    cond.log_prob(a, s, x.view(), lc.view_mut());
+                    let values = [precision, diversity, lc.mean().unwrap_or(f64::NAN)];
+                    if is_net {
+                        netted.push((w, values))
+                    } else {
+                        sampled.push((w, values))
+                    };
+                    let label_s = format!("{}{}@w={w}", solver.name(), if is_net { "+net" } else { "" });
+                    for (metric, v) in ["precision", "diversity", "mean_log_p_cond"].iter().zip(values) {
+                        csv.push_str(&format!(
+                            "{name},{tname},{},{label_s},{},{},{steps},{},{seed},{metric},{v:e}\n",
+                            p.name(),
+                            space_name(solver_choice.space),
+                            sweep.config.schedule,
+                            report.nfe
+                        ));
+                    }
                 }
                 if target.dim() == 2 {
                     let r = (0..target.n_components())
@@ -118,12 +154,29 @@ pub fn run(sweep: &Sweep, out_dir: &Path, quiet: bool) -> Result<(), String> {
                     f(2)
                 ));
             }
+            if !netted.is_empty() {
+                md.push_str(&format!(
+                    "\nThe same with the network `{}` (learned conditional and unconditional eps):\n\n\
+                     | w | precision | exact-score precision | diversity | exact-score diversity |\n\
+                     |---:|---:|---:|---:|---:|\n",
+                    sweep.config.model
+                ));
+                for ((w, v), (_, e)) in netted.iter().zip(&sampled) {
+                    md.push_str(&format!("| {w} | {:.4} | {:.4} | {:.4} | {:.4} |\n", v[0], e[0], v[1], e[1]));
+                }
+            }
             if prepare(out_dir)? {
                 let to_line = |c: &Curve| c.iter().map(|(w, v)| (1.0 + w, v[1])).filter(|p| p.1 > 0.0).collect();
                 let mut lines: Lines = Default::default();
                 lines.insert(label(solver.name(), space_name(solver_choice.space)), to_line(&sampled));
                 if !tilted.is_empty() {
                     lines.insert("tilted density (quadrature)".into(), to_line(&tilted));
+                }
+                if !netted.is_empty() {
+                    lines.insert(
+                        format!("{} + network", label(solver.name(), space_name(solver_choice.space))),
+                        to_line(&netted),
+                    );
                 }
                 let stem = out_dir.join(format!("{name}_{tname}_{}", p.name()));
                 let title = format!("{name}: {tname}, {} (diversity against 1 + w)", p.name());
