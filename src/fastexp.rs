@@ -103,10 +103,18 @@ pub(crate) fn exp_with<M: MulAdd>(x: f64) -> f64 {
     let t = M::mul_add(x, LOG2_E, SHIFT);
     let kf = t - SHIFT;
     let r = M::mul_add(kf, -LN2_LO, M::mul_add(kf, -LN2_HI, x));
-    let mut p = C[9];
-    for &c in C[..9].iter().rev() {
-        p = M::mul_add(p, r, c);
-    }
+    // Horner's rule on the leading terms, whose rounding matters; the tail c5 + .. + c11 r^6,
+    // scaled by r^5 <= 0.005, by Estrin's scheme, which shortens the chain of dependent
+    // operations (the loop is latency-bound with Horner's rule throughout).
+    let r2 = r * r;
+    let r4 = r2 * r2;
+    let e56 = M::mul_add(C[4], r, C[3]);
+    let e78 = M::mul_add(C[6], r, C[5]);
+    let e9ab = M::mul_add(M::mul_add(C[9], r, C[8]), r, C[7]);
+    let tail = M::mul_add(r4, e9ab, M::mul_add(r2, e78, e56));
+    let mut p = M::mul_add(tail, r, C[2]);
+    p = M::mul_add(p, r, C[1]);
+    p = M::mul_add(p, r, C[0]);
     p = M::mul_add(p, r, 1.0);
     p = M::mul_add(p, r, 1.0);
     // k = t - SHIFT as an integer (|k| <= 1025), split into two halves that are both normal

@@ -1,0 +1,642 @@
+//! The blocked mixture kernel behind `score`, `eps`, `x0`, `log_prob`, `score_divergence` and
+//! `most_responsible`.
+//!
+//! Why this module exists: these functions are the whole cost of sampling with an exact score,
+//! and a row-by-row loop with libm's `exp` leaves most of the CPU's vector units idle. Here rows
+//! are taken in blocks of `block` rows and every pass runs over contiguous slices of one block:
+//!
+//! ```text
+//! xs  d x B   coordinate i of row b at xs[i B + b]          (the block, transposed)
+//! lt  K x B   log-terms ln w_k - ln det C_k / 2 - |x - alpha mu_k|^2_{C_k^{-1}} / 2,
+//!             then responsibilities r_k (max subtracted, fastexp, normalised)
+//! acc d x B   sum_k r_k g_k (the output rows, transposed)
+//! y   K x d x B   full covariances only: rotated coordinates Q_k^T (x - alpha mu_k)
+//! ```
+//!
+//! Diagonal and isotropic components use `z = x - alpha mu_k` directly: the quadratic form is
+//! accumulated as `z * (z / c)` and `g = z / c` is recomputed in the mixing pass (the expanded
+//! form `|x|^2_P - 2 x.(P mu) + |mu|^2_P` saves one operation per term but cancels near the
+//! means, where the tests require the score to a few ulps). Full covariances take the rotated
+//! path of the module docs, blocked the same way.
+//!
+//! # Determinism
+//!
+//! Each row goes through the same sequence of floating-point operations whatever block or
+//! chunk it falls in, however many rows the block has, and whichever thread runs it (rows never
+//! interact; vectorising over rows does not reorder any row's arithmetic), so results are
+//! bit-identical for any thread count, chunk size and block size. Within one process the kernel
+//! flavour is fixed (see below), so the guarantee holds on one machine; two machines with and
+//! without FMA differ in the last bits.
+//!
+//! # CPU features
+//!
+//! On x86-64 CPUs with AVX2 and FMA (checked once at run time) the kernel runs as a copy
+//! compiled with those features and evaluates `a * b + c` with one rounding; elsewhere the
+//! portable copy (SSE2 on x86-64) uses a separate multiply and add. Setting the environment
+//! variable `SCORESDE_PORTABLE_KERNEL` (any value) forces the portable copy, for comparisons.
+
+use std::cell::RefCell;
+use std::sync::OnceLock;
+
+use ndarray::{ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
+use rayon::prelude::*;
+
+use super::{Frame, GaussianMixture};
+use crate::fastexp::{exp_with, MulAdd, Separate};
+
+/// Rows per parallel work item. The split never depends on the thread count, and results do not
+/// depend on it at all.
+pub(super) const CHUNK_ROWS: usize = 512;
+
+/// Upper bound of the rows per block.
+const MAX_BLOCK: usize = 256;
+
+/// What the kernel computes per row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Task {
+    /// `scale * sum_k r_k C_k^{-1} (x - alpha mu_k)` (score: `scale = -1`; eps: `scale = sigma`).
+    Precision {
+        /// Factor applied to the mixed vector.
+        scale: f64,
+    },
+    /// `sum_k r_k (mu_k + alpha S_k C_k^{-1} (x - alpha mu_k))` (posterior mean of `x_0`).
+    Posterior,
+    /// `ln sum_k exp(log-term_k) - shift`.
+    LogSumExp {
+        /// Constant subtracted (the `d/2 ln 2 pi` of the density).
+        shift: f64,
+    },
+    /// The score and its divergence `sum_k r_k (|g_k - gbar|^2 - tr C_k^{-1})`.
+    Divergence,
+    /// `argmax_k r_k` (first index on ties).
+    Argmax,
+}
+
+/// Where the results of [`Task`] go, one entry per row of `x`.
+pub(super) enum Sink<'a> {
+    /// N x d (`Precision`, `Posterior`).
+    Rows(ArrayViewMut2<'a, f64>),
+    /// N (`LogSumExp`).
+    Values(ArrayViewMut1<'a, f64>),
+    /// N x d and N (`Divergence`).
+    RowsValues(ArrayViewMut2<'a, f64>, ArrayViewMut1<'a, f64>),
+    /// N (`Argmax`).
+    Indices(&'a mut [usize]),
+}
+
+/// How rows are grouped: `chunk` rows per parallel work item, `block` rows per pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Layout {
+    /// Rows per parallel work item.
+    pub chunk: usize,
+    /// Rows per block (at most `chunk`).
+    pub block: usize,
+}
+
+impl Layout {
+    /// Chunks of [`CHUNK_ROWS`]; blocks of up to 256 rows whose scratch fits in about 24 KiB (an
+    /// L1 data cache), at least 16 rows.
+    pub fn for_mixture(gm: &GaussianMixture) -> Self {
+        let (k, d) = (gm.n_components(), gm.dim());
+        let per_row = scratch_per_row(k, d, gm.full);
+        let block = (24 * 1024 / 8 / per_row).clamp(16, MAX_BLOCK) / 8 * 8;
+        Layout { chunk: CHUNK_ROWS, block }
+    }
+}
+
+/// Doubles of scratch per block row.
+fn scratch_per_row(k: usize, d: usize, full: bool) -> usize {
+    // xs, acc, z: 3 d; lt: K; m, s, tmp, div: 4; y (full): K d.
+    3 * d + k + 4 + if full { k * d } else { 0 }
+}
+
+/// Runs `task` over every row of `x` into `sink`, in chunks of `layout.chunk` rows (in parallel
+/// when there is more than one) and blocks of `layout.block` rows.
+pub(super) fn run(gm: &GaussianMixture, fr: &Frame, task: Task, x: ArrayView2<f64>, sink: Sink, layout: Layout) {
+    run_on(gm, fr, task, x, sink, layout, use_avx2_fma());
+}
+
+/// [`run`] on the AVX2 + FMA copy (`avx2`, which the caller has checked) or the portable one.
+fn run_on(gm: &GaussianMixture, fr: &Frame, task: Task, x: ArrayView2<f64>, sink: Sink, layout: Layout, avx2: bool) {
+    let layout = Layout { chunk: layout.chunk.max(1), block: layout.block.clamp(1, layout.chunk.max(1)) };
+    let jobs: Vec<_> = x.axis_chunks_iter(Axis(0), layout.chunk).zip(sink.split(layout.chunk)).collect();
+    let work = |(xc, sc): (ArrayView2<f64>, Sink)| chunk(gm, fr, task, layout.block, xc, sc, avx2);
+    if jobs.len() <= 1 {
+        jobs.into_iter().for_each(work);
+    } else {
+        jobs.into_par_iter().for_each(work);
+    }
+}
+
+/// Which copy of the kernel runs: `"avx2+fma"` or `"portable"`.
+pub(super) fn path() -> &'static str {
+    if use_avx2_fma() {
+        "avx2+fma"
+    } else {
+        "portable"
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn use_avx2_fma() -> bool {
+    static AVX2_FMA: OnceLock<bool> = OnceLock::new();
+    *AVX2_FMA.get_or_init(|| {
+        std::env::var_os("SCORESDE_PORTABLE_KERNEL").is_none()
+            && is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+    })
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn use_avx2_fma() -> bool {
+    false
+}
+
+fn chunk(gm: &GaussianMixture, fr: &Frame, task: Task, block: usize, x: ArrayView2<f64>, sink: Sink, avx2: bool) {
+    let need = scratch_per_row(gm.n_components(), gm.dim(), gm.full) * block;
+    SCRATCH.with_borrow_mut(|buf| {
+        if buf.len() < need {
+            buf.resize(need, 0.0);
+        }
+        let buf = &mut buf[..need];
+        #[cfg(target_arch = "x86_64")]
+        if avx2 {
+            // SAFETY: `chunk_avx2_fma` only requires the CPU to support AVX2 and FMA, and `avx2`
+            // is true only where `use_avx2_fma` found both with `is_x86_feature_detected!`.
+            unsafe { chunk_avx2_fma(gm, fr, task, block, x, sink, buf) };
+            return;
+        }
+        let _ = avx2;
+        chunk_with::<Separate>(gm, fr, task, block, x, sink, buf);
+    });
+}
+
+/// The kernel compiled with AVX2 and FMA enabled, using fused multiply-adds. (Everything it
+/// calls is `#[inline(always)]` and free of closures, so that all of it is compiled with these
+/// features; a closure or an outlined call would be compiled for the baseline CPU and turn each
+/// `mul_add` into a library call.)
+///
+/// # Safety
+///
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn chunk_avx2_fma(
+    gm: &GaussianMixture,
+    fr: &Frame,
+    task: Task,
+    block: usize,
+    x: ArrayView2<f64>,
+    sink: Sink,
+    buf: &mut [f64],
+) {
+    chunk_with::<crate::fastexp::Fused>(gm, fr, task, block, x, sink, buf);
+}
+
+impl<'a> Sink<'a> {
+    /// Splits into consecutive pieces of `rows` rows (at least one piece).
+    fn split(self, rows: usize) -> Vec<Sink<'a>> {
+        match self {
+            Sink::Rows(m) => split_rows(m, rows).into_iter().map(Sink::Rows).collect(),
+            Sink::Values(v) => split_values(v, rows).into_iter().map(Sink::Values).collect(),
+            Sink::RowsValues(m, v) => {
+                split_rows(m, rows).into_iter().zip(split_values(v, rows)).map(|(m, v)| Sink::RowsValues(m, v)).collect()
+            }
+            Sink::Indices(s) => {
+                if s.is_empty() {
+                    vec![Sink::Indices(s)]
+                } else {
+                    s.chunks_mut(rows).map(Sink::Indices).collect()
+                }
+            }
+        }
+    }
+}
+
+fn split_rows(mut m: ArrayViewMut2<f64>, rows: usize) -> Vec<ArrayViewMut2<f64>> {
+    let mut out = Vec::with_capacity(m.nrows() / rows + 1);
+    while m.nrows() > rows {
+        let (head, tail) = m.split_at(Axis(0), rows);
+        out.push(head);
+        m = tail;
+    }
+    out.push(m);
+    out
+}
+
+fn split_values(mut v: ArrayViewMut1<f64>, rows: usize) -> Vec<ArrayViewMut1<f64>> {
+    let mut out = Vec::with_capacity(v.len() / rows + 1);
+    while v.len() > rows {
+        let (head, tail) = v.split_at(Axis(0), rows);
+        out.push(head);
+        v = tail;
+    }
+    out.push(v);
+    out
+}
+
+thread_local! {
+    /// Per-thread scratch, grown when a call needs more and reused by every later call (rayon's
+    /// worker threads live as long as the pool), so the step loop does not allocate it.
+    static SCRATCH: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// One block's work buffers, carved out of the thread's scratch (layouts in the module docs).
+struct Scratch<'s> {
+    xs: &'s mut [f64],
+    lt: &'s mut [f64],
+    acc: &'s mut [f64],
+    z: &'s mut [f64],
+    y: &'s mut [f64],
+    m: &'s mut [f64],
+    s: &'s mut [f64],
+    tmp: &'s mut [f64],
+    div: &'s mut [f64],
+}
+
+impl<'s> Scratch<'s> {
+    fn carve(buf: &'s mut [f64], k: usize, d: usize, b: usize, full: bool) -> Self {
+        let (xs, rest) = buf.split_at_mut(d * b);
+        let (lt, rest) = rest.split_at_mut(k * b);
+        let (acc, rest) = rest.split_at_mut(d * b);
+        let (z, rest) = rest.split_at_mut(d * b);
+        let (y, rest) = rest.split_at_mut(if full { k * d * b } else { 0 });
+        let (m, rest) = rest.split_at_mut(b);
+        let (s, rest) = rest.split_at_mut(b);
+        let (tmp, rest) = rest.split_at_mut(b);
+        let (div, _) = rest.split_at_mut(b);
+        Scratch { xs, lt, acc, z, y, m, s, tmp, div }
+    }
+}
+
+/// The per-call constants the passes read, as flat slices.
+struct Coeffs<'c> {
+    k: usize,
+    d: usize,
+    /// `alpha mu_k`, K x d.
+    amu: &'c [f64],
+    /// `1 / c_ki`, K x d.
+    ic: &'c [f64],
+    /// `alpha l_ki / c_ki`, K x d.
+    gain: &'c [f64],
+    /// `mu_k`, K x d.
+    mu: &'c [f64],
+    /// `ln w_k - ln det C_k / 2`, K.
+    base: &'c [f64],
+    /// `tr C_k^{-1}`, K.
+    trace: &'c [f64],
+    /// Full only: `Q_k` and `Q_k^T`, K x d x d row-major.
+    q: &'c [f64],
+    qt: &'c [f64],
+}
+
+#[inline(always)]
+fn chunk_with<M: MulAdd>(
+    gm: &GaussianMixture,
+    fr: &Frame,
+    task: Task,
+    block: usize,
+    x: ArrayView2<f64>,
+    sink: Sink,
+    buf: &mut [f64],
+) {
+    let (k, d, full) = (gm.n_components(), gm.dim(), gm.full);
+    let c = Coeffs {
+        k,
+        d,
+        amu: &fr.amu,
+        ic: &fr.inv_c,
+        gain: &fr.gain,
+        mu: gm.means.as_slice().expect("means are stored in standard layout"),
+        base: &fr.base,
+        trace: &fr.trace,
+        q: &gm.q,
+        qt: &gm.qt,
+    };
+    let mut sink = sink;
+    let mut s = Scratch::carve(buf, k, d, block, full);
+    let n = x.nrows();
+    let mut start = 0;
+    while start < n {
+        let nb = block.min(n - start);
+        load(x, start, nb, block, s.xs);
+        if full {
+            log_terms_full::<M>(&c, nb, block, &mut s);
+        } else {
+            log_terms_diag::<M>(&c, nb, block, &mut s);
+        }
+        match task {
+            Task::Argmax => {}
+            Task::LogSumExp { .. } => softmax::<M>(k, nb, block, &mut s, false),
+            Task::Precision { .. } | Task::Posterior | Task::Divergence => {
+                softmax::<M>(k, nb, block, &mut s, true);
+                let posterior = task == Task::Posterior;
+                if full {
+                    mix_full::<M>(&c, nb, block, &mut s, posterior);
+                } else {
+                    mix_diag::<M>(&c, nb, block, &mut s, posterior);
+                }
+                if task == Task::Divergence {
+                    if full {
+                        divergence_full::<M>(&c, nb, block, &mut s);
+                    } else {
+                        divergence_diag::<M>(&c, nb, block, &mut s);
+                    }
+                }
+            }
+        }
+        store(task, &c, &s, start, nb, block, &mut sink);
+        start += nb;
+    }
+}
+
+/// `xs[i B + b] = x[start + b, i]`.
+#[inline(always)]
+fn load(x: ArrayView2<f64>, start: usize, nb: usize, bs: usize, xs: &mut [f64]) {
+    let d = x.ncols();
+    if let Some(flat) = x.as_slice() {
+        for (b, row) in flat[start * d..(start + nb) * d].chunks_exact(d).enumerate() {
+            for (i, &v) in row.iter().enumerate() {
+                xs[i * bs + b] = v;
+            }
+        }
+    } else {
+        for b in 0..nb {
+            for i in 0..d {
+                xs[i * bs + b] = x[[start + b, i]];
+            }
+        }
+    }
+}
+
+/// `out[start + b, i] = scale * acc[i B + b]`.
+#[inline(always)]
+fn store_rows(out: &mut ArrayViewMut2<f64>, acc: &[f64], scale: f64, start: usize, nb: usize, bs: usize) {
+    let d = out.ncols();
+    if let Some(flat) = out.as_slice_mut() {
+        for (b, row) in flat[start * d..(start + nb) * d].chunks_exact_mut(d).enumerate() {
+            for (i, o) in row.iter_mut().enumerate() {
+                *o = scale * acc[i * bs + b];
+            }
+        }
+    } else {
+        for b in 0..nb {
+            for i in 0..d {
+                out[[start + b, i]] = scale * acc[i * bs + b];
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn store(task: Task, c: &Coeffs, s: &Scratch, start: usize, nb: usize, bs: usize, sink: &mut Sink) {
+    match (task, sink) {
+        (Task::Precision { scale }, Sink::Rows(out)) => store_rows(out, s.acc, scale, start, nb, bs),
+        (Task::Posterior, Sink::Rows(out)) => store_rows(out, s.acc, 1.0, start, nb, bs),
+        (Task::LogSumExp { shift }, Sink::Values(out)) => {
+            for b in 0..nb {
+                out[start + b] = s.m[b] + s.s[b].ln() - shift;
+            }
+        }
+        (Task::Divergence, Sink::RowsValues(out, div)) => {
+            store_rows(out, s.acc, -1.0, start, nb, bs);
+            for b in 0..nb {
+                div[start + b] = s.div[b];
+            }
+        }
+        (Task::Argmax, Sink::Indices(out)) => {
+            for (b, o) in out[start..start + nb].iter_mut().enumerate() {
+                let mut best = 0;
+                for kk in 1..c.k {
+                    if s.lt[kk * bs + b] > s.lt[best * bs + b] {
+                        best = kk;
+                    }
+                }
+                *o = best;
+            }
+        }
+        _ => unreachable!("task and sink are paired by the callers in gmm/mod.rs"),
+    }
+}
+
+/// Diagonal components: `lt[k] = base_k - 0.5 sum_i z_i (z_i / c_ki)`, `z = x - alpha mu_k`.
+#[inline(always)]
+fn log_terms_diag<M: MulAdd>(c: &Coeffs, nb: usize, bs: usize, s: &mut Scratch) {
+    let d = c.d;
+    let quad = &mut s.tmp[..nb];
+    for k in 0..c.k {
+        quad.fill(0.0);
+        for i in 0..d {
+            let (a, ic) = (c.amu[k * d + i], c.ic[k * d + i]);
+            for (q, &xv) in quad.iter_mut().zip(&s.xs[i * bs..i * bs + nb]) {
+                let z = xv - a;
+                *q = M::mul_add(z, z * ic, *q);
+            }
+        }
+        let base = c.base[k];
+        for (l, &q) in s.lt[k * bs..k * bs + nb].iter_mut().zip(quad.iter()) {
+            *l = M::mul_add(-0.5, q, base);
+        }
+    }
+}
+
+/// Full components: `y_k = Q_k^T (x - alpha mu_k)` (kept for the mixing pass) and
+/// `lt[k] = base_k - 0.5 sum_j y_kj (y_kj / c_kj)`.
+#[inline(always)]
+fn log_terms_full<M: MulAdd>(c: &Coeffs, nb: usize, bs: usize, s: &mut Scratch) {
+    let d = c.d;
+    for k in 0..c.k {
+        for i in 0..d {
+            let a = c.amu[k * d + i];
+            for (z, &xv) in s.z[i * bs..i * bs + nb].iter_mut().zip(&s.xs[i * bs..i * bs + nb]) {
+                *z = xv - a;
+            }
+        }
+        let quad = &mut s.tmp[..nb];
+        quad.fill(0.0);
+        for j in 0..d {
+            let yj = &mut s.y[(k * d + j) * bs..(k * d + j) * bs + nb];
+            yj.fill(0.0);
+            let qrow = &c.qt[(k * d + j) * d..(k * d + j + 1) * d];
+            for (i, &qv) in qrow.iter().enumerate() {
+                for (y, &z) in yj.iter_mut().zip(&s.z[i * bs..i * bs + nb]) {
+                    *y = M::mul_add(qv, z, *y);
+                }
+            }
+            let ic = c.ic[k * d + j];
+            for (q, &y) in quad.iter_mut().zip(yj.iter()) {
+                *q = M::mul_add(y, y * ic, *q);
+            }
+        }
+        let base = c.base[k];
+        for (l, &q) in s.lt[k * bs..k * bs + nb].iter_mut().zip(quad.iter()) {
+            *l = M::mul_add(-0.5, q, base);
+        }
+    }
+}
+
+/// Log-sum-exp over components per row: `m = max_k lt_k`, `lt_k <- exp(lt_k - m)`,
+/// `s = sum_k lt_k`; with `normalise`, `lt_k <- lt_k / s` (the responsibilities).
+#[inline(always)]
+fn softmax<M: MulAdd>(k: usize, nb: usize, bs: usize, s: &mut Scratch, normalise: bool) {
+    let (m, sum) = (&mut s.m[..nb], &mut s.s[..nb]);
+    m.copy_from_slice(&s.lt[..nb]);
+    for kk in 1..k {
+        for (mv, &l) in m.iter_mut().zip(&s.lt[kk * bs..kk * bs + nb]) {
+            *mv = if l > *mv { l } else { *mv };
+        }
+    }
+    sum.fill(0.0);
+    for kk in 0..k {
+        for ((l, &mv), sv) in s.lt[kk * bs..kk * bs + nb].iter_mut().zip(m.iter()).zip(sum.iter_mut()) {
+            let e = exp_with::<M>(*l - mv);
+            *l = e;
+            *sv += e;
+        }
+    }
+    if normalise {
+        let inv = &mut s.tmp[..nb];
+        for (iv, &sv) in inv.iter_mut().zip(sum.iter()) {
+            *iv = 1.0 / sv;
+        }
+        for kk in 0..k {
+            for (l, &iv) in s.lt[kk * bs..kk * bs + nb].iter_mut().zip(inv.iter()) {
+                *l *= iv;
+            }
+        }
+    }
+}
+
+/// Diagonal components: `acc_i = sum_k r_k g_ki` with `g_ki = z_i / c_ki` (precision) or
+/// `mu_ki + gain_ki z_i` (posterior).
+#[inline(always)]
+fn mix_diag<M: MulAdd>(c: &Coeffs, nb: usize, bs: usize, s: &mut Scratch, posterior: bool) {
+    let d = c.d;
+    for i in 0..d {
+        let acc = &mut s.acc[i * bs..i * bs + nb];
+        acc.fill(0.0);
+        let xi = &s.xs[i * bs..i * bs + nb];
+        for k in 0..c.k {
+            let r = &s.lt[k * bs..k * bs + nb];
+            let a = c.amu[k * d + i];
+            if posterior {
+                let (mu, ga) = (c.mu[k * d + i], c.gain[k * d + i]);
+                for ((o, &xv), &rv) in acc.iter_mut().zip(xi).zip(r) {
+                    let g = M::mul_add(ga, xv - a, mu);
+                    *o = M::mul_add(rv, g, *o);
+                }
+            } else {
+                let ic = c.ic[k * d + i];
+                for ((o, &xv), &rv) in acc.iter_mut().zip(xi).zip(r) {
+                    let g = (xv - a) * ic;
+                    *o = M::mul_add(rv, g, *o);
+                }
+            }
+        }
+    }
+}
+
+/// Full components: `acc = sum_k r_k g_k` with `g_k = Q_k (y_k / c_k)` (precision) or
+/// `mu_k + Q_k (gain_k y_k)` (posterior).
+#[inline(always)]
+fn mix_full<M: MulAdd>(c: &Coeffs, nb: usize, bs: usize, s: &mut Scratch, posterior: bool) {
+    let d = c.d;
+    for i in 0..d {
+        s.acc[i * bs..i * bs + nb].fill(0.0);
+    }
+    for k in 0..c.k {
+        // z <- diag(scale) y_k, the rotated vector to bring back.
+        let scale = if posterior { &c.gain[k * d..(k + 1) * d] } else { &c.ic[k * d..(k + 1) * d] };
+        for (j, &sc) in scale.iter().enumerate() {
+            let yj = &s.y[(k * d + j) * bs..(k * d + j) * bs + nb];
+            for (w, &y) in s.z[j * bs..j * bs + nb].iter_mut().zip(yj) {
+                *w = y * sc;
+            }
+        }
+        let r = &s.lt[k * bs..k * bs + nb];
+        for i in 0..d {
+            let g = &mut s.tmp[..nb];
+            g.fill(0.0);
+            let qrow = &c.q[(k * d + i) * d..(k * d + i + 1) * d];
+            for (j, &qv) in qrow.iter().enumerate() {
+                for (gv, &w) in g.iter_mut().zip(&s.z[j * bs..j * bs + nb]) {
+                    *gv = M::mul_add(qv, w, *gv);
+                }
+            }
+            let acc = &mut s.acc[i * bs..i * bs + nb];
+            if posterior {
+                let mu = c.mu[k * d + i];
+                for ((o, &gv), &rv) in acc.iter_mut().zip(g.iter()).zip(r) {
+                    *o = M::mul_add(rv, mu + gv, *o);
+                }
+            } else {
+                for ((o, &gv), &rv) in acc.iter_mut().zip(g.iter()).zip(r) {
+                    *o = M::mul_add(rv, gv, *o);
+                }
+            }
+        }
+    }
+}
+
+/// Diagonal components, after `mix_diag` (precision): `div = sum_k r_k (|g_k - gbar|^2 - tr_k)`.
+#[inline(always)]
+fn divergence_diag<M: MulAdd>(c: &Coeffs, nb: usize, bs: usize, s: &mut Scratch) {
+    let d = c.d;
+    let div = &mut s.div[..nb];
+    div.fill(0.0);
+    for k in 0..c.k {
+        let spread = &mut s.tmp[..nb];
+        spread.fill(0.0);
+        for i in 0..d {
+            let (a, ic) = (c.amu[k * d + i], c.ic[k * d + i]);
+            let xi = &s.xs[i * bs..i * bs + nb];
+            let gbar = &s.acc[i * bs..i * bs + nb];
+            for ((sp, &xv), &gb) in spread.iter_mut().zip(xi).zip(gbar) {
+                let e = (xv - a) * ic - gb;
+                *sp = M::mul_add(e, e, *sp);
+            }
+        }
+        let tr = c.trace[k];
+        for ((dv, &sp), &rv) in div.iter_mut().zip(spread.iter()).zip(&s.lt[k * bs..k * bs + nb]) {
+            *dv = M::mul_add(rv, sp - tr, *dv);
+        }
+    }
+}
+
+/// Full components, after `mix_full` (precision): as [`divergence_diag`] with
+/// `g_k = Q_k (y_k / c_k)`.
+#[inline(always)]
+fn divergence_full<M: MulAdd>(c: &Coeffs, nb: usize, bs: usize, s: &mut Scratch) {
+    let d = c.d;
+    s.div[..nb].fill(0.0);
+    for k in 0..c.k {
+        let ic = &c.ic[k * d..(k + 1) * d];
+        for (j, &sc) in ic.iter().enumerate() {
+            let yj = &s.y[(k * d + j) * bs..(k * d + j) * bs + nb];
+            for (w, &y) in s.z[j * bs..j * bs + nb].iter_mut().zip(yj) {
+                *w = y * sc;
+            }
+        }
+        // `m` is free after the softmax: it holds the spread here.
+        let spread = &mut s.m[..nb];
+        spread.fill(0.0);
+        for i in 0..d {
+            let g = &mut s.tmp[..nb];
+            g.fill(0.0);
+            let qrow = &c.q[(k * d + i) * d..(k * d + i + 1) * d];
+            for (j, &qv) in qrow.iter().enumerate() {
+                for (gv, &w) in g.iter_mut().zip(&s.z[j * bs..j * bs + nb]) {
+                    *gv = M::mul_add(qv, w, *gv);
+                }
+            }
+            for ((sp, &gv), &gb) in spread.iter_mut().zip(g.iter()).zip(&s.acc[i * bs..i * bs + nb]) {
+                let e = gv - gb;
+                *sp = M::mul_add(e, e, *sp);
+            }
+        }
+        let tr = c.trace[k];
+        for ((dv, &sp), &rv) in s.div[..nb].iter_mut().zip(spread.iter()).zip(&s.lt[k * bs..k * bs + nb]) {
+            *dv = M::mul_add(rv, sp - tr, *dv);
+        }
+    }
+}
