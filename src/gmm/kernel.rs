@@ -51,6 +51,10 @@ pub(super) const CHUNK_ROWS: usize = 512;
 /// Upper bound of the rows per block.
 const MAX_BLOCK: usize = 256;
 
+/// Rows per register group: the diagonal passes keep G rows' accumulators in registers (two
+/// AVX2 vectors) and every block is padded to a multiple of G.
+const G: usize = 8;
+
 /// What the kernel computes per row.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) enum Task {
@@ -118,7 +122,8 @@ pub(super) fn run(gm: &GaussianMixture, fr: &Frame, task: Task, x: ArrayView2<f6
 
 /// [`run`] on the AVX2 + FMA copy (`avx2`, which the caller has checked) or the portable one.
 fn run_on(gm: &GaussianMixture, fr: &Frame, task: Task, x: ArrayView2<f64>, sink: Sink, layout: Layout, avx2: bool) {
-    let layout = Layout { chunk: layout.chunk.max(1), block: layout.block.clamp(1, layout.chunk.max(1)) };
+    let chunk_rows = layout.chunk.max(1);
+    let layout = Layout { chunk: chunk_rows, block: layout.block.clamp(1, chunk_rows).next_multiple_of(G) };
     let jobs: Vec<_> = x.axis_chunks_iter(Axis(0), layout.chunk).zip(sink.split(layout.chunk)).collect();
     let work = |(xc, sc): (ArrayView2<f64>, Sink)| chunk(gm, fr, task, layout.block, xc, sc, avx2);
     if jobs.len() <= 1 {
@@ -319,28 +324,31 @@ fn chunk_with<M: MulAdd>(
     let mut start = 0;
     while start < n {
         let nb = block.min(n - start);
-        load(x, start, nb, block, s.xs);
+        // Rows nb..np of the block are zeros, computed and never stored, so that every pass
+        // runs over whole groups of G rows.
+        let np = nb.next_multiple_of(G);
+        load(x, start, nb, np, block, s.xs);
         if full {
-            log_terms_full::<M>(&c, nb, block, &mut s);
+            log_terms_full::<M>(&c, np, block, &mut s);
         } else {
-            log_terms_diag::<M>(&c, nb, block, &mut s);
+            log_terms_diag::<M>(&c, np, block, &mut s);
         }
         match task {
             Task::Argmax => {}
-            Task::LogSumExp { .. } => softmax::<M>(k, nb, block, &mut s, false),
+            Task::LogSumExp { .. } => softmax::<M>(k, np, block, &mut s, false),
             Task::Precision { .. } | Task::Posterior | Task::Divergence => {
-                softmax::<M>(k, nb, block, &mut s, true);
+                softmax::<M>(k, np, block, &mut s, true);
                 let posterior = task == Task::Posterior;
                 if full {
-                    mix_full::<M>(&c, nb, block, &mut s, posterior);
+                    mix_full::<M>(&c, np, block, &mut s, posterior);
                 } else {
-                    mix_diag::<M>(&c, nb, block, &mut s, posterior);
+                    mix_diag::<M>(&c, np, block, &mut s, posterior);
                 }
                 if task == Task::Divergence {
                     if full {
-                        divergence_full::<M>(&c, nb, block, &mut s);
+                        divergence_full::<M>(&c, np, block, &mut s);
                     } else {
-                        divergence_diag::<M>(&c, nb, block, &mut s);
+                        divergence_diag::<M>(&c, np, block, &mut s);
                     }
                 }
             }
@@ -350,10 +358,13 @@ fn chunk_with<M: MulAdd>(
     }
 }
 
-/// `xs[i B + b] = x[start + b, i]`.
+/// `xs[i B + b] = x[start + b, i]` for `b < nb`, zero for `nb <= b < np`.
 #[inline(always)]
-fn load(x: ArrayView2<f64>, start: usize, nb: usize, bs: usize, xs: &mut [f64]) {
+fn load(x: ArrayView2<f64>, start: usize, nb: usize, np: usize, bs: usize, xs: &mut [f64]) {
     let d = x.ncols();
+    for i in 0..d {
+        xs[i * bs + nb..i * bs + np].fill(0.0);
+    }
     if let Some(flat) = x.as_slice() {
         for (b, row) in flat[start * d..(start + nb) * d].chunks_exact(d).enumerate() {
             for (i, &v) in row.iter().enumerate() {
@@ -419,47 +430,56 @@ fn store(task: Task, c: &Coeffs, s: &Scratch, start: usize, nb: usize, bs: usize
     }
 }
 
-/// Diagonal components: `lt[k] = base_k - 0.5 sum_i z_i (z_i / c_ki)`, `z = x - alpha mu_k`.
+/// Diagonal components: `lt[k] = base_k - 0.5 sum_i z_i (z_i / c_ki)`, `z = x - alpha mu_k`, and
+/// `m = max_k lt[k]`, for groups of [`G`] rows held in registers.
 #[inline(always)]
-fn log_terms_diag<M: MulAdd>(c: &Coeffs, nb: usize, bs: usize, s: &mut Scratch) {
+fn log_terms_diag<M: MulAdd>(c: &Coeffs, np: usize, bs: usize, s: &mut Scratch) {
     let d = c.d;
-    let quad = &mut s.tmp[..nb];
-    for k in 0..c.k {
-        quad.fill(0.0);
-        for i in 0..d {
-            let (a, ic) = (c.amu[k * d + i], c.ic[k * d + i]);
-            for (q, &xv) in quad.iter_mut().zip(&s.xs[i * bs..i * bs + nb]) {
-                let z = xv - a;
-                *q = M::mul_add(z, z * ic, *q);
+    for g in (0..np).step_by(G) {
+        let mut mx = [f64::NEG_INFINITY; G];
+        for k in 0..c.k {
+            let mut q = [0.0; G];
+            for i in 0..d {
+                let (a, ic) = (c.amu[k * d + i], c.ic[k * d + i]);
+                let xv = lanes(s.xs, i * bs + g);
+                for l in 0..G {
+                    let z = xv[l] - a;
+                    q[l] = M::mul_add(z, z * ic, q[l]);
+                }
+            }
+            let base = c.base[k];
+            let lk = lanes_mut(s.lt, k * bs + g);
+            for l in 0..G {
+                let v = M::mul_add(-0.5, q[l], base);
+                lk[l] = v;
+                mx[l] = if v > mx[l] { v } else { mx[l] };
             }
         }
-        let base = c.base[k];
-        for (l, &q) in s.lt[k * bs..k * bs + nb].iter_mut().zip(quad.iter()) {
-            *l = M::mul_add(-0.5, q, base);
-        }
+        *lanes_mut(s.m, g) = mx;
     }
 }
 
-/// Full components: `y_k = Q_k^T (x - alpha mu_k)` (kept for the mixing pass) and
-/// `lt[k] = base_k - 0.5 sum_j y_kj (y_kj / c_kj)`.
+/// Full components: `y_k = Q_k^T (x - alpha mu_k)` (kept for the mixing pass),
+/// `lt[k] = base_k - 0.5 sum_j y_kj (y_kj / c_kj)` and `m = max_k lt[k]`.
 #[inline(always)]
-fn log_terms_full<M: MulAdd>(c: &Coeffs, nb: usize, bs: usize, s: &mut Scratch) {
+fn log_terms_full<M: MulAdd>(c: &Coeffs, np: usize, bs: usize, s: &mut Scratch) {
     let d = c.d;
+    s.m[..np].fill(f64::NEG_INFINITY);
     for k in 0..c.k {
         for i in 0..d {
             let a = c.amu[k * d + i];
-            for (z, &xv) in s.z[i * bs..i * bs + nb].iter_mut().zip(&s.xs[i * bs..i * bs + nb]) {
+            for (z, &xv) in s.z[i * bs..i * bs + np].iter_mut().zip(&s.xs[i * bs..i * bs + np]) {
                 *z = xv - a;
             }
         }
-        let quad = &mut s.tmp[..nb];
+        let quad = &mut s.tmp[..np];
         quad.fill(0.0);
         for j in 0..d {
-            let yj = &mut s.y[(k * d + j) * bs..(k * d + j) * bs + nb];
+            let yj = &mut s.y[(k * d + j) * bs..(k * d + j) * bs + np];
             yj.fill(0.0);
             let qrow = &c.qt[(k * d + j) * d..(k * d + j + 1) * d];
             for (i, &qv) in qrow.iter().enumerate() {
-                for (y, &z) in yj.iter_mut().zip(&s.z[i * bs..i * bs + nb]) {
+                for (y, &z) in yj.iter_mut().zip(&s.z[i * bs..i * bs + np]) {
                     *y = M::mul_add(qv, z, *y);
                 }
             }
@@ -469,39 +489,40 @@ fn log_terms_full<M: MulAdd>(c: &Coeffs, nb: usize, bs: usize, s: &mut Scratch) 
             }
         }
         let base = c.base[k];
-        for (l, &q) in s.lt[k * bs..k * bs + nb].iter_mut().zip(quad.iter()) {
-            *l = M::mul_add(-0.5, q, base);
+        for ((l, &q), mv) in s.lt[k * bs..k * bs + np].iter_mut().zip(quad.iter()).zip(s.m.iter_mut()) {
+            let v = M::mul_add(-0.5, q, base);
+            *l = v;
+            *mv = if v > *mv { v } else { *mv };
         }
     }
 }
 
-/// Log-sum-exp over components per row: `m = max_k lt_k`, `lt_k <- exp(lt_k - m)`,
+/// Log-sum-exp over components per row, given `m = max_k lt_k`: `lt_k <- exp(lt_k - m)`,
 /// `s = sum_k lt_k`; with `normalise`, `lt_k <- lt_k / s` (the responsibilities).
 #[inline(always)]
-fn softmax<M: MulAdd>(k: usize, nb: usize, bs: usize, s: &mut Scratch, normalise: bool) {
-    let (m, sum) = (&mut s.m[..nb], &mut s.s[..nb]);
-    m.copy_from_slice(&s.lt[..nb]);
-    for kk in 1..k {
-        for (mv, &l) in m.iter_mut().zip(&s.lt[kk * bs..kk * bs + nb]) {
-            *mv = if l > *mv { l } else { *mv };
-        }
-    }
-    sum.fill(0.0);
-    for kk in 0..k {
-        for ((l, &mv), sv) in s.lt[kk * bs..kk * bs + nb].iter_mut().zip(m.iter()).zip(sum.iter_mut()) {
-            let e = exp_with::<M>(*l - mv);
-            *l = e;
-            *sv += e;
-        }
-    }
-    if normalise {
-        let inv = &mut s.tmp[..nb];
-        for (iv, &sv) in inv.iter_mut().zip(sum.iter()) {
-            *iv = 1.0 / sv;
-        }
+fn softmax<M: MulAdd>(k: usize, np: usize, bs: usize, s: &mut Scratch, normalise: bool) {
+    for g in (0..np).step_by(G) {
+        let mv = *lanes(s.m, g);
+        let mut sum = [0.0; G];
         for kk in 0..k {
-            for (l, &iv) in s.lt[kk * bs..kk * bs + nb].iter_mut().zip(inv.iter()) {
-                *l *= iv;
+            let lk = lanes_mut(s.lt, kk * bs + g);
+            for l in 0..G {
+                let e = exp_with::<M>(lk[l] - mv[l]);
+                lk[l] = e;
+                sum[l] += e;
+            }
+        }
+        *lanes_mut(s.s, g) = sum;
+        if normalise {
+            let mut inv = [0.0; G];
+            for l in 0..G {
+                inv[l] = 1.0 / sum[l];
+            }
+            for kk in 0..k {
+                let lk = lanes_mut(s.lt, kk * bs + g);
+                for l in 0..G {
+                    lk[l] *= inv[l];
+                }
             }
         }
     }
@@ -510,28 +531,30 @@ fn softmax<M: MulAdd>(k: usize, nb: usize, bs: usize, s: &mut Scratch, normalise
 /// Diagonal components: `acc_i = sum_k r_k g_ki` with `g_ki = z_i / c_ki` (precision) or
 /// `mu_ki + gain_ki z_i` (posterior).
 #[inline(always)]
-fn mix_diag<M: MulAdd>(c: &Coeffs, nb: usize, bs: usize, s: &mut Scratch, posterior: bool) {
+fn mix_diag<M: MulAdd>(c: &Coeffs, np: usize, bs: usize, s: &mut Scratch, posterior: bool) {
     let d = c.d;
-    for i in 0..d {
-        let acc = &mut s.acc[i * bs..i * bs + nb];
-        acc.fill(0.0);
-        let xi = &s.xs[i * bs..i * bs + nb];
-        for k in 0..c.k {
-            let r = &s.lt[k * bs..k * bs + nb];
-            let a = c.amu[k * d + i];
-            if posterior {
-                let (mu, ga) = (c.mu[k * d + i], c.gain[k * d + i]);
-                for ((o, &xv), &rv) in acc.iter_mut().zip(xi).zip(r) {
-                    let g = M::mul_add(ga, xv - a, mu);
-                    *o = M::mul_add(rv, g, *o);
-                }
-            } else {
-                let ic = c.ic[k * d + i];
-                for ((o, &xv), &rv) in acc.iter_mut().zip(xi).zip(r) {
-                    let g = (xv - a) * ic;
-                    *o = M::mul_add(rv, g, *o);
+    for g in (0..np).step_by(G) {
+        for i in 0..d {
+            let xv = *lanes(s.xs, i * bs + g);
+            let mut acc = [0.0; G];
+            for k in 0..c.k {
+                let r = lanes(s.lt, k * bs + g);
+                let a = c.amu[k * d + i];
+                if posterior {
+                    let (mu, ga) = (c.mu[k * d + i], c.gain[k * d + i]);
+                    for l in 0..G {
+                        let gv = M::mul_add(ga, xv[l] - a, mu);
+                        acc[l] = M::mul_add(r[l], gv, acc[l]);
+                    }
+                } else {
+                    let ic = c.ic[k * d + i];
+                    for l in 0..G {
+                        let gv = (xv[l] - a) * ic;
+                        acc[l] = M::mul_add(r[l], gv, acc[l]);
+                    }
                 }
             }
+            *lanes_mut(s.acc, i * bs + g) = acc;
         }
     }
 }
@@ -580,27 +603,39 @@ fn mix_full<M: MulAdd>(c: &Coeffs, nb: usize, bs: usize, s: &mut Scratch, poster
 
 /// Diagonal components, after `mix_diag` (precision): `div = sum_k r_k (|g_k - gbar|^2 - tr_k)`.
 #[inline(always)]
-fn divergence_diag<M: MulAdd>(c: &Coeffs, nb: usize, bs: usize, s: &mut Scratch) {
+fn divergence_diag<M: MulAdd>(c: &Coeffs, np: usize, bs: usize, s: &mut Scratch) {
     let d = c.d;
-    let div = &mut s.div[..nb];
-    div.fill(0.0);
-    for k in 0..c.k {
-        let spread = &mut s.tmp[..nb];
-        spread.fill(0.0);
-        for i in 0..d {
-            let (a, ic) = (c.amu[k * d + i], c.ic[k * d + i]);
-            let xi = &s.xs[i * bs..i * bs + nb];
-            let gbar = &s.acc[i * bs..i * bs + nb];
-            for ((sp, &xv), &gb) in spread.iter_mut().zip(xi).zip(gbar) {
-                let e = (xv - a) * ic - gb;
-                *sp = M::mul_add(e, e, *sp);
+    for g in (0..np).step_by(G) {
+        let mut div = [0.0; G];
+        for k in 0..c.k {
+            let mut spread = [0.0; G];
+            for i in 0..d {
+                let (a, ic) = (c.amu[k * d + i], c.ic[k * d + i]);
+                let (xv, gbar) = (lanes(s.xs, i * bs + g), lanes(s.acc, i * bs + g));
+                for l in 0..G {
+                    let e = (xv[l] - a) * ic - gbar[l];
+                    spread[l] = M::mul_add(e, e, spread[l]);
+                }
+            }
+            let (tr, r) = (c.trace[k], lanes(s.lt, k * bs + g));
+            for l in 0..G {
+                div[l] = M::mul_add(r[l], spread[l] - tr, div[l]);
             }
         }
-        let tr = c.trace[k];
-        for ((dv, &sp), &rv) in div.iter_mut().zip(spread.iter()).zip(&s.lt[k * bs..k * bs + nb]) {
-            *dv = M::mul_add(rv, sp - tr, *dv);
-        }
+        *lanes_mut(s.div, g) = div;
     }
+}
+
+/// The [`G`] values at `at`.
+#[inline(always)]
+fn lanes(v: &[f64], at: usize) -> &[f64; G] {
+    v[at..at + G].try_into().expect("G values")
+}
+
+/// The [`G`] values at `at`, mutably.
+#[inline(always)]
+fn lanes_mut(v: &mut [f64], at: usize) -> &mut [f64; G] {
+    (&mut v[at..at + G]).try_into().expect("G values")
 }
 
 /// Full components, after `mix_full` (precision): as [`divergence_diag`] with
