@@ -53,7 +53,7 @@ const MAX_BLOCK: usize = 256;
 
 /// Rows per register group: the diagonal passes keep G rows' accumulators in registers (two
 /// AVX2 vectors) and every block is padded to a multiple of G.
-const G: usize = 8;
+const G: usize = 16;
 
 /// What the kernel computes per row.
 #[derive(Debug, Clone, Copy, PartialEq)]
