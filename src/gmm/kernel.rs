@@ -121,7 +121,15 @@ pub(super) fn run(gm: &GaussianMixture, fr: &Frame, task: Task, x: ArrayView2<f6
 }
 
 /// [`run`] on the AVX2 + FMA copy (`avx2`, which the caller has checked) or the portable one.
-fn run_on(gm: &GaussianMixture, fr: &Frame, task: Task, x: ArrayView2<f64>, sink: Sink, layout: Layout, avx2: bool) {
+pub(super) fn run_on(
+    gm: &GaussianMixture,
+    fr: &Frame,
+    task: Task,
+    x: ArrayView2<f64>,
+    sink: Sink,
+    layout: Layout,
+    avx2: bool,
+) {
     let chunk_rows = layout.chunk.max(1);
     let layout = Layout { chunk: chunk_rows, block: layout.block.clamp(1, chunk_rows).next_multiple_of(G) };
     let jobs: Vec<_> = x.axis_chunks_iter(Axis(0), layout.chunk).zip(sink.split(layout.chunk)).collect();
@@ -204,9 +212,11 @@ impl<'a> Sink<'a> {
         match self {
             Sink::Rows(m) => split_rows(m, rows).into_iter().map(Sink::Rows).collect(),
             Sink::Values(v) => split_values(v, rows).into_iter().map(Sink::Values).collect(),
-            Sink::RowsValues(m, v) => {
-                split_rows(m, rows).into_iter().zip(split_values(v, rows)).map(|(m, v)| Sink::RowsValues(m, v)).collect()
-            }
+            Sink::RowsValues(m, v) => split_rows(m, rows)
+                .into_iter()
+                .zip(split_values(v, rows))
+                .map(|(m, v)| Sink::RowsValues(m, v))
+                .collect(),
             Sink::Indices(s) => {
                 if s.is_empty() {
                     vec![Sink::Indices(s)]

@@ -825,7 +825,7 @@ fn matrix_value(m: ArrayView2<f64>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::{array, Axis};
+    use ndarray::{array, ArrayView2, Axis};
     use proptest::prelude::*;
     use rand::{Rng, SeedableRng};
     use rand_pcg::Pcg64;
@@ -1542,6 +1542,80 @@ mod tests {
         let mut cm = Array2::zeros((3, 1000));
         gm.score(0.7, 0.5, x.view(), cm.view_mut().reversed_axes());
         assert_eq!(cm.t(), one.0);
+    }
+
+    /// Every output of the kernel for `x` at `(a, s)`, with a given layout and copy.
+    type Outputs = (Vec<u64>, Vec<u64>, Vec<u64>, Vec<u64>, Vec<u64>, Vec<u64>, Vec<usize>);
+
+    fn all_outputs(gm: &GaussianMixture, x: ArrayView2<f64>, a: f64, s: f64, layout: Layout, avx2: bool) -> Outputs {
+        let fr = gm.frame(a, s);
+        let mut sc = Array2::zeros(x.dim());
+        let mut ep = Array2::zeros(x.dim());
+        let mut x0 = Array2::zeros(x.dim());
+        let mut lp = Array1::zeros(x.nrows());
+        let mut sd = Array2::zeros(x.dim());
+        let mut dv = Array1::zeros(x.nrows());
+        let mut best = vec![0; x.nrows()];
+        kernel::run_on(gm, &fr, Task::Precision { scale: -1.0 }, x, Sink::Rows(sc.view_mut()), layout, avx2);
+        kernel::run_on(gm, &fr, Task::Precision { scale: s }, x, Sink::Rows(ep.view_mut()), layout, avx2);
+        kernel::run_on(gm, &fr, Task::Posterior, x, Sink::Rows(x0.view_mut()), layout, avx2);
+        kernel::run_on(gm, &fr, Task::LogSumExp { shift: 0.0 }, x, Sink::Values(lp.view_mut()), layout, avx2);
+        let sink = Sink::RowsValues(sd.view_mut(), dv.view_mut());
+        kernel::run_on(gm, &fr, Task::Divergence, x, sink, layout, avx2);
+        kernel::run_on(gm, &fr, Task::Argmax, x, Sink::Indices(&mut best), layout, avx2);
+        let bits = |a: &[f64]| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let flat = |a: Array2<f64>| bits(&a.into_raw_vec_and_offset().0);
+        (flat(sc), flat(ep), flat(x0), bits(lp.as_slice().unwrap()), flat(sd), bits(dv.as_slice().unwrap()), best)
+    }
+
+    // Blocks are padded to groups of 16 rows and chunks split the batch anywhere: none of it
+    // may change a bit of any output, on either copy of the kernel (the AVX2 copy only where the
+    // CPU has it).
+    #[test]
+    fn bit_identical_across_chunk_and_block_sizes() {
+        let avx2 = kernel::path() == "avx2+fma";
+        let x = points(1037, 3, 2.0, 18);
+        let layouts = [(1, 1), (7, 3), (100, 16), (1037, 256), (513, 200), (2000, 40)];
+        for (name, gm) in mixtures() {
+            for copy in [false, avx2] {
+                let reference = all_outputs(&gm, x.view(), 0.7, 0.5, Layout::for_mixture(&gm), copy);
+                for (chunk, block) in layouts {
+                    let got = all_outputs(&gm, x.view(), 0.7, 0.5, Layout { chunk, block }, copy);
+                    assert!(got == reference, "{name} avx2={copy}: chunk {chunk} block {block} changes the bits");
+                }
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+                let threaded = pool.install(|| all_outputs(&gm, x.view(), 0.7, 0.5, Layout::for_mixture(&gm), copy));
+                assert!(threaded == reference, "{name}: 3 threads change the bits");
+            }
+        }
+    }
+
+    // The two copies evaluate the same formulas with and without fused multiply-adds: they agree
+    // to rounding (a few ulps of the terms, amplified at most by the softmax).
+    #[test]
+    fn portable_and_avx2_copies_agree() {
+        if kernel::path() != "avx2+fma" {
+            return;
+        }
+        let x = points(300, 3, 2.0, 19);
+        for (name, gm) in mixtures() {
+            for &(a, s) in &SCHEDULES {
+                let layout = Layout::for_mixture(&gm);
+                let p = all_outputs(&gm, x.view(), a, s, layout, false);
+                let v = all_outputs(&gm, x.view(), a, s, layout, true);
+                let close = |u: &[u64], w: &[u64], what: &str| {
+                    for (n, (&u, &w)) in u.iter().zip(w).enumerate() {
+                        let (u, w) = (f64::from_bits(u), f64::from_bits(w));
+                        let scale = 1.0 + u.abs().max(w.abs());
+                        assert!((u - w).abs() <= 1e-12 * scale, "{name} a={a} s={s} {what}[{n}]: {u} vs {w}");
+                    }
+                };
+                close(&p.0, &v.0, "score");
+                close(&p.2, &v.2, "x0");
+                close(&p.3, &v.3, "log_prob");
+                close(&p.5, &v.5, "divergence");
+            }
+        }
     }
 
     fn diag_mixture() -> impl Strategy<Value = (GaussianMixture, Vec<f64>, f64, f64)> {
