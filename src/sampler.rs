@@ -402,11 +402,26 @@ fn alpha_at(process: &dyn ForwardProcess, space: Space, v: f64) -> f64 {
 
 /// Draws samples: x = prior_std * z at the first point, integrates to the last, returns x there
 /// (in the process's x-space). `noise` is required by stochastic solvers and ignored otherwise.
+///
+/// Copies `z` once; [`sample_owned`] takes it by value and integrates in its place.
 pub fn sample(
     process: &dyn ForwardProcess,
     model: &dyn ScoreModel,
     config: &SamplerConfig,
     z: ArrayView2<f64>,
+    noise: Option<&mut (dyn NoiseSource + '_)>,
+    observer: &mut dyn FnMut(StepInfo),
+) -> Result<(Array2<f64>, SampleReport)> {
+    sample_owned(process, model, config, z.to_owned(), noise, observer)
+}
+
+/// [`sample`] with the prior draws given by value: they are scaled and integrated in place and
+/// returned as the samples, so a run holds one N x d state plus its solver's workspace.
+pub fn sample_owned(
+    process: &dyn ForwardProcess,
+    model: &dyn ScoreModel,
+    config: &SamplerConfig,
+    z: Array2<f64>,
     noise: Option<&mut (dyn NoiseSource + '_)>,
     observer: &mut dyn FnMut(StepInfo),
 ) -> Result<(Array2<f64>, SampleReport)> {
@@ -424,7 +439,8 @@ pub fn sample(
         Space::Time => process.prior_std(),
         Space::SigmaTilde => process.prior_std() / a0,
     };
-    let mut x = z.mapv(|v| scale * v);
+    let mut x = z;
+    x.mapv_inplace(|v| scale * v);
     let mut report = SampleReport::default();
     match &config.steps {
         Steps::Grid(grid) => {

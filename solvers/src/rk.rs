@@ -54,9 +54,11 @@ impl<S: OdeSystem + ?Sized> OdeStepper<S> for ExplicitRk {
     }
 
     fn init(&self, rows: usize, cols: usize) -> RkState {
+        let stages = self.tableau.solution_stages();
         RkState {
-            k: (0..self.tableau.solution_stages()).map(|_| Array2::zeros((rows, cols))).collect(),
-            tmp: Array2::zeros((rows, cols)),
+            k: (0..stages).map(|_| Array2::zeros((rows, cols))).collect(),
+            // One-stage methods (Euler) never form a stage state.
+            tmp: Array2::zeros((if stages > 1 { rows } else { 0 }, cols)),
         }
     }
 
