@@ -11,7 +11,7 @@
 //! k = round(x / ln 2)                 (by adding 1.5 * 2^52, which rounds to an integer)
 //! r = (x - k ln2_hi) - k ln2_lo       (Cody-Waite: k ln2_hi is exact, |r| <= ln2/2 (1 + 2^-40))
 //! exp(r) ~ 1 + r + c2 r^2 + ... + c11 r^11
-//! exp(x) = exp(r) * 2^k1 * 2^k2       (k1 = round(k / 2), k2 = k - k1, both built in the
+//! exp(x) = exp(r) * 2^k1 * 2^k2       (k1 = floor(k / 2), k2 = k - k1, both built in the
 //!                                      exponent bits; two factors keep each one a normal number,
 //!                                      so results in the subnormal range are rounded only once)
 //! ```
@@ -91,7 +91,7 @@ const C: [f64; 10] = [
 /// `2^k` for `-1022 <= k <= 1023`, from the exponent bits.
 #[inline(always)]
 fn pow2(k: i64) -> f64 {
-    f64::from_bits(((k + 1023) as u64) << 52)
+    f64::from_bits((k.wrapping_add(1023) as u64) << 52)
 }
 
 /// `exp(x)` with `a * b + c` evaluated as `M` says; see the module docs.
@@ -117,12 +117,13 @@ pub(crate) fn exp_with<M: MulAdd>(x: f64) -> f64 {
     p = M::mul_add(p, r, C[0]);
     p = M::mul_add(p, r, 1.0);
     p = M::mul_add(p, r, 1.0);
-    // k = t - SHIFT as an integer (|k| <= 1025), split into two halves that are both normal
-    // exponents: k1 = round(k / 2) (ties to even), k2 = k - k1.
+    // k = t - SHIFT as an integer (-1076 <= k <= 1025), split into two halves that are both
+    // normal exponents.
     let k = (t.to_bits() as i64).wrapping_sub(SHIFT.to_bits() as i64);
-    let h = M::mul_add(kf, 0.5, SHIFT);
-    let k1 = (h.to_bits() as i64).wrapping_sub(SHIFT.to_bits() as i64);
-    let k2 = k - k1;
+    // floor(k / 2) with a logical shift of a positive number (AVX2 has no 64-bit arithmetic
+    // shift); k + 2048 > 0 for every clamped argument.
+    let k1 = (((k.wrapping_add(2048) as u64) >> 1) as i64).wrapping_sub(1024);
+    let k2 = k.wrapping_sub(k1);
     p * pow2(k1) * pow2(k2)
 }
 

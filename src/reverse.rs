@@ -11,8 +11,8 @@
 
 use std::cell::RefCell;
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip};
-use scoresde_solvers::{OdeSystem, SdeSystem, SemiLinear, SigmaSpace, SolverError};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use scoresde_solvers::{par, OdeSystem, SdeSystem, SemiLinear, SigmaSpace, SolverError};
 
 use crate::model::{NoiseLevel, ScoreModel};
 use crate::process::ForwardProcess;
@@ -41,7 +41,7 @@ impl<P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> OdeSystem for Probabili
         let level = NoiseLevel { t, alpha: p.alpha(t), sigma: p.sigma(t) };
         self.model.predict_eps(level, x, out.view_mut()).map_err(wrap(t))?;
         let (f, c) = (p.f(t), 0.5 * p.g2(t) / level.sigma);
-        Zip::from(out).and(x).for_each(|o, &x| *o = f * x + c * *o);
+        par::zip_mut(out, x, |o, x| *o = f * x + c * *o);
         Ok(())
     }
     fn is_singular_at(&self, t: f64) -> bool {
@@ -74,7 +74,7 @@ impl<P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> SigmaSpace for SigmaFlo
         if x.dim() != xt.dim() {
             *x = Array2::zeros(xt.dim());
         }
-        Zip::from(&mut *x).and(xt).for_each(|x, &xt| *x = level.alpha * xt);
+        par::zip_mut(x.view_mut(), xt, |x, xt| *x = level.alpha * xt);
         self.model.predict_eps(level, x.view(), out).map_err(wrap(level.t))
     }
 }
@@ -108,7 +108,7 @@ impl<P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> SdeSystem for ReverseSd
         let level = NoiseLevel { t, alpha: p.alpha(t), sigma: p.sigma(t) };
         self.model.predict_eps(level, x, out.view_mut()).map_err(wrap(t))?;
         let (f, c) = (p.f(t), p.g2(t) / level.sigma);
-        Zip::from(out).and(x).for_each(|o, &x| *o = f * x + c * *o);
+        par::zip_mut(out, x, |o, x| *o = f * x + c * *o);
         Ok(())
     }
     fn diffusion(&self, t: f64) -> f64 {

@@ -491,13 +491,18 @@ const PRIOR_KEY: u64 = u64::MAX;
 /// (seed, i), so the first rows of a large draw equal a small draw with the same seed.
 pub fn prior_noise(seed: u64, n: usize, d: usize) -> Array2<f64> {
     use rand::Rng;
+    use rayon::prelude::*;
     let keys = scoresde_solvers::KeyedNoise::new(seed);
     let mut z = Array2::zeros((n, d));
-    for (i, mut row) in z.outer_iter_mut().enumerate() {
-        let mut rng = keys.rng(i as u64, PRIOR_KEY);
-        for v in row.iter_mut() {
-            *v = rng.sample(rand_distr::StandardNormal);
-        }
+    if d > 0 {
+        // Rows are independent draws: filled in parallel, the same values for any split.
+        let flat = z.as_slice_mut().expect("a new array is contiguous");
+        flat.par_chunks_mut(d).enumerate().with_min_len(1024).for_each(|(i, row)| {
+            let mut rng = keys.rng(i as u64, PRIOR_KEY);
+            for v in row.iter_mut() {
+                *v = rng.sample(rand_distr::StandardNormal);
+            }
+        });
     }
     z
 }

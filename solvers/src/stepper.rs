@@ -67,20 +67,12 @@ pub fn no_observer(_: StepInfo) {}
 
 /// Returns the first row of `x` holding a NaN or infinity.
 pub fn first_non_finite_row(x: ArrayView2<f64>) -> Option<usize> {
-    // Every step checks the whole state: first a branch-free scan (vectorised) of contiguous
-    // data in pieces, then the row-by-row search only where it found something.
-    if let Some(flat) = x.as_slice_memory_order() {
-        if flat.chunks(4096).all(|piece| !any_non_finite(piece)) {
-            return None;
-        }
+    // Every step checks the whole state: a fast scan first, the row-by-row search only where it
+    // found something (or where the state is not contiguous).
+    if crate::par::any_non_finite(x) == Some(false) {
+        return None;
     }
     x.outer_iter().position(|r| r.iter().any(|v| !v.is_finite()))
-}
-
-/// Whether any value is NaN or infinite (all exponent bits set), without early exit.
-fn any_non_finite(values: &[f64]) -> bool {
-    const EXPONENT: u64 = 0x7ff0_0000_0000_0000;
-    values.iter().fold(0u64, |acc, v| acc | u64::from(v.to_bits() & EXPONENT == EXPONENT)) != 0
 }
 
 pub(crate) fn check_finite(x: ArrayView2<f64>, step: usize, t0: f64, t1: f64) -> Result<()> {
