@@ -10,14 +10,16 @@
 //! lt  K x B   log-terms ln w_k - ln det C_k / 2 - |x - alpha mu_k|^2_{C_k^{-1}} / 2,
 //!             then responsibilities r_k (max subtracted, fastexp, normalised)
 //! acc d x B   sum_k r_k g_k (the output rows, transposed)
-//! y   K x d x B   full covariances only: rotated coordinates Q_k^T (x - alpha mu_k)
+//! y   K x d x B   full covariances only: g_k = C_k^{-1} (x - alpha mu_k)
 //! ```
 //!
 //! Diagonal and isotropic components use `z = x - alpha mu_k` directly: the quadratic form is
 //! accumulated as `z * (z / c)` and `g = z / c` is recomputed in the mixing pass (the expanded
 //! form `|x|^2_P - 2 x.(P mu) + |mu|^2_P` saves one operation per term but cancels near the
-//! means, where the tests require the score to a few ulps). Full covariances take the rotated
-//! path of the module docs, blocked the same way.
+//! means, where the tests require the score to a few ulps). Full covariances use the precision
+//! matrices of the call: `g_k = C_k^{-1} z_k` is one matrix-vector product, the quadratic form is
+//! `z_k . g_k`, and `g_k` is kept for the mixing pass (the posterior mean needs a second product
+//! with `alpha S_k C_k^{-1}`). Every pass works on groups of G rows held in registers.
 //!
 //! # Determinism
 //!
@@ -110,8 +112,8 @@ impl Layout {
 
 /// Doubles of scratch per block row.
 fn scratch_per_row(k: usize, d: usize, full: bool) -> usize {
-    // xs, acc, z: 3 d; lt: K; m, s, tmp, div: 4; y (full): K d.
-    3 * d + k + 4 + if full { k * d } else { 0 }
+    // xs, acc, z: 3 d; lt: K; m, s, div: 3; y (full): K d.
+    3 * d + k + 3 + if full { k * d } else { 0 }
 }
 
 /// Runs `task` over every row of `x` into `sink`, in chunks of `layout.chunk` rows (in parallel
@@ -265,7 +267,6 @@ struct Scratch<'s> {
     y: &'s mut [f64],
     m: &'s mut [f64],
     s: &'s mut [f64],
-    tmp: &'s mut [f64],
     div: &'s mut [f64],
 }
 
@@ -278,9 +279,8 @@ impl<'s> Scratch<'s> {
         let (y, rest) = rest.split_at_mut(if full { k * d * b } else { 0 });
         let (m, rest) = rest.split_at_mut(b);
         let (s, rest) = rest.split_at_mut(b);
-        let (tmp, rest) = rest.split_at_mut(b);
         let (div, _) = rest.split_at_mut(b);
-        Scratch { xs, lt, acc, z, y, m, s, tmp, div }
+        Scratch { xs, lt, acc, z, y, m, s, div }
     }
 }
 
@@ -300,9 +300,9 @@ struct Coeffs<'c> {
     base: &'c [f64],
     /// `tr C_k^{-1}`, K.
     trace: &'c [f64],
-    /// Full only: `Q_k` and `Q_k^T`, K x d x d row-major.
-    q: &'c [f64],
-    qt: &'c [f64],
+    /// Full only: `C_k^{-1}` and `alpha S_k C_k^{-1}`, K x d x d row-major.
+    prec: &'c [f64],
+    post: &'c [f64],
 }
 
 #[inline(always)]
@@ -325,8 +325,8 @@ fn chunk_with<M: MulAdd>(
         mu: gm.means.as_slice().expect("means are stored in standard layout"),
         base: &fr.base,
         trace: &fr.trace,
-        q: &gm.q,
-        qt: &gm.qt,
+        prec: &fr.prec,
+        post: &fr.post,
     };
     let mut sink = sink;
     let mut s = Scratch::carve(buf, k, d, block, full);
@@ -469,42 +469,61 @@ fn log_terms_diag<M: MulAdd>(c: &Coeffs, np: usize, bs: usize, s: &mut Scratch) 
     }
 }
 
-/// Full components: `y_k = Q_k^T (x - alpha mu_k)` (kept for the mixing pass),
-/// `lt[k] = base_k - 0.5 sum_j y_kj (y_kj / c_kj)` and `m = max_k lt[k]`.
+/// Full components: `g_k = C_k^{-1} z_k` with `z_k = x - alpha mu_k` (kept for the mixing and
+/// divergence passes, K x d x B in `y`), `lt[k] = base_k - 0.5 z_k . g_k` and `m = max_k lt[k]`.
+/// One d x d matrix-vector product per component and row, G rows at a time in registers.
 #[inline(always)]
 fn log_terms_full<M: MulAdd>(c: &Coeffs, np: usize, bs: usize, s: &mut Scratch) {
     let d = c.d;
-    s.m[..np].fill(f64::NEG_INFINITY);
-    for k in 0..c.k {
-        for i in 0..d {
-            let a = c.amu[k * d + i];
-            for (z, &xv) in s.z[i * bs..i * bs + np].iter_mut().zip(&s.xs[i * bs..i * bs + np]) {
-                *z = xv - a;
-            }
-        }
-        let quad = &mut s.tmp[..np];
-        quad.fill(0.0);
-        for j in 0..d {
-            let yj = &mut s.y[(k * d + j) * bs..(k * d + j) * bs + np];
-            yj.fill(0.0);
-            let qrow = &c.qt[(k * d + j) * d..(k * d + j + 1) * d];
-            for (i, &qv) in qrow.iter().enumerate() {
-                for (y, &z) in yj.iter_mut().zip(&s.z[i * bs..i * bs + np]) {
-                    *y = M::mul_add(qv, z, *y);
+    for g in (0..np).step_by(G) {
+        let mut mx = [f64::NEG_INFINITY; G];
+        for k in 0..c.k {
+            component_offsets::<M>(c, k, g, bs, s);
+            let mut q = [0.0; G];
+            let pk = &c.prec[k * d * d..(k + 1) * d * d];
+            for (i, prow) in pk.chunks_exact(d).enumerate() {
+                let gi = mat_row::<M>(prow, s.z, g, bs);
+                let zi = lanes(s.z, i * bs + g);
+                for l in 0..G {
+                    q[l] = M::mul_add(zi[l], gi[l], q[l]);
                 }
+                *lanes_mut(s.y, (k * d + i) * bs + g) = gi;
             }
-            let ic = c.ic[k * d + j];
-            for (q, &y) in quad.iter_mut().zip(yj.iter()) {
-                *q = M::mul_add(y, y * ic, *q);
+            let base = c.base[k];
+            let lk = lanes_mut(s.lt, k * bs + g);
+            for l in 0..G {
+                let v = M::mul_add(-0.5, q[l], base);
+                lk[l] = v;
+                mx[l] = if v > mx[l] { v } else { mx[l] };
             }
         }
-        let base = c.base[k];
-        for ((l, &q), mv) in s.lt[k * bs..k * bs + np].iter_mut().zip(quad.iter()).zip(s.m.iter_mut()) {
-            let v = M::mul_add(-0.5, q, base);
-            *l = v;
-            *mv = if v > *mv { v } else { *mv };
+        *lanes_mut(s.m, g) = mx;
+    }
+}
+
+/// `z = x - alpha mu_k` for the G rows at `g`, into `s.z` (d x B).
+#[inline(always)]
+fn component_offsets<M: MulAdd>(c: &Coeffs, k: usize, g: usize, bs: usize, s: &mut Scratch) {
+    for (i, &a) in c.amu[k * c.d..(k + 1) * c.d].iter().enumerate() {
+        let xv = *lanes(s.xs, i * bs + g);
+        let zv = lanes_mut(s.z, i * bs + g);
+        for l in 0..G {
+            zv[l] = xv[l] - a;
         }
     }
+}
+
+/// `sum_j row_j v_j` for the G rows at `g` of `v` (d x B).
+#[inline(always)]
+fn mat_row<M: MulAdd>(row: &[f64], v: &[f64], g: usize, bs: usize) -> [f64; G] {
+    let mut acc = [0.0; G];
+    for (j, &a) in row.iter().enumerate() {
+        let vj = lanes(v, j * bs + g);
+        for l in 0..G {
+            acc[l] = M::mul_add(a, vj[l], acc[l]);
+        }
+    }
+    acc
 }
 
 /// Log-sum-exp over components per row, given `m = max_k lt_k`: `lt_k <- exp(lt_k - m)`,
@@ -569,42 +588,37 @@ fn mix_diag<M: MulAdd>(c: &Coeffs, np: usize, bs: usize, s: &mut Scratch, poster
     }
 }
 
-/// Full components: `acc = sum_k r_k g_k` with `g_k = Q_k (y_k / c_k)` (precision) or
-/// `mu_k + Q_k (gain_k y_k)` (posterior).
+/// Full components: `acc = sum_k r_k g_k` with `g_k = C_k^{-1} z_k` (precision, kept by
+/// `log_terms_full`) or `mu_k + alpha S_k C_k^{-1} z_k` (posterior, computed here).
 #[inline(always)]
-fn mix_full<M: MulAdd>(c: &Coeffs, nb: usize, bs: usize, s: &mut Scratch, posterior: bool) {
+fn mix_full<M: MulAdd>(c: &Coeffs, np: usize, bs: usize, s: &mut Scratch, posterior: bool) {
     let d = c.d;
-    for i in 0..d {
-        s.acc[i * bs..i * bs + nb].fill(0.0);
-    }
-    for k in 0..c.k {
-        // z <- diag(scale) y_k, the rotated vector to bring back.
-        let scale = if posterior { &c.gain[k * d..(k + 1) * d] } else { &c.ic[k * d..(k + 1) * d] };
-        for (j, &sc) in scale.iter().enumerate() {
-            let yj = &s.y[(k * d + j) * bs..(k * d + j) * bs + nb];
-            for (w, &y) in s.z[j * bs..j * bs + nb].iter_mut().zip(yj) {
-                *w = y * sc;
+    for g in (0..np).step_by(G) {
+        if !posterior {
+            for i in 0..d {
+                let mut acc = [0.0; G];
+                for k in 0..c.k {
+                    let (r, gi) = (lanes(s.lt, k * bs + g), lanes(s.y, (k * d + i) * bs + g));
+                    for l in 0..G {
+                        acc[l] = M::mul_add(r[l], gi[l], acc[l]);
+                    }
+                }
+                *lanes_mut(s.acc, i * bs + g) = acc;
             }
+            continue;
         }
-        let r = &s.lt[k * bs..k * bs + nb];
         for i in 0..d {
-            let g = &mut s.tmp[..nb];
-            g.fill(0.0);
-            let qrow = &c.q[(k * d + i) * d..(k * d + i + 1) * d];
-            for (j, &qv) in qrow.iter().enumerate() {
-                for (gv, &w) in g.iter_mut().zip(&s.z[j * bs..j * bs + nb]) {
-                    *gv = M::mul_add(qv, w, *gv);
-                }
-            }
-            let acc = &mut s.acc[i * bs..i * bs + nb];
-            if posterior {
-                let mu = c.mu[k * d + i];
-                for ((o, &gv), &rv) in acc.iter_mut().zip(g.iter()).zip(r) {
-                    *o = M::mul_add(rv, mu + gv, *o);
-                }
-            } else {
-                for ((o, &gv), &rv) in acc.iter_mut().zip(g.iter()).zip(r) {
-                    *o = M::mul_add(rv, gv, *o);
+            lanes_mut(s.acc, i * bs + g).fill(0.0);
+        }
+        for k in 0..c.k {
+            component_offsets::<M>(c, k, g, bs, s);
+            let pk = &c.post[k * d * d..(k + 1) * d * d];
+            for (i, prow) in pk.chunks_exact(d).enumerate() {
+                let h = mat_row::<M>(prow, s.z, g, bs);
+                let (mu, r) = (c.mu[k * d + i], *lanes(s.lt, k * bs + g));
+                let acc = lanes_mut(s.acc, i * bs + g);
+                for l in 0..G {
+                    acc[l] = M::mul_add(r[l], mu + h[l], acc[l]);
                 }
             }
         }
@@ -648,40 +662,27 @@ fn lanes_mut(v: &mut [f64], at: usize) -> &mut [f64; G] {
     (&mut v[at..at + G]).try_into().expect("G values")
 }
 
-/// Full components, after `mix_full` (precision): as [`divergence_diag`] with
-/// `g_k = Q_k (y_k / c_k)`.
+/// Full components, after `mix_full` (precision): as [`divergence_diag`] with the `g_k` kept by
+/// `log_terms_full`.
 #[inline(always)]
-fn divergence_full<M: MulAdd>(c: &Coeffs, nb: usize, bs: usize, s: &mut Scratch) {
+fn divergence_full<M: MulAdd>(c: &Coeffs, np: usize, bs: usize, s: &mut Scratch) {
     let d = c.d;
-    s.div[..nb].fill(0.0);
-    for k in 0..c.k {
-        let ic = &c.ic[k * d..(k + 1) * d];
-        for (j, &sc) in ic.iter().enumerate() {
-            let yj = &s.y[(k * d + j) * bs..(k * d + j) * bs + nb];
-            for (w, &y) in s.z[j * bs..j * bs + nb].iter_mut().zip(yj) {
-                *w = y * sc;
-            }
-        }
-        // `m` is free after the softmax: it holds the spread here.
-        let spread = &mut s.m[..nb];
-        spread.fill(0.0);
-        for i in 0..d {
-            let g = &mut s.tmp[..nb];
-            g.fill(0.0);
-            let qrow = &c.q[(k * d + i) * d..(k * d + i + 1) * d];
-            for (j, &qv) in qrow.iter().enumerate() {
-                for (gv, &w) in g.iter_mut().zip(&s.z[j * bs..j * bs + nb]) {
-                    *gv = M::mul_add(qv, w, *gv);
+    for g in (0..np).step_by(G) {
+        let mut div = [0.0; G];
+        for k in 0..c.k {
+            let mut spread = [0.0; G];
+            for i in 0..d {
+                let (gi, gbar) = (lanes(s.y, (k * d + i) * bs + g), lanes(s.acc, i * bs + g));
+                for l in 0..G {
+                    let e = gi[l] - gbar[l];
+                    spread[l] = M::mul_add(e, e, spread[l]);
                 }
             }
-            for ((sp, &gv), &gb) in spread.iter_mut().zip(g.iter()).zip(&s.acc[i * bs..i * bs + nb]) {
-                let e = gv - gb;
-                *sp = M::mul_add(e, e, *sp);
+            let (tr, r) = (c.trace[k], lanes(s.lt, k * bs + g));
+            for l in 0..G {
+                div[l] = M::mul_add(r[l], spread[l] - tr, div[l]);
             }
         }
-        let tr = c.trace[k];
-        for ((dv, &sp), &rv) in s.div[..nb].iter_mut().zip(spread.iter()).zip(&s.lt[k * bs..k * bs + nb]) {
-            *dv = M::mul_add(rv, sp - tr, *dv);
-        }
+        *lanes_mut(s.div, g) = div;
     }
 }

@@ -24,8 +24,10 @@
 //! * Every covariance is stored through its eigendecomposition `S_k = Q_k diag(l_k) Q_k^T`
 //!   (`Q_k = I` for diagonal and isotropic components, which take a fast path without rotation).
 //!   For a given `(alpha, sigma)` the per-call setup computes `c_ki = alpha^2 l_ki + sigma^2`,
-//!   `1 / c_ki` and `log det C_k = sum_i ln c_ki` once; per row only `z = Q_k^T (x - alpha mu_k)`
-//!   is needed, and `C_k^{-1}` is `diag(1 / c_k)` in these rotated coordinates.
+//!   `1 / c_ki` and `log det C_k = sum_i ln c_ki` once, and for full covariances the matrices
+//!   `C_k^{-1} = Q_k diag(1 / c_k) Q_k^T` and `alpha S_k C_k^{-1}`; per row and component a
+//!   full covariance then costs one d x d matrix-vector product `g_k = C_k^{-1} (x - alpha mu_k)`
+//!   (the quadratic form is `(x - alpha mu_k) . g_k`), a diagonal one d products.
 //! * Responsibilities are computed in log space with a log-sum-exp, so points far from every
 //!   mode (`|x| ~ 1e3` and well beyond) give finite results; squares overflow only past
 //!   `|x| ~ 1e150`.
@@ -109,8 +111,6 @@ pub struct GaussianMixture {
     lambda: Vec<f64>,
     /// Full only: `Q_k` row-major, K * d * d (columns are eigenvectors). Empty otherwise.
     q: Vec<f64>,
-    /// Full only: `Q_k^T` row-major, K * d * d. Empty otherwise.
-    qt: Vec<f64>,
     /// Square roots for sampling: `sqrt(l_k)` (K * d) for diagonal/isotropic,
     /// `Q_k diag(sqrt(l_k))` row-major (K * d * d) for full.
     root: Vec<f64>,
@@ -130,6 +130,10 @@ struct Frame {
     base: Vec<f64>,
     /// `tr C_k^{-1}`, K.
     trace: Vec<f64>,
+    /// Full only: `C_k^{-1} = Q_k diag(1 / c_k) Q_k^T`, K * d * d row-major (empty otherwise).
+    prec: Vec<f64>,
+    /// Full only: `alpha S_k C_k^{-1} = Q_k diag(gain_k) Q_k^T`, K * d * d (empty otherwise).
+    post: Vec<f64>,
 }
 
 impl GaussianMixture {
@@ -161,7 +165,6 @@ impl GaussianMixture {
 
         let mut lambda = Vec::with_capacity(k * d);
         let mut q = Vec::new();
-        let mut qt = Vec::new();
         let full;
         let cov = match cov {
             Covariance::Isotropic(v) => {
@@ -204,7 +207,6 @@ impl GaussianMixture {
                 }
                 let mut sym = Vec::with_capacity(k);
                 q.reserve(k * d * d);
-                qt.reserve(k * d * d);
                 for (c, m) in mats.iter().enumerate() {
                     if m.nrows() != d {
                         return Err(mismatch(&format!("full[{c}] rows"), d, m.nrows()));
@@ -249,11 +251,6 @@ impl GaussianMixture {
                             q.push(eig.eigenvectors[(i, j)]);
                         }
                     }
-                    for i in 0..d {
-                        for j in 0..d {
-                            qt.push(eig.eigenvectors[(j, i)]);
-                        }
-                    }
                     sym.push(s);
                 }
                 Covariance::Full(sym)
@@ -288,7 +285,7 @@ impl GaussianMixture {
             })
             .collect();
 
-        Ok(GaussianMixture { weights, log_weights, norm_weights, cum_weights, means, cov, lambda, q, qt, root, full })
+        Ok(GaussianMixture { weights, log_weights, norm_weights, cum_weights, means, cov, lambda, q, root, full })
     }
 
     /// Parses a mixture from JSON:
@@ -621,7 +618,23 @@ impl GaussianMixture {
             base.push(lw - 0.5 * logdet);
             trace.push(tr);
         }
-        Frame { amu: self.means.iter().map(|m| alpha * m).collect(), inv_c, gain, base, trace }
+        let (prec, post) =
+            if self.full { (self.rotate_back(&inv_c), self.rotate_back(&gain)) } else { (Vec::new(), Vec::new()) };
+        Frame { amu: self.means.iter().map(|m| alpha * m).collect(), inv_c, gain, base, trace, prec, post }
+    }
+
+    /// Full only: `Q_k diag(v_k) Q_k^T` for each component, K * d * d row-major.
+    fn rotate_back(&self, v: &[f64]) -> Vec<f64> {
+        let d = self.dim();
+        let mut out = Vec::with_capacity(self.n_components() * d * d);
+        for (qk, vk) in self.q.chunks_exact(d * d).zip(v.chunks_exact(d)) {
+            for i in 0..d {
+                for j in 0..d {
+                    out.push((0..d).map(|m| qk[i * d + m] * vk[m] * qk[j * d + m]).sum::<f64>());
+                }
+            }
+        }
+        out
     }
 
     /// Checks the shapes and runs the blocked kernel with the default layout.
