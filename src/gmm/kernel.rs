@@ -38,7 +38,6 @@
 //! variable `SCORESDE_PORTABLE_KERNEL` (any value) forces the portable copy, for comparisons.
 
 use std::cell::RefCell;
-use std::sync::OnceLock;
 
 use ndarray::{ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
 use rayon::prelude::*;
@@ -145,26 +144,11 @@ pub(super) fn run_on(
 
 /// Which copy of the kernel runs: `"avx2+fma"` or `"portable"`.
 pub(super) fn path() -> &'static str {
-    if use_avx2_fma() {
-        "avx2+fma"
-    } else {
-        "portable"
-    }
+    crate::fastexp::vector_path()
 }
 
-#[cfg(target_arch = "x86_64")]
 fn use_avx2_fma() -> bool {
-    static AVX2_FMA: OnceLock<bool> = OnceLock::new();
-    *AVX2_FMA.get_or_init(|| {
-        std::env::var_os("SCORESDE_PORTABLE_KERNEL").is_none()
-            && is_x86_feature_detected!("avx2")
-            && is_x86_feature_detected!("fma")
-    })
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn use_avx2_fma() -> bool {
-    false
+    crate::fastexp::avx2_fma()
 }
 
 fn chunk(gm: &GaussianMixture, fr: &Frame, task: Task, block: usize, x: ArrayView2<f64>, sink: Sink, avx2: bool) {
