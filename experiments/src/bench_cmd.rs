@@ -122,6 +122,16 @@ pub fn run(a: BenchArgs) -> CmdResult {
             pool.current_num_threads()
         );
     }
+    let limits = pool.install(limits);
+    println!();
+    println!(
+        "limits: fastexp {:.2} ns per exp on one thread ({}; libm exp {:.2} ns), memory copy {:.1} GB/s on {} threads",
+        limits.fastexp_ns,
+        scoresde::fastexp::vector_path(),
+        limits.libm_ns,
+        limits.copy_gbs,
+        pool.current_num_threads()
+    );
     if let Some(kb) = peak_rss_kib() {
         println!();
         println!("peak RSS (VmHWM): {:.1} MiB", kb as f64 / 1024.0);
@@ -177,6 +187,50 @@ fn time_case(
         }
     }
     Ok((best, nfe))
+}
+
+/// What bounds the kernel: exp throughput and memory bandwidth.
+struct Limits {
+    /// Seconds per `exp` of `fastexp::exp_in_place` on one thread, in ns.
+    fastexp_ns: f64,
+    /// The same for libm's `f64::exp`.
+    libm_ns: f64,
+    /// Copy bandwidth (bytes read + written per second) of a 64 MiB array, on the pool.
+    copy_gbs: f64,
+}
+
+fn limits() -> Limits {
+    // exp on an L1-resident buffer of arguments in [-30, 0], best of 5 runs of 1000 passes.
+    let args: Vec<f64> = (0..4096).map(|i| -30.0 * i as f64 / 4096.0).collect();
+    let mut buf = args.clone();
+    let mut time = |f: &mut dyn FnMut(&mut [f64])| {
+        let mut best = f64::INFINITY;
+        for _ in 0..5 {
+            let started = Instant::now();
+            for _ in 0..1000 {
+                buf.copy_from_slice(&args);
+                f(&mut buf);
+                std::hint::black_box(&buf);
+            }
+            best = best.min(started.elapsed().as_secs_f64());
+        }
+        best / (1000.0 * args.len() as f64) * 1e9
+    };
+    let fastexp_ns = time(&mut |b: &mut [f64]| scoresde::fastexp::exp_in_place(b));
+    let libm_ns = time(&mut |b: &mut [f64]| b.iter_mut().for_each(|v| *v = v.exp()));
+    // Parallel copy of 64 MiB (far larger than the caches), best of 5.
+    use rayon::prelude::*;
+    let n = 8 << 20;
+    let src = vec![1.0f64; n];
+    let mut dst = vec![0.0f64; n];
+    let mut best = f64::INFINITY;
+    for _ in 0..5 {
+        let started = Instant::now();
+        dst.par_chunks_mut(1 << 16).zip(src.par_chunks(1 << 16)).for_each(|(d, s)| d.copy_from_slice(s));
+        best = best.min(started.elapsed().as_secs_f64());
+        std::hint::black_box(&dst);
+    }
+    Limits { fastexp_ns, libm_ns, copy_gbs: 2.0 * 8.0 * n as f64 / best / 1e9 }
 }
 
 /// Peak resident set size of this process in KiB (Linux: `VmHWM` in /proc/self/status).

@@ -8,7 +8,7 @@
 //! ```text
 //! xs  d x B   coordinate i of row b at xs[i B + b]          (the block, transposed)
 //! lt  K x B   log-terms ln w_k - ln det C_k / 2 - |x - alpha mu_k|^2_{C_k^{-1}} / 2,
-//!             then responsibilities r_k (max subtracted, fastexp, normalised)
+//!             then e_k = exp(lt_k - max_j lt_j) (fastexp); r_k = e_k / sum_j e_j
 //! acc d x B   sum_k r_k g_k (the output rows, transposed)
 //! y   K x d x B   full covariances only: g_k = C_k^{-1} (x - alpha mu_k)
 //! ```
@@ -510,8 +510,9 @@ fn mat_row<M: MulAdd>(row: &[f64], v: &[f64], g: usize, bs: usize) -> [f64; G] {
     acc
 }
 
-/// Log-sum-exp over components per row, given `m = max_k lt_k`: `lt_k <- exp(lt_k - m)`,
-/// `s = sum_k lt_k`; with `normalise`, `lt_k <- lt_k / s` (the responsibilities).
+/// Log-sum-exp over components per row, given `m = max_k lt_k`: `lt_k <- e_k = exp(lt_k - m)`
+/// and `s = sum_k e_k`, or with `normalise` `s = 1 / sum_k e_k` (the responsibilities are
+/// `r_k = e_k s`; the mixing passes apply `s` once to their sums instead of to every `e_k`).
 #[inline(always)]
 fn softmax<M: MulAdd>(k: usize, np: usize, bs: usize, s: &mut Scratch, normalise: bool) {
     for g in (0..np).step_by(G) {
@@ -525,19 +526,12 @@ fn softmax<M: MulAdd>(k: usize, np: usize, bs: usize, s: &mut Scratch, normalise
                 sum[l] += e;
             }
         }
-        *lanes_mut(s.s, g) = sum;
         if normalise {
-            let mut inv = [0.0; G];
-            for l in 0..G {
-                inv[l] = 1.0 / sum[l];
-            }
-            for kk in 0..k {
-                let lk = lanes_mut(s.lt, kk * bs + g);
-                for l in 0..G {
-                    lk[l] *= inv[l];
-                }
+            for v in sum.iter_mut() {
+                *v = 1.0 / *v;
             }
         }
+        *lanes_mut(s.s, g) = sum;
     }
 }
 
@@ -567,6 +561,10 @@ fn mix_diag<M: MulAdd>(c: &Coeffs, np: usize, bs: usize, s: &mut Scratch, poster
                     }
                 }
             }
+            let inv = lanes(s.s, g);
+            for l in 0..G {
+                acc[l] *= inv[l];
+            }
             *lanes_mut(s.acc, i * bs + g) = acc;
         }
     }
@@ -587,6 +585,10 @@ fn mix_full<M: MulAdd>(c: &Coeffs, np: usize, bs: usize, s: &mut Scratch, poster
                         acc[l] = M::mul_add(r[l], gi[l], acc[l]);
                     }
                 }
+                let inv = lanes(s.s, g);
+                for l in 0..G {
+                    acc[l] *= inv[l];
+                }
                 *lanes_mut(s.acc, i * bs + g) = acc;
             }
             continue;
@@ -604,6 +606,13 @@ fn mix_full<M: MulAdd>(c: &Coeffs, np: usize, bs: usize, s: &mut Scratch, poster
                 for l in 0..G {
                     acc[l] = M::mul_add(r[l], mu + h[l], acc[l]);
                 }
+            }
+        }
+        let inv = *lanes(s.s, g);
+        for i in 0..d {
+            let acc = lanes_mut(s.acc, i * bs + g);
+            for l in 0..G {
+                acc[l] *= inv[l];
             }
         }
     }
@@ -629,6 +638,10 @@ fn divergence_diag<M: MulAdd>(c: &Coeffs, np: usize, bs: usize, s: &mut Scratch)
             for l in 0..G {
                 div[l] = M::mul_add(r[l], spread[l] - tr, div[l]);
             }
+        }
+        let inv = lanes(s.s, g);
+        for l in 0..G {
+            div[l] *= inv[l];
         }
         *lanes_mut(s.div, g) = div;
     }
@@ -666,6 +679,10 @@ fn divergence_full<M: MulAdd>(c: &Coeffs, np: usize, bs: usize, s: &mut Scratch)
             for l in 0..G {
                 div[l] = M::mul_add(r[l], spread[l] - tr, div[l]);
             }
+        }
+        let inv = lanes(s.s, g);
+        for l in 0..G {
+            div[l] *= inv[l];
         }
         *lanes_mut(s.div, g) = div;
     }
