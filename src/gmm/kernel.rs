@@ -272,6 +272,9 @@ impl<'s> Scratch<'s> {
 struct Coeffs<'c> {
     k: usize,
     d: usize,
+    /// Diagonal components whose `c_ki` do not depend on i (isotropic, or diagonal with equal
+    /// entries, as the ring's): the quadratic form is `|z|^2 / c_k`, one multiply-add per term.
+    iso: bool,
     /// `alpha mu_k`, K x d.
     amu: &'c [f64],
     /// `1 / c_ki`, K x d.
@@ -300,9 +303,11 @@ fn chunk_with<M: MulAdd>(
     buf: &mut [f64],
 ) {
     let (k, d, full) = (gm.n_components(), gm.dim(), gm.full);
+    let iso = !full && fr.inv_c.chunks_exact(d).all(|ic| ic.iter().all(|&v| v == ic[0]));
     let c = Coeffs {
         k,
         d,
+        iso,
         amu: &fr.amu,
         ic: &fr.inv_c,
         gain: &fr.gain,
@@ -433,18 +438,31 @@ fn log_terms_diag<M: MulAdd>(c: &Coeffs, np: usize, bs: usize, s: &mut Scratch) 
         let mut mx = [f64::NEG_INFINITY; G];
         for k in 0..c.k {
             let mut q = [0.0; G];
-            for i in 0..d {
-                let (a, ic) = (c.amu[k * d + i], c.ic[k * d + i]);
-                let xv = lanes(s.xs, i * bs + g);
-                for l in 0..G {
-                    let z = xv[l] - a;
-                    q[l] = M::mul_add(z, z * ic, q[l]);
+            // -1/2 for the general form, -1/(2 c_k) when the precision is a multiple of I.
+            let mut half = -0.5;
+            if c.iso {
+                half *= c.ic[k * d];
+                for i in 0..d {
+                    let (a, xv) = (c.amu[k * d + i], lanes(s.xs, i * bs + g));
+                    for l in 0..G {
+                        let z = xv[l] - a;
+                        q[l] = M::mul_add(z, z, q[l]);
+                    }
+                }
+            } else {
+                for i in 0..d {
+                    let (a, ic) = (c.amu[k * d + i], c.ic[k * d + i]);
+                    let xv = lanes(s.xs, i * bs + g);
+                    for l in 0..G {
+                        let z = xv[l] - a;
+                        q[l] = M::mul_add(z, z * ic, q[l]);
+                    }
                 }
             }
             let base = c.base[k];
             let lk = lanes_mut(s.lt, k * bs + g);
             for l in 0..G {
-                let v = M::mul_add(-0.5, q[l], base);
+                let v = M::mul_add(half, q[l], base);
                 lk[l] = v;
                 mx[l] = if v > mx[l] { v } else { mx[l] };
             }
@@ -552,6 +570,13 @@ fn mix_diag<M: MulAdd>(c: &Coeffs, np: usize, bs: usize, s: &mut Scratch, poster
                     for l in 0..G {
                         let gv = M::mul_add(ga, xv[l] - a, mu);
                         acc[l] = M::mul_add(r[l], gv, acc[l]);
+                    }
+                } else if c.iso {
+                    // (e_k / c_k) (x_i - alpha mu_ki): e_k / c_k is the same for every i, but
+                    // recomputing it here is cheaper than a pass to store it.
+                    let ic = c.ic[k * d];
+                    for l in 0..G {
+                        acc[l] = M::mul_add(r[l] * ic, xv[l] - a, acc[l]);
                     }
                 } else {
                     let ic = c.ic[k * d + i];
