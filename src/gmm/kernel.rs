@@ -64,6 +64,16 @@ pub(super) enum Task {
         /// Factor applied to the mixed vector.
         scale: f64,
     },
+    /// `a x + b (scale sum_k r_k C_k^{-1} (x - alpha mu_k))`: the affine maps of `eps` that the
+    /// probability flow and the reverse SDE's drift apply, fused into the output pass.
+    Affine {
+        /// Factor of the mixed vector (`sigma`: eps).
+        scale: f64,
+        /// Factor of `x`.
+        a: f64,
+        /// Factor of `scale * sum_k r_k g_k`.
+        b: f64,
+    },
     /// `sum_k r_k (mu_k + alpha S_k C_k^{-1} (x - alpha mu_k))` (posterior mean of `x_0`).
     Posterior,
     /// `ln sum_k exp(log-term_k) - shift`.
@@ -79,7 +89,7 @@ pub(super) enum Task {
 
 /// Where the results of [`Task`] go, one entry per row of `x`.
 pub(super) enum Sink<'a> {
-    /// N x d (`Precision`, `Posterior`).
+    /// N x d (`Precision`, `Affine`, `Posterior`).
     Rows(ArrayViewMut2<'a, f64>),
     /// N (`LogSumExp`).
     Values(ArrayViewMut1<'a, f64>),
@@ -335,7 +345,7 @@ fn chunk_with<M: MulAdd>(
         match task {
             Task::Argmax => {}
             Task::LogSumExp { .. } => softmax::<M>(k, np, block, &mut s, false),
-            Task::Precision { .. } | Task::Posterior | Task::Divergence => {
+            Task::Precision { .. } | Task::Affine { .. } | Task::Posterior | Task::Divergence => {
                 softmax::<M>(k, np, block, &mut s, true);
                 let posterior = task == Task::Posterior;
                 if full {
@@ -379,20 +389,37 @@ fn load(x: ArrayView2<f64>, start: usize, nb: usize, np: usize, bs: usize, xs: &
     }
 }
 
-/// `out[start + b, i] = scale * acc[i B + b]`.
+/// `out[start + b, i] = a xs[i B + b] + b (scale acc[i B + b])`, or `scale acc[i B + b]` when
+/// `affine` is `None` (evaluated as written: a separate multiply and add, as the unfused
+/// caller would).
 #[inline(always)]
-fn store_rows(out: &mut ArrayViewMut2<f64>, acc: &[f64], scale: f64, start: usize, nb: usize, bs: usize) {
+fn store_rows(
+    out: &mut ArrayViewMut2<f64>,
+    s: &Scratch,
+    scale: f64,
+    affine: Option<(f64, f64)>,
+    start: usize,
+    nb: usize,
+    bs: usize,
+) {
     let d = out.ncols();
+    let value = |b: usize, i: usize| {
+        let v = scale * s.acc[i * bs + b];
+        match affine {
+            Some((a, c)) => a * s.xs[i * bs + b] + c * v,
+            None => v,
+        }
+    };
     if let Some(flat) = out.as_slice_mut() {
         for (b, row) in flat[start * d..(start + nb) * d].chunks_exact_mut(d).enumerate() {
             for (i, o) in row.iter_mut().enumerate() {
-                *o = scale * acc[i * bs + b];
+                *o = value(b, i);
             }
         }
     } else {
         for b in 0..nb {
             for i in 0..d {
-                out[[start + b, i]] = scale * acc[i * bs + b];
+                out[[start + b, i]] = value(b, i);
             }
         }
     }
@@ -401,15 +428,16 @@ fn store_rows(out: &mut ArrayViewMut2<f64>, acc: &[f64], scale: f64, start: usiz
 #[inline(always)]
 fn store(task: Task, c: &Coeffs, s: &Scratch, start: usize, nb: usize, bs: usize, sink: &mut Sink) {
     match (task, sink) {
-        (Task::Precision { scale }, Sink::Rows(out)) => store_rows(out, s.acc, scale, start, nb, bs),
-        (Task::Posterior, Sink::Rows(out)) => store_rows(out, s.acc, 1.0, start, nb, bs),
+        (Task::Precision { scale }, Sink::Rows(out)) => store_rows(out, s, scale, None, start, nb, bs),
+        (Task::Affine { scale, a, b }, Sink::Rows(out)) => store_rows(out, s, scale, Some((a, b)), start, nb, bs),
+        (Task::Posterior, Sink::Rows(out)) => store_rows(out, s, 1.0, None, start, nb, bs),
         (Task::LogSumExp { shift }, Sink::Values(out)) => {
             for b in 0..nb {
                 out[start + b] = s.m[b] + s.s[b].ln() - shift;
             }
         }
         (Task::Divergence, Sink::RowsValues(out, div)) => {
-            store_rows(out, s.acc, -1.0, start, nb, bs);
+            store_rows(out, s, -1.0, None, start, nb, bs);
             for b in 0..nb {
                 div[start + b] = s.div[b];
             }

@@ -518,6 +518,14 @@ impl GaussianMixture {
         self.run(alpha, sigma, x, Task::Precision { scale: sigma }, Sink::Rows(out));
     }
 
+    /// `a x + b eps(x)` per row (N x d) into `out`, with `eps` as in [`eps`](Self::eps): the affine
+    /// maps of the probability-flow ODE and the reverse SDE's drift, fused into one pass over the
+    /// batch. Bit for bit equal to `eps` followed by `a * x + b * eps` element by element.
+    pub fn eps_affine(&self, alpha: f64, sigma: f64, x: ArrayView2<f64>, out: ArrayViewMut2<f64>, a: f64, b: f64) {
+        assert_eq!(out.dim(), x.dim(), "output shape must equal the shape of x");
+        self.run(alpha, sigma, x, Task::Affine { scale: sigma, a, b }, Sink::Rows(out));
+    }
+
     /// Exact denoiser `E[x_0 | x_t = x]` (Tweedie: `(x - sigma eps) / alpha`), computed as the
     /// posterior mean `sum_k r_k (mu_k + alpha S_k C_k^{-1} (x - alpha mu_k))`, which stays
     /// accurate for large `sigma / alpha` and equals the prior mean at `alpha = 0`.
@@ -1579,6 +1587,23 @@ mod tests {
         let bits = |a: &[f64]| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         let flat = |a: Array2<f64>| bits(&a.into_raw_vec_and_offset().0);
         (flat(sc), flat(ep), flat(x0), bits(lp.as_slice().unwrap()), flat(sd), bits(dv.as_slice().unwrap()), best)
+    }
+
+    #[test]
+    fn eps_affine_is_eps_then_the_affine_map_bit_for_bit() {
+        let x = points(333, 3, 2.0, 20);
+        for (name, gm) in mixtures() {
+            for &(a, s) in &SCHEDULES {
+                let (f, c) = (-0.37 * a, 1.9 * s + 0.1);
+                let mut ep = Array2::zeros(x.dim());
+                gm.eps(a, s, x.view(), ep.view_mut());
+                let want = Array2::from_shape_fn(x.dim(), |(n, i)| f * x[[n, i]] + c * ep[[n, i]]);
+                let mut got = Array2::zeros(x.dim());
+                gm.eps_affine(a, s, x.view(), got.view_mut(), f, c);
+                let bits = |m: &Array2<f64>| m.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "{name} a={a} s={s}");
+            }
+        }
     }
 
     // Blocks are padded to groups of 16 rows and chunks split the batch anywhere: none of it
