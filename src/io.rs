@@ -47,13 +47,19 @@ pub fn read_npy_3d(path: &Path, field: &str) -> Result<Array3<f64>> {
 /// Writes `bytes` to `path` atomically: a temporary file beside it, flushed, then renamed.
 /// A missing parent directory is created first.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |mut f| f.write_all(bytes))
+}
+
+/// Runs `write` on a temporary file beside `path`, then syncs it and renames it to `path`;
+/// removes it on any error.
+fn write_atomic_with(path: &Path, write: impl FnOnce(&fs::File) -> std::io::Result<()>) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir).map_err(io_err(path))?;
     }
     let tmp = temp_path(path);
     let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
+        let f = fs::File::create(&tmp)?;
+        write(&f)?;
         f.sync_all()?;
         fs::rename(&tmp, path)
     })();
@@ -63,13 +69,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     result.map_err(io_err(path))
 }
 
-/// Writes a float64 array as `.npy` atomically.
+/// Writes a float64 array as `.npy` atomically, streamed to the temporary file (no copy of the
+/// array in memory).
 pub fn write_npy<D: Dimension>(path: &Path, array: &Array<f64, D>) -> Result<()> {
-    let mut bytes = Vec::new();
-    array
-        .write_npy(&mut bytes)
-        .map_err(|e| ScoreError::Npy { path: path.display().to_string(), message: e.to_string() })?;
-    write_atomic(path, &bytes)
+    write_atomic_with(path, |f| {
+        let mut w = std::io::BufWriter::new(f);
+        array.write_npy(&mut w).map_err(std::io::Error::other)?;
+        w.flush()
+    })
 }
 
 fn temp_path(path: &Path) -> PathBuf {

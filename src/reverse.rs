@@ -11,8 +11,8 @@
 
 use std::cell::RefCell;
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip};
-use scoresde_solvers::{OdeSystem, SdeSystem, SemiLinear, SigmaSpace, SolverError};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use scoresde_solvers::{par, OdeSystem, SdeSystem, SemiLinear, SigmaSpace, SolverError};
 
 use crate::model::{NoiseLevel, ScoreModel};
 use crate::process::ForwardProcess;
@@ -36,13 +36,11 @@ impl<'a, P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> ProbabilityFlow<'a,
 }
 
 impl<P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> OdeSystem for ProbabilityFlow<'_, P, M> {
-    fn rhs(&self, t: f64, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) -> scoresde_solvers::Result<()> {
+    fn rhs(&self, t: f64, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) -> scoresde_solvers::Result<()> {
         let p = self.process;
         let level = NoiseLevel { t, alpha: p.alpha(t), sigma: p.sigma(t) };
-        self.model.predict_eps(level, x, out.view_mut()).map_err(wrap(t))?;
         let (f, c) = (p.f(t), 0.5 * p.g2(t) / level.sigma);
-        Zip::from(out).and(x).for_each(|o, &x| *o = f * x + c * *o);
-        Ok(())
+        self.model.predict_eps_affine(level, x, out, f, c).map_err(wrap(t))
     }
     fn is_singular_at(&self, t: f64) -> bool {
         self.process.sigma(t) == 0.0
@@ -74,7 +72,7 @@ impl<P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> SigmaSpace for SigmaFlo
         if x.dim() != xt.dim() {
             *x = Array2::zeros(xt.dim());
         }
-        Zip::from(&mut *x).and(xt).for_each(|x, &xt| *x = level.alpha * xt);
+        par::zip_mut(x.view_mut(), xt, |x, xt| *x = level.alpha * xt);
         self.model.predict_eps(level, x.view(), out).map_err(wrap(level.t))
     }
 }
@@ -103,13 +101,11 @@ impl<'a, P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> ReverseSde<'a, P, M
 }
 
 impl<P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> SdeSystem for ReverseSde<'_, P, M> {
-    fn drift(&self, t: f64, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) -> scoresde_solvers::Result<()> {
+    fn drift(&self, t: f64, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) -> scoresde_solvers::Result<()> {
         let p = self.process;
         let level = NoiseLevel { t, alpha: p.alpha(t), sigma: p.sigma(t) };
-        self.model.predict_eps(level, x, out.view_mut()).map_err(wrap(t))?;
         let (f, c) = (p.f(t), p.g2(t) / level.sigma);
-        Zip::from(out).and(x).for_each(|o, &x| *o = f * x + c * *o);
-        Ok(())
+        self.model.predict_eps_affine(level, x, out, f, c).map_err(wrap(t))
     }
     fn diffusion(&self, t: f64) -> f64 {
         self.process.g2(t).sqrt()

@@ -418,11 +418,26 @@ fn alpha_at(process: &dyn ForwardProcess, space: Space, v: f64) -> f64 {
 
 /// Draws samples: x = prior_std * z at the first point, integrates to the last, returns x there
 /// (in the process's x-space). `noise` is required by stochastic solvers and ignored otherwise.
+///
+/// Copies `z` once; [`sample_owned`] takes it by value and integrates in its place.
 pub fn sample(
     process: &dyn ForwardProcess,
     model: &dyn ScoreModel,
     config: &SamplerConfig,
     z: ArrayView2<f64>,
+    noise: Option<&mut (dyn NoiseSource + '_)>,
+    observer: &mut dyn FnMut(StepInfo),
+) -> Result<(Array2<f64>, SampleReport)> {
+    sample_owned(process, model, config, z.to_owned(), noise, observer)
+}
+
+/// [`sample`] with the prior draws given by value: they are scaled and integrated in place and
+/// returned as the samples, so a run holds one N x d state plus its solver's workspace.
+pub fn sample_owned(
+    process: &dyn ForwardProcess,
+    model: &dyn ScoreModel,
+    config: &SamplerConfig,
+    z: Array2<f64>,
     noise: Option<&mut (dyn NoiseSource + '_)>,
     observer: &mut dyn FnMut(StepInfo),
 ) -> Result<(Array2<f64>, SampleReport)> {
@@ -440,7 +455,8 @@ pub fn sample(
         Space::Time => process.prior_std(),
         Space::SigmaTilde => process.prior_std() / a0,
     };
-    let mut x = z.mapv(|v| scale * v);
+    let mut x = z;
+    x.mapv_inplace(|v| scale * v);
     let mut report = SampleReport::default();
     match &config.steps {
         Steps::Grid(grid) => {
@@ -491,13 +507,18 @@ const PRIOR_KEY: u64 = u64::MAX;
 /// (seed, i), so the first rows of a large draw equal a small draw with the same seed.
 pub fn prior_noise(seed: u64, n: usize, d: usize) -> Array2<f64> {
     use rand::Rng;
+    use rayon::prelude::*;
     let keys = scoresde_solvers::KeyedNoise::new(seed);
     let mut z = Array2::zeros((n, d));
-    for (i, mut row) in z.outer_iter_mut().enumerate() {
-        let mut rng = keys.rng(i as u64, PRIOR_KEY);
-        for v in row.iter_mut() {
-            *v = rng.sample(rand_distr::StandardNormal);
-        }
+    if d > 0 {
+        // Rows are independent draws: filled in parallel, the same values for any split.
+        let flat = z.as_slice_mut().expect("a new array is contiguous");
+        flat.par_chunks_mut(d).enumerate().with_min_len(1024).for_each(|(i, row)| {
+            let mut rng = keys.rng(i as u64, PRIOR_KEY);
+            for v in row.iter_mut() {
+                *v = rng.sample(rand_distr::StandardNormal);
+            }
+        });
     }
     z
 }

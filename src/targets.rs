@@ -7,6 +7,8 @@
 //! - `gauss2`: a single correlated 2-d Gaussian, whose probability flow is known in closed form.
 //! - `quad4`: 4 overlapping isotropic 2-d Gaussians at (+-1, 0) and (0, +-1), sd 0.5, equal
 //!   weights; the guidance experiment's two classes are components {0, 1} and {2, 3}.
+//! - `diag16`: 16-d mixture of 8 equally weighted diagonal components (variances spanning two
+//!   decades, shifted per component): the d = 16, K = 8 case of the throughput benchmarks.
 
 use std::f64::consts::PI;
 use std::path::Path;
@@ -17,7 +19,7 @@ use crate::error::Result;
 use crate::gmm::{Covariance, GaussianMixture};
 
 /// Names of the built-in targets.
-pub const BUILTIN: [&str; 4] = ["ring8", "aniso16", "gauss2", "quad4"];
+pub const BUILTIN: [&str; 5] = ["ring8", "aniso16", "gauss2", "quad4", "diag16"];
 
 /// The built-in target called `name`, if there is one.
 pub fn builtin(name: &str) -> Option<GaussianMixture> {
@@ -26,6 +28,7 @@ pub fn builtin(name: &str) -> Option<GaussianMixture> {
         "aniso16" => Some(aniso16()),
         "gauss2" => Some(gauss2()),
         "quad4" => Some(quad4()),
+        "diag16" => Some(diag16()),
         _ => None,
     }
 }
@@ -102,4 +105,20 @@ pub fn gauss2() -> GaussianMixture {
 pub fn quad4() -> GaussianMixture {
     let means = ndarray::array![[-1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, -1.0]];
     GaussianMixture::new(vec![0.25; 4], means, Covariance::Isotropic(vec![0.25; 4])).expect("quad4 is valid")
+}
+
+/// The diagonal 16-d mixture of 8 components: means on a circle of radius 4 in the first two
+/// coordinates (smaller offsets in the others), variances `10^(-2 ((i + c) mod 16) / 15)`.
+pub fn diag16() -> GaussianMixture {
+    let (k, d) = (8usize, 16usize);
+    let means = Array2::from_shape_fn((k, d), |(c, j)| {
+        let phase = 2.0 * PI * c as f64 / k as f64;
+        match j {
+            0 => 4.0 * phase.cos(),
+            1 => 4.0 * phase.sin(),
+            _ => 0.5 * ((c + 1) as f64 * j as f64 * 0.7).sin(),
+        }
+    });
+    let diag = Array2::from_shape_fn((k, d), |(c, i)| 10f64.powf(-2.0 * ((i + c) % d) as f64 / (d - 1) as f64));
+    GaussianMixture::new(vec![1.0 / k as f64; k], means, Covariance::Diagonal(diag)).expect("diag16 is valid")
 }

@@ -8,7 +8,7 @@ use scoresde::grids::{Schedule, Space};
 use scoresde::process::{Edm, ForwardProcess, SubVp, Ve, Vp, VpCosine};
 use scoresde::sampler::{Solver, SolverOptions};
 
-use crate::{eval_cmd, nll_cmd, sample_cmd, sweep, train_cmd};
+use crate::{bench_cmd, eval_cmd, nll_cmd, sample_cmd, sweep, train_cmd};
 
 /// Error type of the commands: any error, printed as one line with its causes.
 pub type CmdResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
@@ -35,6 +35,8 @@ enum Command {
     Sweep(SweepArgs),
     /// Train an MLP score model by denoising score matching (checkpoints, resume, loss curve).
     Train(Box<train_cmd::TrainArgs>),
+    /// Time sampling and the exact-score kernel (particle-NFE per second) and print a Markdown table.
+    Bench(bench_cmd::BenchArgs),
 }
 
 /// Runs the parsed command.
@@ -45,6 +47,7 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::Nll(a) => nll_cmd::run(a),
         Command::Sweep(a) => sweep::run(a),
         Command::Train(a) => train_cmd::run(*a),
+        Command::Bench(a) => bench_cmd::run(a),
     }
 }
 
@@ -283,7 +286,7 @@ impl ProcessArgs {
 #[command(group(ArgGroup::new("init").args(["z_init", "n"])))]
 #[command(group(ArgGroup::new("steps_from").args(["grid", "sigmas", "steps"])))]
 pub struct SampleArgs {
-    /// Target: a built-in name (ring8, aniso16, gauss2) or a JSON file
+    /// Target: a built-in name (ring8, aniso16, gauss2, diag16) or a JSON file
     /// {"weights", "means", and one of "variances" | "diag" | "full"}.
     #[arg(long, default_value = "ring8")]
     pub target: String,

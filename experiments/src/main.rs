@@ -5,6 +5,7 @@
 //! for replaying peer runs are fixed by shared/reference/README.md. Every failure prints one line
 //! naming the bad field and value and exits with status 1, leaving no output file behind.
 
+mod bench_cmd;
 mod cli;
 mod eval_cmd;
 mod nll_cmd;

@@ -8,7 +8,7 @@ use scoresde::grids::{build_grid, Schedule, Space};
 use scoresde::io::{read_npy_1d, read_npy_2d, read_npy_3d, write_npy};
 use scoresde::model::{ExactScore, ScoreModel};
 use scoresde::process::ForwardProcess;
-use scoresde::sampler::{prior_noise, sample, SamplerConfig, Solver, Steps};
+use scoresde::sampler::{prior_noise, sample_owned, SamplerConfig, Solver, Steps};
 use scoresde::targets;
 use scoresde_solvers::{fast_orders, AdaptiveOptions, BrownianNoise, FixedNoise, KeyedNoise, NoiseSource, TimeGrid};
 
@@ -184,7 +184,7 @@ pub fn run(a: SampleArgs) -> CmdResult {
     let mut noise = noise_source(&a, solver, z.nrows(), d, &config)?;
     let bar = progress(n_steps as u64, a.quiet);
     let started = Instant::now();
-    let (x, report) = sample(&*process, &*model, &config, z.view(), noise.as_deref_mut(), &mut |info| {
+    let (x, report) = sample_owned(&*process, &*model, &config, z, noise.as_deref_mut(), &mut |info| {
         bar.inc(1);
         bar.set_message(format!("{:.4}", info.t1));
     })?;

@@ -1,8 +1,9 @@
 //! Euler-Maruyama.
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
 use crate::error::Result;
+use crate::par;
 use crate::stepper::{SdeStepper, StepInfo};
 use crate::system::SdeSystem;
 
@@ -43,7 +44,7 @@ impl<S: SdeSystem + ?Sized> SdeStepper<S> for EulerMaruyama {
         let h = at.t1 - at.t0;
         // dW = sqrt|h| z, the Brownian increment over the step.
         let gs = sys.diffusion(at.t0) * h.abs().sqrt();
-        Zip::from(x).and(&*drift).and(z).for_each(|x, &b, &z| *x += b * h + gs * z);
+        par::zip3_mut(x, drift.view(), z, |x, b, z| *x += b * h + gs * z);
         Ok(())
     }
 }

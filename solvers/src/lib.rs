@@ -30,6 +30,7 @@ pub mod exponential;
 pub mod grid;
 pub mod lms;
 pub mod noise;
+pub mod par;
 pub mod pc;
 pub mod rk;
 pub mod stepper;

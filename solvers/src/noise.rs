@@ -13,6 +13,7 @@ use ndarray::{Array3, ArrayViewMut2, Axis};
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use rand_pcg::Pcg64;
+use rayon::prelude::*;
 
 use crate::error::{Result, SolverError};
 
@@ -81,11 +82,32 @@ impl KeyedNoise {
 
 impl NoiseSource for KeyedNoise {
     fn normals(&mut self, step: usize, mut out: ArrayViewMut2<f64>) -> Result<()> {
-        for (i, mut row) in out.outer_iter_mut().enumerate() {
-            let mut rng = self.rng(self.row_offset + i as u64, step as u64);
+        let fill = |first: usize, row: &mut [f64]| {
+            let mut rng = self.rng(self.row_offset + first as u64, step as u64);
             for v in row.iter_mut() {
                 let z: f64 = rng.sample(StandardNormal);
                 *v = z;
+            }
+        };
+        let d = out.ncols();
+        match out.as_slice_mut() {
+            // Rows are independent draws: filled in parallel, the same values for any split.
+            Some(flat) if d > 0 && flat.len() >= crate::par::PAR_MIN => {
+                flat.par_chunks_mut(d).enumerate().with_min_len(1024).for_each(|(i, row)| fill(i, row));
+            }
+            _ => {
+                for (i, mut row) in out.outer_iter_mut().enumerate() {
+                    match row.as_slice_mut() {
+                        Some(r) => fill(i, r),
+                        None => {
+                            let mut rng = self.rng(self.row_offset + i as u64, step as u64);
+                            for v in row.iter_mut() {
+                                let z: f64 = rng.sample(StandardNormal);
+                                *v = z;
+                            }
+                        }
+                    }
+                }
             }
         }
         Ok(())

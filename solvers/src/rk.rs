@@ -8,6 +8,7 @@
 use ndarray::{Array2, ArrayViewMut2};
 
 use crate::error::Result;
+use crate::par;
 use crate::stepper::{OdeStepper, StepInfo};
 use crate::system::OdeSystem;
 use crate::tableau::ButcherTableau;
@@ -54,9 +55,11 @@ impl<S: OdeSystem + ?Sized> OdeStepper<S> for ExplicitRk {
     }
 
     fn init(&self, rows: usize, cols: usize) -> RkState {
+        let stages = self.tableau.solution_stages();
         RkState {
-            k: (0..self.tableau.solution_stages()).map(|_| Array2::zeros((rows, cols))).collect(),
-            tmp: Array2::zeros((rows, cols)),
+            k: (0..stages).map(|_| Array2::zeros((rows, cols))).collect(),
+            // One-stage methods (Euler) never form a stage state.
+            tmp: Array2::zeros((if stages > 1 { rows } else { 0 }, cols)),
         }
     }
 
@@ -66,7 +69,7 @@ impl<S: OdeSystem + ?Sized> OdeStepper<S> for ExplicitRk {
         let tab = &self.tableau;
         sys.rhs(t0, x.view(), st.k[0].view_mut())?;
         if sys.is_singular_at(t1) {
-            x.scaled_add(h, &st.k[0]);
+            par::scaled_add(x.view_mut(), h, st.k[0].view());
             return Ok(());
         }
         let stages = st.k.len();
@@ -74,7 +77,7 @@ impl<S: OdeSystem + ?Sized> OdeStepper<S> for ExplicitRk {
             st.tmp.assign(&x);
             for (j, &a) in tab.a[i].iter().enumerate() {
                 if a != 0.0 {
-                    st.tmp.scaled_add(h * a, &st.k[j]);
+                    par::scaled_add(st.tmp.view_mut(), h * a, st.k[j].view());
                 }
             }
             sys.rhs(t0 + tab.c[i] * h, st.tmp.view(), st.k[i].view_mut())?;
@@ -88,7 +91,7 @@ impl<S: OdeSystem + ?Sized> OdeStepper<S> for ExplicitRk {
 pub(crate) fn combine(x: &mut ArrayViewMut2<f64>, h: f64, w: &[f64], k: &[Array2<f64>]) {
     for (&w, k) in w.iter().zip(k) {
         if w != 0.0 {
-            x.scaled_add(h * w, k);
+            par::scaled_add(x.view_mut(), h * w, k.view());
         }
     }
 }

@@ -67,6 +67,11 @@ pub fn no_observer(_: StepInfo) {}
 
 /// Returns the first row of `x` holding a NaN or infinity.
 pub fn first_non_finite_row(x: ArrayView2<f64>) -> Option<usize> {
+    // Every step checks the whole state: a fast scan first, the row-by-row search only where it
+    // found something (or where the state is not contiguous).
+    if crate::par::any_non_finite(x) == Some(false) {
+        return None;
+    }
     x.outer_iter().position(|r| r.iter().any(|v| !v.is_finite()))
 }
 

@@ -57,7 +57,7 @@ pub trait SigmaSpace {
     /// Writes the data prediction D(x, sigma) = x - sigma eps(x, sigma) into `out`.
     fn denoise(&self, sigma: f64, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) -> Result<()> {
         self.eps(sigma, x, out.view_mut())?;
-        ndarray::Zip::from(out).and(x).for_each(|o, &x| *o = x - sigma * *o);
+        crate::par::zip_mut(out, x, |o, x| *o = x - sigma * *o);
         Ok(())
     }
 }

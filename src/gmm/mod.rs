@@ -24,8 +24,10 @@
 //! * Every covariance is stored through its eigendecomposition `S_k = Q_k diag(l_k) Q_k^T`
 //!   (`Q_k = I` for diagonal and isotropic components, which take a fast path without rotation).
 //!   For a given `(alpha, sigma)` the per-call setup computes `c_ki = alpha^2 l_ki + sigma^2`,
-//!   `1 / c_ki` and `log det C_k = sum_i ln c_ki` once; per row only `z = Q_k^T (x - alpha mu_k)`
-//!   is needed, and `C_k^{-1}` is `diag(1 / c_k)` in these rotated coordinates.
+//!   `1 / c_ki` and `log det C_k = sum_i ln c_ki` once, and for full covariances the matrices
+//!   `C_k^{-1} = Q_k diag(1 / c_k) Q_k^T` and `alpha S_k C_k^{-1}`; per row and component a
+//!   full covariance then costs one d x d matrix-vector product `g_k = C_k^{-1} (x - alpha mu_k)`
+//!   (the quadratic form is `(x - alpha mu_k) . g_k`), a diagonal one d products.
 //! * Responsibilities are computed in log space with a log-sum-exp, so points far from every
 //!   mode (`|x| ~ 1e3` and well beyond) give finite results; squares overflow only past
 //!   `|x| ~ 1e150`.
@@ -46,24 +48,27 @@
 //! Shape mismatches between `x` and the outputs (and `x` without `dim()` columns) are
 //! programmer errors and panic, as do non-finite `alpha`/`sigma` and `alpha = sigma = 0`.
 //!
-//! Batches are `N x d` arrays, one sample per row. Rows are processed in fixed chunks in
-//! parallel with rayon; each row is computed independently and in a fixed order, so results are
-//! bit-identical for any number of threads.
+//! Batches are `N x d` arrays, one sample per row. Rows go through a blocked kernel (module
+//! `kernel`): blocks of rows in a component-major layout, a vectorisable `exp`
+//! ([`crate::fastexp`]), chunks of rows in parallel with rayon, and a copy compiled for AVX2 and
+//! FMA chosen at run time ([`GaussianMixture::kernel_path`]). Each row is computed independently
+//! by a fixed sequence of operations, so results are bit-identical for any number of threads
+//! and any chunking.
 
 use std::path::Path;
 
 use nalgebra::DMatrix;
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 use rand::distr::{Distribution, StandardUniform};
 use rand::Rng;
 use rand_distr::StandardNormal;
-use rayon::prelude::*;
 use serde_json::{Map, Value};
 
 use crate::error::{Result, ScoreError};
 
-/// Rows per parallel work item. Fixed, so the split never depends on the thread count.
-const CHUNK_ROWS: usize = 128;
+mod kernel;
+
+use kernel::{Layout, Sink, Task};
 
 /// Relative tolerance of the symmetry check of full covariances (relative to the largest
 /// absolute entry of the matrix).
@@ -106,8 +111,6 @@ pub struct GaussianMixture {
     lambda: Vec<f64>,
     /// Full only: `Q_k` row-major, K * d * d (columns are eigenvectors). Empty otherwise.
     q: Vec<f64>,
-    /// Full only: `Q_k^T` row-major, K * d * d. Empty otherwise.
-    qt: Vec<f64>,
     /// Square roots for sampling: `sqrt(l_k)` (K * d) for diagonal/isotropic,
     /// `Q_k diag(sqrt(l_k))` row-major (K * d * d) for full.
     root: Vec<f64>,
@@ -117,7 +120,6 @@ pub struct GaussianMixture {
 
 /// Quantities that depend on `(alpha, sigma)` but not on `x`.
 struct Frame {
-    sigma: f64,
     /// `1 / (alpha^2 l_ki + sigma^2)`, K * d.
     inv_c: Vec<f64>,
     /// `alpha mu_k`, K * d.
@@ -128,98 +130,10 @@ struct Frame {
     base: Vec<f64>,
     /// `tr C_k^{-1}`, K.
     trace: Vec<f64>,
-}
-
-/// What the row kernel stores per component in `Scratch::g`.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Want {
-    /// Only the log terms.
-    Nothing,
-    /// `g_k = C_k^{-1} (x - alpha mu_k)` (so `u_k = -g_k`).
-    Precision,
-    /// `g_k = mu_k + alpha S_k C_k^{-1} (x - alpha mu_k)` (component posterior mean of `x_0`).
-    Posterior,
-}
-
-/// Per-chunk work buffers (allocated once per chunk, never per row).
-struct Scratch {
-    /// The current row, contiguous.
-    x: Vec<f64>,
-    /// `x - alpha mu_k`.
-    z: Vec<f64>,
-    /// Rotated coordinates.
-    y: Vec<f64>,
-    /// Log terms, then responsibilities after `softmax`.
-    r: Vec<f64>,
-    /// Per-component vectors, K * d.
-    g: Vec<f64>,
-    /// `sum_k r_k g_k`.
-    gbar: Vec<f64>,
-}
-
-impl Scratch {
-    fn new(k: usize, d: usize) -> Self {
-        Scratch {
-            x: vec![0.0; d],
-            z: vec![0.0; d],
-            y: vec![0.0; d],
-            r: vec![0.0; k],
-            g: vec![0.0; k * d],
-            gbar: vec![0.0; d],
-        }
-    }
-
-    fn load(&mut self, row: ArrayView1<f64>) {
-        for (dst, &src) in self.x.iter_mut().zip(row.iter()) {
-            *dst = src;
-        }
-    }
-
-    /// `gbar = sum_k r_k g_k`.
-    fn mix(&mut self) {
-        let d = self.gbar.len();
-        self.gbar.iter_mut().for_each(|v| *v = 0.0);
-        for (rk, gk) in self.r.iter().zip(self.g.chunks_exact(d)) {
-            for (acc, &g) in self.gbar.iter_mut().zip(gk) {
-                *acc += rk * g;
-            }
-        }
-    }
-}
-
-/// Turns the log terms in `r` into responsibilities (softmax) and returns `(max, sum)` with
-/// `ln sum_k exp(r_k) = max + ln(sum)`.
-fn softmax_in_place(r: &mut [f64]) -> (f64, f64) {
-    let m = r.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let mut sum = 0.0;
-    for v in r.iter_mut() {
-        *v = (*v - m).exp();
-        sum += *v;
-    }
-    let inv = 1.0 / sum;
-    for v in r.iter_mut() {
-        *v *= inv;
-    }
-    (m, sum)
-}
-
-/// Runs `f` on every item, in parallel when there is more than one.
-fn for_each_chunk<T, F>(items: Vec<T>, f: F)
-where
-    T: Send,
-    F: Fn(T) + Sync + Send,
-{
-    if items.len() <= 1 {
-        items.into_iter().for_each(f);
-    } else {
-        items.into_par_iter().for_each(f);
-    }
-}
-
-fn write_row(mut out: ArrayViewMut1<f64>, values: impl Iterator<Item = f64>) {
-    for (o, v) in out.iter_mut().zip(values) {
-        *o = v;
-    }
+    /// Full only: `C_k^{-1} = Q_k diag(1 / c_k) Q_k^T`, K * d * d row-major (empty otherwise).
+    prec: Vec<f64>,
+    /// Full only: `alpha S_k C_k^{-1} = Q_k diag(gain_k) Q_k^T`, K * d * d (empty otherwise).
+    post: Vec<f64>,
 }
 
 impl GaussianMixture {
@@ -251,7 +165,6 @@ impl GaussianMixture {
 
         let mut lambda = Vec::with_capacity(k * d);
         let mut q = Vec::new();
-        let mut qt = Vec::new();
         let full;
         let cov = match cov {
             Covariance::Isotropic(v) => {
@@ -294,7 +207,6 @@ impl GaussianMixture {
                 }
                 let mut sym = Vec::with_capacity(k);
                 q.reserve(k * d * d);
-                qt.reserve(k * d * d);
                 for (c, m) in mats.iter().enumerate() {
                     if m.nrows() != d {
                         return Err(mismatch(&format!("full[{c}] rows"), d, m.nrows()));
@@ -339,11 +251,6 @@ impl GaussianMixture {
                             q.push(eig.eigenvectors[(i, j)]);
                         }
                     }
-                    for i in 0..d {
-                        for j in 0..d {
-                            qt.push(eig.eigenvectors[(j, i)]);
-                        }
-                    }
                     sym.push(s);
                 }
                 Covariance::Full(sym)
@@ -378,7 +285,7 @@ impl GaussianMixture {
             })
             .collect();
 
-        Ok(GaussianMixture { weights, log_weights, norm_weights, cum_weights, means, cov, lambda, q, qt, root, full })
+        Ok(GaussianMixture { weights, log_weights, norm_weights, cum_weights, means, cov, lambda, q, root, full })
     }
 
     /// Parses a mixture from JSON:
@@ -592,46 +499,39 @@ impl GaussianMixture {
 
     /// Exact `log p_t(x)` per row of `x` (N x d), including the `2 pi` constants, into `out`
     /// (length N).
-    pub fn log_prob(&self, alpha: f64, sigma: f64, x: ArrayView2<f64>, mut out: ArrayViewMut1<f64>) {
-        self.check_x(x);
+    pub fn log_prob(&self, alpha: f64, sigma: f64, x: ArrayView2<f64>, out: ArrayViewMut1<f64>) {
         assert_eq!(out.len(), x.nrows(), "log_prob: output length must equal rows of x");
-        let fr = self.frame(alpha, sigma);
         let shift = 0.5 * self.dim() as f64 * (2.0 * std::f64::consts::PI).ln();
-        let items: Vec<_> =
-            x.axis_chunks_iter(Axis(0), CHUNK_ROWS).zip(out.axis_chunks_iter_mut(Axis(0), CHUNK_ROWS)).collect();
-        for_each_chunk(items, |(xc, mut oc)| {
-            let mut scr = Scratch::new(self.n_components(), self.dim());
-            for (row, o) in xc.outer_iter().zip(oc.iter_mut()) {
-                scr.load(row);
-                self.component_terms(&fr, &mut scr, Want::Nothing);
-                let (m, sum) = softmax_in_place(&mut scr.r);
-                *o = m + sum.ln() - shift;
-            }
-        });
+        self.run(alpha, sigma, x, Task::LogSumExp { shift }, Sink::Values(out));
     }
 
     /// Exact score `grad_x log p_t(x)` per row of `x` (N x d) into `out` (N x d).
     pub fn score(&self, alpha: f64, sigma: f64, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) {
-        self.map_rows(alpha, sigma, x, out, Want::Precision, |_, scr, o| {
-            write_row(o, scr.gbar.iter().map(|g| -g));
-        });
+        assert_eq!(out.dim(), x.dim(), "output shape must equal the shape of x");
+        self.run(alpha, sigma, x, Task::Precision { scale: -1.0 }, Sink::Rows(out));
     }
 
     /// Exact noise prediction `E[eps | x_t = x] = -sigma * score`, computed as
     /// `sigma * sum_k r_k C_k^{-1} (x - alpha mu_k)` (exactly zero at `sigma = 0`).
     pub fn eps(&self, alpha: f64, sigma: f64, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) {
-        self.map_rows(alpha, sigma, x, out, Want::Precision, |fr, scr, o| {
-            write_row(o, scr.gbar.iter().map(|g| fr.sigma * g));
-        });
+        assert_eq!(out.dim(), x.dim(), "output shape must equal the shape of x");
+        self.run(alpha, sigma, x, Task::Precision { scale: sigma }, Sink::Rows(out));
+    }
+
+    /// `a x + b eps(x)` per row (N x d) into `out`, with `eps` as in [`eps`](Self::eps): the affine
+    /// maps of the probability-flow ODE and the reverse SDE's drift, fused into one pass over the
+    /// batch. Bit for bit equal to `eps` followed by `a * x + b * eps` element by element.
+    pub fn eps_affine(&self, alpha: f64, sigma: f64, x: ArrayView2<f64>, out: ArrayViewMut2<f64>, a: f64, b: f64) {
+        assert_eq!(out.dim(), x.dim(), "output shape must equal the shape of x");
+        self.run(alpha, sigma, x, Task::Affine { scale: sigma, a, b }, Sink::Rows(out));
     }
 
     /// Exact denoiser `E[x_0 | x_t = x]` (Tweedie: `(x - sigma eps) / alpha`), computed as the
     /// posterior mean `sum_k r_k (mu_k + alpha S_k C_k^{-1} (x - alpha mu_k))`, which stays
     /// accurate for large `sigma / alpha` and equals the prior mean at `alpha = 0`.
     pub fn x0(&self, alpha: f64, sigma: f64, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) {
-        self.map_rows(alpha, sigma, x, out, Want::Posterior, |_, scr, o| {
-            write_row(o, scr.gbar.iter().copied());
-        });
+        assert_eq!(out.dim(), x.dim(), "output shape must equal the shape of x");
+        self.run(alpha, sigma, x, Task::Posterior, Sink::Rows(out));
     }
 
     /// Exact score (into `score`, N x d) and its divergence `tr grad_x score` (into `div`,
@@ -641,35 +541,12 @@ impl GaussianMixture {
         alpha: f64,
         sigma: f64,
         x: ArrayView2<f64>,
-        mut score: ArrayViewMut2<f64>,
-        mut div: ArrayViewMut1<f64>,
+        score: ArrayViewMut2<f64>,
+        div: ArrayViewMut1<f64>,
     ) {
-        self.check_x(x);
         assert_eq!(score.dim(), x.dim(), "score_divergence: score shape must equal x");
         assert_eq!(div.len(), x.nrows(), "score_divergence: div length must equal rows of x");
-        let fr = self.frame(alpha, sigma);
-        let d = self.dim();
-        let items: Vec<_> = x
-            .axis_chunks_iter(Axis(0), CHUNK_ROWS)
-            .zip(score.axis_chunks_iter_mut(Axis(0), CHUNK_ROWS))
-            .zip(div.axis_chunks_iter_mut(Axis(0), CHUNK_ROWS))
-            .collect();
-        for_each_chunk(items, |((xc, mut sc), mut dc)| {
-            let mut scr = Scratch::new(self.n_components(), d);
-            for ((row, srow), dv) in xc.outer_iter().zip(sc.outer_iter_mut()).zip(dc.iter_mut()) {
-                scr.load(row);
-                self.component_terms(&fr, &mut scr, Want::Precision);
-                softmax_in_place(&mut scr.r);
-                scr.mix();
-                let mut acc = 0.0;
-                for ((rk, gk), tr) in scr.r.iter().zip(scr.g.chunks_exact(d)).zip(&fr.trace) {
-                    let spread: f64 = gk.iter().zip(&scr.gbar).map(|(g, m)| (g - m) * (g - m)).sum();
-                    acc += rk * (spread - tr);
-                }
-                *dv = acc;
-                write_row(srow, scr.gbar.iter().map(|g| -g));
-            }
-        });
+        self.run(alpha, sigma, x, Task::Divergence, Sink::RowsValues(score, div));
     }
 
     /// Exact mean and covariance of `p_t`:
@@ -698,25 +575,17 @@ impl GaussianMixture {
     /// Index of the most responsible component `argmax_k r_k(x)` per row of `x` (first index
     /// on ties).
     pub fn most_responsible(&self, alpha: f64, sigma: f64, x: ArrayView2<f64>) -> Vec<usize> {
-        self.check_x(x);
-        let fr = self.frame(alpha, sigma);
         let mut out = vec![0usize; x.nrows()];
-        let items: Vec<_> = x.axis_chunks_iter(Axis(0), CHUNK_ROWS).zip(out.chunks_mut(CHUNK_ROWS)).collect();
-        for_each_chunk(items, |(xc, oc)| {
-            let mut scr = Scratch::new(self.n_components(), self.dim());
-            for (row, o) in xc.outer_iter().zip(oc.iter_mut()) {
-                scr.load(row);
-                self.component_terms(&fr, &mut scr, Want::Nothing);
-                let mut best = 0;
-                for (k, &v) in scr.r.iter().enumerate() {
-                    if v > scr.r[best] {
-                        best = k;
-                    }
-                }
-                *o = best;
-            }
-        });
+        self.run(alpha, sigma, x, Task::Argmax, Sink::Indices(&mut out));
         out
+    }
+
+    /// Which copy of the mixture kernel this process runs: `"avx2+fma"` (x86-64 CPUs with both
+    /// features, unless the environment variable `SCORESDE_PORTABLE_KERNEL` is set) or
+    /// `"portable"`. Results are bit-identical for any thread count within one copy; the two
+    /// copies differ in the last bits (fused multiply-adds).
+    pub fn kernel_path() -> &'static str {
+        kernel::path()
     }
 
     // ---------------------------------------------------------------- internals
@@ -757,107 +626,34 @@ impl GaussianMixture {
             base.push(lw - 0.5 * logdet);
             trace.push(tr);
         }
-        Frame { sigma, amu: self.means.iter().map(|m| alpha * m).collect(), inv_c, gain, base, trace }
+        let (prec, post) =
+            if self.full { (self.rotate_back(&inv_c), self.rotate_back(&gain)) } else { (Vec::new(), Vec::new()) };
+        Frame { amu: self.means.iter().map(|m| alpha * m).collect(), inv_c, gain, base, trace, prec, post }
     }
 
-    /// For the row in `scr.x`: `scr.r[k] = ln w_k + ln N(x; alpha mu_k, C_k) + d/2 ln(2 pi)`
-    /// and, depending on `want`, the per-component vectors in `scr.g`.
-    fn component_terms(&self, fr: &Frame, scr: &mut Scratch, want: Want) {
+    /// Full only: `Q_k diag(v_k) Q_k^T` for each component, K * d * d row-major.
+    fn rotate_back(&self, v: &[f64]) -> Vec<f64> {
         let d = self.dim();
-        let means = self.means.as_slice().expect("means are stored in standard layout");
-        let Scratch { x, z, y, r, g, .. } = scr;
-        // The quadratic form is accumulated as z * (z / c) in every branch, so that the
-        // responsibilities are bit-identical whatever is computed alongside them.
-        // (Index slicing rather than `chunks_exact`, whose integer divisions dominate for
-        // small K and d.)
-        for (k, rk) in r.iter_mut().enumerate() {
-            let span = k * d..(k + 1) * d;
-            let amu = &fr.amu[span.clone()];
-            let ic = &fr.inv_c[span.clone()];
-            let gain = &fr.gain[span.clone()];
-            let mu = &means[span.clone()];
-            let gk = &mut g[span];
-            let mut quad = 0.0;
-            if !self.full {
-                let coords = x.iter().zip(amu).zip(ic);
-                match want {
-                    Want::Nothing => {
-                        for ((xi, am), c) in coords {
-                            let zi = xi - am;
-                            quad += zi * (zi * c);
-                        }
-                    }
-                    Want::Precision => {
-                        for (((xi, am), c), gi) in coords.zip(gk.iter_mut()) {
-                            let zi = xi - am;
-                            let t = zi * c;
-                            quad += zi * t;
-                            *gi = t;
-                        }
-                    }
-                    Want::Posterior => {
-                        for (((((xi, am), c), gi), m), ga) in coords.zip(gk.iter_mut()).zip(mu).zip(gain) {
-                            let zi = xi - am;
-                            quad += zi * (zi * c);
-                            *gi = m + ga * zi;
-                        }
-                    }
-                }
-            } else {
-                for ((zi, xi), am) in z.iter_mut().zip(x.iter()).zip(amu) {
-                    *zi = xi - am;
-                }
-                let qt = &self.qt[k * d * d..(k + 1) * d * d];
-                for ((yj, qrow), c) in y.iter_mut().zip(qt.chunks_exact(d)).zip(ic) {
-                    let v: f64 = qrow.iter().zip(z.iter()).map(|(q, z)| q * z).sum();
-                    quad += v * (v * c);
-                    *yj = v;
-                }
-                if want != Want::Nothing {
-                    // y <- diag(.) y in rotated coordinates, then back: g = [mu +] Q y.
-                    let scale = if want == Want::Precision { ic } else { gain };
-                    for (yj, sc) in y.iter_mut().zip(scale) {
-                        *yj *= sc;
-                    }
-                    let q = &self.q[k * d * d..(k + 1) * d * d];
-                    for ((gi, qrow), m) in gk.iter_mut().zip(q.chunks_exact(d)).zip(mu) {
-                        let v: f64 = qrow.iter().zip(y.iter()).map(|(q, y)| q * y).sum();
-                        *gi = if want == Want::Posterior { m + v } else { v };
-                    }
+        let mut out = Vec::with_capacity(self.n_components() * d * d);
+        for (qk, vk) in self.q.chunks_exact(d * d).zip(v.chunks_exact(d)) {
+            for i in 0..d {
+                for j in 0..d {
+                    out.push((0..d).map(|m| qk[i * d + m] * vk[m] * qk[j * d + m]).sum::<f64>());
                 }
             }
-            *rk = fr.base[k] - 0.5 * quad;
         }
+        out
     }
 
-    /// Shared driver of `score`, `eps`, `x0`: per row, responsibilities and
-    /// `gbar = sum_k r_k g_k`, then `finish` writes the output row.
-    fn map_rows<F>(
-        &self,
-        alpha: f64,
-        sigma: f64,
-        x: ArrayView2<f64>,
-        mut out: ArrayViewMut2<f64>,
-        want: Want,
-        finish: F,
-    ) where
-        F: Fn(&Frame, &Scratch, ArrayViewMut1<f64>) + Sync + Send,
-    {
+    /// Checks the shapes and runs the blocked kernel with the default layout.
+    fn run(&self, alpha: f64, sigma: f64, x: ArrayView2<f64>, task: Task, sink: Sink) {
+        self.run_with(alpha, sigma, x, task, sink, Layout::for_mixture(self));
+    }
+
+    fn run_with(&self, alpha: f64, sigma: f64, x: ArrayView2<f64>, task: Task, sink: Sink, layout: Layout) {
         self.check_x(x);
-        assert_eq!(out.dim(), x.dim(), "output shape must equal the shape of x");
         let fr = self.frame(alpha, sigma);
-        let items: Vec<_> =
-            x.axis_chunks_iter(Axis(0), CHUNK_ROWS).zip(out.axis_chunks_iter_mut(Axis(0), CHUNK_ROWS)).collect();
-        for_each_chunk(items, |(xc, mut oc)| {
-            let mut scr = Scratch::new(self.n_components(), self.dim());
-            for (row, orow) in xc.outer_iter().zip(oc.outer_iter_mut()) {
-                scr.load(row);
-                self.component_terms(&fr, &mut scr, want);
-                softmax_in_place(&mut scr.r);
-                scr.mix();
-                finish(&fr, &scr, orow);
-            }
-        });
+        kernel::run(self, &fr, task, x, sink, layout);
     }
 }
 
@@ -1050,7 +846,7 @@ fn matrix_value(m: ArrayView2<f64>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::array;
+    use ndarray::{array, ArrayView2, Axis};
     use proptest::prelude::*;
     use rand::{Rng, SeedableRng};
     use rand_pcg::Pcg64;
@@ -1767,6 +1563,97 @@ mod tests {
         let mut cm = Array2::zeros((3, 1000));
         gm.score(0.7, 0.5, x.view(), cm.view_mut().reversed_axes());
         assert_eq!(cm.t(), one.0);
+    }
+
+    /// Every output of the kernel for `x` at `(a, s)`, with a given layout and copy.
+    type Outputs = (Vec<u64>, Vec<u64>, Vec<u64>, Vec<u64>, Vec<u64>, Vec<u64>, Vec<usize>);
+
+    fn all_outputs(gm: &GaussianMixture, x: ArrayView2<f64>, a: f64, s: f64, layout: Layout, avx2: bool) -> Outputs {
+        let fr = gm.frame(a, s);
+        let mut sc = Array2::zeros(x.dim());
+        let mut ep = Array2::zeros(x.dim());
+        let mut x0 = Array2::zeros(x.dim());
+        let mut lp = Array1::zeros(x.nrows());
+        let mut sd = Array2::zeros(x.dim());
+        let mut dv = Array1::zeros(x.nrows());
+        let mut best = vec![0; x.nrows()];
+        kernel::run_on(gm, &fr, Task::Precision { scale: -1.0 }, x, Sink::Rows(sc.view_mut()), layout, avx2);
+        kernel::run_on(gm, &fr, Task::Precision { scale: s }, x, Sink::Rows(ep.view_mut()), layout, avx2);
+        kernel::run_on(gm, &fr, Task::Posterior, x, Sink::Rows(x0.view_mut()), layout, avx2);
+        kernel::run_on(gm, &fr, Task::LogSumExp { shift: 0.0 }, x, Sink::Values(lp.view_mut()), layout, avx2);
+        let sink = Sink::RowsValues(sd.view_mut(), dv.view_mut());
+        kernel::run_on(gm, &fr, Task::Divergence, x, sink, layout, avx2);
+        kernel::run_on(gm, &fr, Task::Argmax, x, Sink::Indices(&mut best), layout, avx2);
+        let bits = |a: &[f64]| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let flat = |a: Array2<f64>| bits(&a.into_raw_vec_and_offset().0);
+        (flat(sc), flat(ep), flat(x0), bits(lp.as_slice().unwrap()), flat(sd), bits(dv.as_slice().unwrap()), best)
+    }
+
+    #[test]
+    fn eps_affine_is_eps_then_the_affine_map_bit_for_bit() {
+        let x = points(333, 3, 2.0, 20);
+        for (name, gm) in mixtures() {
+            for &(a, s) in &SCHEDULES {
+                let (f, c) = (-0.37 * a, 1.9 * s + 0.1);
+                let mut ep = Array2::zeros(x.dim());
+                gm.eps(a, s, x.view(), ep.view_mut());
+                let want = Array2::from_shape_fn(x.dim(), |(n, i)| f * x[[n, i]] + c * ep[[n, i]]);
+                let mut got = Array2::zeros(x.dim());
+                gm.eps_affine(a, s, x.view(), got.view_mut(), f, c);
+                let bits = |m: &Array2<f64>| m.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "{name} a={a} s={s}");
+            }
+        }
+    }
+
+    // Blocks are padded to groups of 16 rows and chunks split the batch anywhere: none of it
+    // may change a bit of any output, on either copy of the kernel (the AVX2 copy only where the
+    // CPU has it).
+    #[test]
+    fn bit_identical_across_chunk_and_block_sizes() {
+        let avx2 = kernel::path() == "avx2+fma";
+        let x = points(1037, 3, 2.0, 18);
+        let layouts = [(1, 1), (7, 3), (100, 16), (1037, 256), (513, 200), (2000, 40)];
+        for (name, gm) in mixtures() {
+            for copy in [false, avx2] {
+                let reference = all_outputs(&gm, x.view(), 0.7, 0.5, Layout::for_mixture(&gm), copy);
+                for (chunk, block) in layouts {
+                    let got = all_outputs(&gm, x.view(), 0.7, 0.5, Layout { chunk, block }, copy);
+                    assert!(got == reference, "{name} avx2={copy}: chunk {chunk} block {block} changes the bits");
+                }
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+                let threaded = pool.install(|| all_outputs(&gm, x.view(), 0.7, 0.5, Layout::for_mixture(&gm), copy));
+                assert!(threaded == reference, "{name}: 3 threads change the bits");
+            }
+        }
+    }
+
+    // The two copies evaluate the same formulas with and without fused multiply-adds: they agree
+    // to rounding (a few ulps of the terms, amplified at most by the softmax).
+    #[test]
+    fn portable_and_avx2_copies_agree() {
+        if kernel::path() != "avx2+fma" {
+            return;
+        }
+        let x = points(300, 3, 2.0, 19);
+        for (name, gm) in mixtures() {
+            for &(a, s) in &SCHEDULES {
+                let layout = Layout::for_mixture(&gm);
+                let p = all_outputs(&gm, x.view(), a, s, layout, false);
+                let v = all_outputs(&gm, x.view(), a, s, layout, true);
+                let close = |u: &[u64], w: &[u64], what: &str| {
+                    for (n, (&u, &w)) in u.iter().zip(w).enumerate() {
+                        let (u, w) = (f64::from_bits(u), f64::from_bits(w));
+                        let scale = 1.0 + u.abs().max(w.abs());
+                        assert!((u - w).abs() <= 1e-12 * scale, "{name} a={a} s={s} {what}[{n}]: {u} vs {w}");
+                    }
+                };
+                close(&p.0, &v.0, "score");
+                close(&p.2, &v.2, "x0");
+                close(&p.3, &v.3, "log_prob");
+                close(&p.5, &v.5, "divergence");
+            }
+        }
     }
 
     fn diag_mixture() -> impl Strategy<Value = (GaussianMixture, Vec<f64>, f64, f64)> {
