@@ -116,6 +116,33 @@ pub trait ScoreModel: Send + Sync {
         scoresde_solvers::par::zip_mut(out, x, |o, x| *o = a * x + b * *o);
         Ok(())
     }
+
+    /// The Euler update `x <- x + h (a x + b eps(x))` in place (one NFE), with `scratch` (same
+    /// shape) free for the model: an Euler step of the probability flow. The default is
+    /// [`predict_eps_affine`](Self::predict_eps_affine) into `scratch` and `x += h scratch`; a
+    /// model may fuse them (same values bit for bit, two passes over memory less).
+    fn eps_affine_update(
+        &self,
+        level: NoiseLevel,
+        step: AffineStep,
+        x: ArrayViewMut2<f64>,
+        mut scratch: ArrayViewMut2<f64>,
+    ) -> Result<()> {
+        self.predict_eps_affine(level, x.view(), scratch.view_mut(), step.a, step.b)?;
+        scoresde_solvers::par::scaled_add(x, step.h, scratch.view());
+        Ok(())
+    }
+}
+
+/// The coefficients of [`ScoreModel::eps_affine_update`]: `x <- x + h (a x + b eps(x))`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AffineStep {
+    /// Factor of `x` in the affine map.
+    pub a: f64,
+    /// Factor of `eps(x)` in the affine map.
+    pub b: f64,
+    /// Step size.
+    pub h: f64,
 }
 
 impl<M: ScoreModel + ?Sized> ScoreModel for &M {
@@ -140,6 +167,15 @@ impl<M: ScoreModel + ?Sized> ScoreModel for &M {
         b: f64,
     ) -> Result<()> {
         (**self).predict_eps_affine(level, x, out, a, b)
+    }
+    fn eps_affine_update(
+        &self,
+        level: NoiseLevel,
+        step: AffineStep,
+        x: ArrayViewMut2<f64>,
+        scratch: ArrayViewMut2<f64>,
+    ) -> Result<()> {
+        (**self).eps_affine_update(level, step, x, scratch)
     }
 }
 
@@ -181,6 +217,16 @@ impl ScoreModel for ExactScore {
         b: f64,
     ) -> Result<()> {
         self.target.eps_affine(level.alpha, level.sigma, x, out, a, b);
+        Ok(())
+    }
+    fn eps_affine_update(
+        &self,
+        level: NoiseLevel,
+        step: AffineStep,
+        x: ArrayViewMut2<f64>,
+        _scratch: ArrayViewMut2<f64>,
+    ) -> Result<()> {
+        self.target.eps_affine_update(level.alpha, level.sigma, x, step.a, step.b, step.h);
         Ok(())
     }
 }
@@ -233,5 +279,15 @@ impl<M: ScoreModel> ScoreModel for Counting<M> {
     ) -> Result<()> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.inner.predict_eps_affine(level, x, out, a, b)
+    }
+    fn eps_affine_update(
+        &self,
+        level: NoiseLevel,
+        step: AffineStep,
+        x: ArrayViewMut2<f64>,
+        scratch: ArrayViewMut2<f64>,
+    ) -> Result<()> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.inner.eps_affine_update(level, step, x, scratch)
     }
 }

@@ -14,7 +14,7 @@ use std::cell::RefCell;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use scoresde_solvers::{par, OdeSystem, SdeSystem, SemiLinear, SigmaSpace, SolverError};
 
-use crate::model::{NoiseLevel, ScoreModel};
+use crate::model::{AffineStep, NoiseLevel, ScoreModel};
 use crate::process::ForwardProcess;
 
 fn wrap(t: f64) -> impl FnOnce(crate::error::ScoreError) -> SolverError {
@@ -44,6 +44,12 @@ impl<P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> OdeSystem for Probabili
     }
     fn is_singular_at(&self, t: f64) -> bool {
         self.process.sigma(t) == 0.0
+    }
+    fn euler_update(&self, t: f64, h: f64, x: ArrayViewMut2<f64>, scratch: ArrayViewMut2<f64>) -> scoresde_solvers::Result<()> {
+        let p = self.process;
+        let level = NoiseLevel { t, alpha: p.alpha(t), sigma: p.sigma(t) };
+        let step = AffineStep { a: p.f(t), b: 0.5 * p.g2(t) / level.sigma, h };
+        self.model.eps_affine_update(level, step, x, scratch).map_err(wrap(t))
     }
 }
 

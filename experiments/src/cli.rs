@@ -286,7 +286,7 @@ impl ProcessArgs {
 #[command(group(ArgGroup::new("init").args(["z_init", "n"])))]
 #[command(group(ArgGroup::new("steps_from").args(["grid", "sigmas", "steps"])))]
 pub struct SampleArgs {
-    /// Target: a built-in name (ring8, aniso16, gauss2, diag16) or a JSON file
+    /// Target: a built-in name (ring8, aniso16, gauss2, quad4, diag16) or a JSON file
     /// {"weights", "means", and one of "variances" | "diag" | "full"}.
     #[arg(long, default_value = "ring8")]
     pub target: String,

@@ -74,6 +74,18 @@ pub(super) enum Task {
         /// Factor of `scale * sum_k r_k g_k`.
         b: f64,
     },
+    /// The Euler update `x + h (a x + b (scale sum_k r_k g_k))` written over `x` (the rows of
+    /// [`Sink::Update`]): evaluated as the unfused `eps`, affine map and `x += h f` would.
+    AffineUpdate {
+        /// Factor of the mixed vector (`sigma`: eps).
+        scale: f64,
+        /// Factor of `x`.
+        a: f64,
+        /// Factor of `scale * sum_k r_k g_k`.
+        b: f64,
+        /// Step size.
+        h: f64,
+    },
     /// `sum_k r_k (mu_k + alpha S_k C_k^{-1} (x - alpha mu_k))` (posterior mean of `x_0`).
     Posterior,
     /// `ln sum_k exp(log-term_k) - shift`.
@@ -91,6 +103,9 @@ pub(super) enum Task {
 pub(super) enum Sink<'a> {
     /// N x d (`Precision`, `Affine`, `Posterior`).
     Rows(ArrayViewMut2<'a, f64>),
+    /// N x d, both the input rows and the output (`AffineUpdate`): each block is read before
+    /// it is written.
+    Update(ArrayViewMut2<'a, f64>),
     /// N (`LogSumExp`).
     Values(ArrayViewMut1<'a, f64>),
     /// N x d and N (`Divergence`).
@@ -128,23 +143,33 @@ fn scratch_per_row(k: usize, d: usize, full: bool) -> usize {
 /// Runs `task` over every row of `x` into `sink`, in chunks of `layout.chunk` rows (in parallel
 /// when there is more than one) and blocks of `layout.block` rows.
 pub(super) fn run(gm: &GaussianMixture, fr: &Frame, task: Task, x: ArrayView2<f64>, sink: Sink, layout: Layout) {
-    run_on(gm, fr, task, x, sink, layout, use_avx2_fma());
+    run_on(gm, fr, task, Some(x), sink, layout, use_avx2_fma());
 }
 
-/// [`run`] on the AVX2 + FMA copy (`avx2`, which the caller has checked) or the portable one.
+/// [`run`] for tasks whose input rows are the sink's own ([`Sink::Update`]).
+pub(super) fn run_in_place(gm: &GaussianMixture, fr: &Frame, task: Task, sink: Sink, layout: Layout) {
+    run_on(gm, fr, task, None, sink, layout, use_avx2_fma());
+}
+
+/// [`run`] on the AVX2 + FMA copy (`avx2`, which the caller has checked) or the portable one;
+/// `x: None` reads the rows of the sink ([`Sink::Update`]).
 pub(super) fn run_on(
     gm: &GaussianMixture,
     fr: &Frame,
     task: Task,
-    x: ArrayView2<f64>,
+    x: Option<ArrayView2<f64>>,
     sink: Sink,
     layout: Layout,
     avx2: bool,
 ) {
     let chunk_rows = layout.chunk.max(1);
     let layout = Layout { chunk: chunk_rows, block: layout.block.clamp(1, chunk_rows).next_multiple_of(G) };
-    let jobs: Vec<_> = x.axis_chunks_iter(Axis(0), layout.chunk).zip(sink.split(layout.chunk)).collect();
-    let work = |(xc, sc): (ArrayView2<f64>, Sink)| chunk(gm, fr, task, layout.block, xc, sc, avx2);
+    let sinks = sink.split(layout.chunk);
+    let jobs: Vec<(Option<ArrayView2<f64>>, Sink)> = match &x {
+        Some(x) => x.axis_chunks_iter(Axis(0), layout.chunk).map(Some).zip(sinks).collect(),
+        None => sinks.into_iter().map(|sc| (None, sc)).collect(),
+    };
+    let work = |(xc, sc): (Option<ArrayView2<f64>>, Sink)| chunk(gm, fr, task, layout.block, xc, sc, avx2);
     if jobs.len() <= 1 {
         jobs.into_iter().for_each(work);
     } else {
@@ -161,7 +186,15 @@ fn use_avx2_fma() -> bool {
     crate::fastexp::avx2_fma()
 }
 
-fn chunk(gm: &GaussianMixture, fr: &Frame, task: Task, block: usize, x: ArrayView2<f64>, sink: Sink, avx2: bool) {
+fn chunk(
+    gm: &GaussianMixture,
+    fr: &Frame,
+    task: Task,
+    block: usize,
+    x: Option<ArrayView2<f64>>,
+    sink: Sink,
+    avx2: bool,
+) {
     let need = scratch_per_row(gm.n_components(), gm.dim(), gm.full) * block;
     SCRATCH.with_borrow_mut(|buf| {
         if buf.len() < need {
@@ -195,7 +228,7 @@ unsafe fn chunk_avx2_fma(
     fr: &Frame,
     task: Task,
     block: usize,
-    x: ArrayView2<f64>,
+    x: Option<ArrayView2<f64>>,
     sink: Sink,
     buf: &mut [f64],
 ) {
@@ -207,6 +240,7 @@ impl<'a> Sink<'a> {
     fn split(self, rows: usize) -> Vec<Sink<'a>> {
         match self {
             Sink::Rows(m) => split_rows(m, rows).into_iter().map(Sink::Rows).collect(),
+            Sink::Update(m) => split_rows(m, rows).into_iter().map(Sink::Update).collect(),
             Sink::Values(v) => split_values(v, rows).into_iter().map(Sink::Values).collect(),
             Sink::RowsValues(m, v) => split_rows(m, rows)
                 .into_iter()
@@ -308,7 +342,7 @@ fn chunk_with<M: MulAdd>(
     fr: &Frame,
     task: Task,
     block: usize,
-    x: ArrayView2<f64>,
+    x: Option<ArrayView2<f64>>,
     sink: Sink,
     buf: &mut [f64],
 ) {
@@ -329,14 +363,22 @@ fn chunk_with<M: MulAdd>(
     };
     let mut sink = sink;
     let mut s = Scratch::carve(buf, k, d, block, full);
-    let n = x.nrows();
+    let n = match (&x, &sink) {
+        (Some(x), _) => x.nrows(),
+        (None, Sink::Update(m)) => m.nrows(),
+        (None, _) => unreachable!("only Sink::Update carries its own input rows"),
+    };
     let mut start = 0;
     while start < n {
         let nb = block.min(n - start);
         // Rows nb..np of the block are zeros, computed and never stored, so that every pass
         // runs over whole groups of G rows.
         let np = nb.next_multiple_of(G);
-        load(x, start, nb, np, block, s.xs);
+        match (&x, &sink) {
+            (Some(x), _) => load(x.view(), start, nb, np, block, s.xs),
+            (None, Sink::Update(m)) => load(m.view(), start, nb, np, block, s.xs),
+            (None, _) => unreachable!("only Sink::Update carries its own input rows"),
+        }
         if full {
             log_terms_full::<M>(&c, np, block, &mut s);
         } else {
@@ -345,7 +387,11 @@ fn chunk_with<M: MulAdd>(
         match task {
             Task::Argmax => {}
             Task::LogSumExp { .. } => softmax::<M>(k, np, block, &mut s, false),
-            Task::Precision { .. } | Task::Affine { .. } | Task::Posterior | Task::Divergence => {
+            Task::Precision { .. }
+            | Task::Affine { .. }
+            | Task::AffineUpdate { .. }
+            | Task::Posterior
+            | Task::Divergence => {
                 softmax::<M>(k, np, block, &mut s, true);
                 let posterior = task == Task::Posterior;
                 if full {
@@ -398,16 +444,21 @@ fn store_rows(
     s: &Scratch,
     scale: f64,
     affine: Option<(f64, f64)>,
+    step: Option<f64>,
     start: usize,
     nb: usize,
     bs: usize,
 ) {
     let d = out.ncols();
     let value = |b: usize, i: usize| {
-        let v = scale * s.acc[i * bs + b];
-        match affine {
-            Some((a, c)) => a * s.xs[i * bs + b] + c * v,
+        let (x, v) = (s.xs[i * bs + b], scale * s.acc[i * bs + b]);
+        let f = match affine {
+            Some((a, c)) => a * x + c * v,
             None => v,
+        };
+        match step {
+            Some(h) => x + h * f,
+            None => f,
         }
     };
     if let Some(flat) = out.as_slice_mut() {
@@ -428,16 +479,21 @@ fn store_rows(
 #[inline(always)]
 fn store(task: Task, c: &Coeffs, s: &Scratch, start: usize, nb: usize, bs: usize, sink: &mut Sink) {
     match (task, sink) {
-        (Task::Precision { scale }, Sink::Rows(out)) => store_rows(out, s, scale, None, start, nb, bs),
-        (Task::Affine { scale, a, b }, Sink::Rows(out)) => store_rows(out, s, scale, Some((a, b)), start, nb, bs),
-        (Task::Posterior, Sink::Rows(out)) => store_rows(out, s, 1.0, None, start, nb, bs),
+        (Task::Precision { scale }, Sink::Rows(out)) => store_rows(out, s, scale, None, None, start, nb, bs),
+        (Task::Affine { scale, a, b }, Sink::Rows(out)) => {
+            store_rows(out, s, scale, Some((a, b)), None, start, nb, bs)
+        }
+        (Task::AffineUpdate { scale, a, b, h }, Sink::Update(out)) => {
+            store_rows(out, s, scale, Some((a, b)), Some(h), start, nb, bs)
+        }
+        (Task::Posterior, Sink::Rows(out)) => store_rows(out, s, 1.0, None, None, start, nb, bs),
         (Task::LogSumExp { shift }, Sink::Values(out)) => {
             for b in 0..nb {
                 out[start + b] = s.m[b] + s.s[b].ln() - shift;
             }
         }
         (Task::Divergence, Sink::RowsValues(out, div)) => {
-            store_rows(out, s, -1.0, None, start, nb, bs);
+            store_rows(out, s, -1.0, None, None, start, nb, bs);
             for b in 0..nb {
                 div[start + b] = s.div[b];
             }
