@@ -45,7 +45,13 @@ impl<P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> OdeSystem for Probabili
     fn is_singular_at(&self, t: f64) -> bool {
         self.process.sigma(t) == 0.0
     }
-    fn euler_update(&self, t: f64, h: f64, x: ArrayViewMut2<f64>, scratch: ArrayViewMut2<f64>) -> scoresde_solvers::Result<()> {
+    fn euler_update(
+        &self,
+        t: f64,
+        h: f64,
+        x: ArrayViewMut2<f64>,
+        scratch: ArrayViewMut2<f64>,
+    ) -> scoresde_solvers::Result<()> {
         let p = self.process;
         let level = NoiseLevel { t, alpha: p.alpha(t), sigma: p.sigma(t) };
         let step = AffineStep { a: p.f(t), b: 0.5 * p.g2(t) / level.sigma, h };

@@ -56,7 +56,8 @@ fn fused_affine_map_and_update_equal_the_unfused_passes_bit_for_bit() {
 
 #[test]
 fn euler_probability_flow_samples_are_the_same_fused_or_not() {
-    let processes: [Box<dyn ForwardProcess>; 2] = [Box::new(Vp::new(0.1, 20.0).unwrap()), Box::new(SubVp::new(0.1, 20.0).unwrap())];
+    let processes: [Box<dyn ForwardProcess>; 2] =
+        [Box::new(Vp::new(0.1, 20.0).unwrap()), Box::new(SubVp::new(0.1, 20.0).unwrap())];
     for (name, gm) in mixtures() {
         for p in &processes {
             let (t0, t1) = (p.t_max(), p.t_end_default());

@@ -4,17 +4,18 @@ use std::path::PathBuf;
 
 use ndarray::Array2;
 use scoresde::model::{NoiseLevel, ScoreModel};
-use scoresde::nn::{save_checkpoint, Conditioning, MlpConfig, NetScore, TrainConfig, Trainer};
+use scoresde::nn::{save_checkpoint, Conditioning, MlpConfig, NetOutput, NetScore, TrainConfig, Trainer};
 use scoresde::process::{ForwardProcess, Vp};
 use scoresde::targets;
 
-fn small_net(output: &str) -> MlpConfig {
+fn small_net(output: NetOutput) -> MlpConfig {
     MlpConfig {
         dim: 2,
         width: 16,
         depth: 1,
         frequencies: 4,
-        output: output.into(),
+        output,
+        sigma_data: 0.5,
         conditioning: Conditioning::LogSnr,
         classes: 0,
     }
@@ -42,13 +43,13 @@ fn resume_is_bit_identical() {
     let process = Vp::new(0.1, 20.0).unwrap();
     let target = targets::ring8();
     let dev = candle_core::Device::Cpu;
-    let mut whole = Trainer::new(small_net("eps"), small_train(), &dev).unwrap();
+    let mut whole = Trainer::new(small_net(NetOutput::Eps), small_train(), &dev).unwrap();
     for _ in 0..2000 {
         whole.step(&process, &target).unwrap();
     }
     let d = dir("resume");
     let path = d.join("half.safetensors");
-    let mut first = Trainer::new(small_net("eps"), small_train(), &dev).unwrap();
+    let mut first = Trainer::new(small_net(NetOutput::Eps), small_train(), &dev).unwrap();
     for _ in 0..1000 {
         first.step(&process, &target).unwrap();
     }
@@ -77,12 +78,12 @@ fn net_score_rows_do_not_depend_on_the_batch() {
     let process = Vp::new(0.1, 20.0).unwrap();
     let target = targets::ring8();
     let dev = candle_core::Device::Cpu;
-    for output in ["eps", "x0", "v"] {
+    for output in [NetOutput::Eps, NetOutput::X0, NetOutput::V, NetOutput::Edm] {
         let mut t = Trainer::new(small_net(output), small_train(), &dev).unwrap();
         for _ in 0..20 {
             t.step(&process, &target).unwrap();
         }
-        let d = dir(output);
+        let d = dir(&format!("{output:?}"));
         let path = d.join("m.safetensors");
         save_checkpoint(&path, &t, serde_json::json!(null)).unwrap();
         let model = NetScore::load(&path, &dev).unwrap();
@@ -95,7 +96,7 @@ fn net_score_rows_do_not_depend_on_the_batch() {
             model.predict_eps(level, x.slice(ndarray::s![i..i + 1, ..]), one.view_mut()).unwrap();
             // A matrix product's summation order may depend on the batch shape: 1e-12 relative.
             for j in 0..2 {
-                assert!((one[[0, j]] - all[[i, j]]).abs() <= 1e-12 * (1.0 + all[[i, j]].abs()), "{output} row {i}");
+                assert!((one[[0, j]] - all[[i, j]]).abs() <= 1e-12 * (1.0 + all[[i, j]].abs()), "{output:?} row {i}");
             }
         }
         assert!(all.iter().all(|v| v.is_finite()));
@@ -120,7 +121,7 @@ fn bad_checkpoints_are_clear_errors() {
     let path = d.join("m.safetensors");
     let e = message(NetScore::load(&path, &dev));
     assert!(e.contains("m.safetensors") && e.contains("no such checkpoint"), "{e}");
-    let t = Trainer::new(small_net("eps"), small_train(), &dev).unwrap();
+    let t = Trainer::new(small_net(NetOutput::Eps), small_train(), &dev).unwrap();
     save_checkpoint(&path, &t, serde_json::json!(null)).unwrap();
     let json = d.join("m.safetensors.json");
     let good = std::fs::read_to_string(&json).unwrap();
@@ -133,7 +134,8 @@ fn bad_checkpoints_are_clear_errors() {
     let e = message(NetScore::load(&path, &dev));
     assert!(e.contains("tensor \"block1.0.w\" is missing"), "{e}");
     std::fs::write(&json, good.replace("\"output\": \"eps\"", "\"output\": \"score2\"")).unwrap();
-    assert!(message(NetScore::load(&path, &dev)).contains("output = \"score2\""));
+    let e = message(NetScore::load(&path, &dev));
+    assert!(e.contains("m.safetensors.json") && e.contains("unknown variant `score2`"), "{e}");
     std::fs::write(&json, "{").unwrap();
     assert!(message(NetScore::load(&path, &dev)).contains("m.safetensors.json"));
     std::fs::remove_file(&json).unwrap();
@@ -141,5 +143,47 @@ fn bad_checkpoints_are_clear_errors() {
     std::fs::write(&json, &good).unwrap();
     std::fs::write(&path, b"not a safetensors file").unwrap();
     assert!(message(NetScore::load(&path, &dev)).contains("m.safetensors"));
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// EDM preconditioning: with the last layer zeroed (F = 0) the model is the denoiser
+/// c_skip x / alpha, and its eps is (x / alpha - D) / sigma~; training it lowers the loss.
+#[test]
+fn edm_preconditioning_is_karras_table_1() {
+    let process = Vp::new(0.1, 20.0).unwrap();
+    let dev = candle_core::Device::Cpu;
+    let mut t = Trainer::new(small_net(NetOutput::Edm), small_train(), &dev).unwrap();
+    for name in ["out.w", "out.b"] {
+        let v = &t.net.params()[name];
+        v.set(&v.as_tensor().zeros_like().unwrap()).unwrap();
+    }
+    let d = dir("edm");
+    let path = d.join("m.safetensors");
+    t.ema = t
+        .net
+        .params()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().flatten_all().unwrap().to_vec1().unwrap()))
+        .collect();
+    save_checkpoint(&path, &t, serde_json::json!(null)).unwrap();
+    let model = NetScore::load(&path, &dev).unwrap();
+    let level = NoiseLevel::at_time(&process, 0.4);
+    let st = level.sigma / level.alpha;
+    let c_skip = 0.25 / (st * st + 0.25);
+    let x = Array2::from_shape_fn((5, 2), |(i, j)| i as f64 * 0.9 - 2.0 + j as f64 * 0.3);
+    let mut eps = Array2::zeros((5, 2));
+    model.predict_eps(level, x.view(), eps.view_mut()).unwrap();
+    for ((i, j), &e) in eps.indexed_iter() {
+        let xt = x[[i, j]] / level.alpha;
+        let want = (x[[i, j]] - level.alpha * c_skip * xt) / level.sigma;
+        assert!((e - want).abs() <= 1e-12 * (1.0 + want.abs()), "row {i}: eps {e}, want {want}");
+    }
+    let target = targets::ring8();
+    let mut t = Trainer::new(small_net(NetOutput::Edm), small_train(), &dev).unwrap();
+    for _ in 0..600 {
+        t.step(&process, &target).unwrap();
+    }
+    let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;
+    assert!(mean(&t.losses[500..]) < 0.8 * mean(&t.losses[..100]), "EDM-preconditioned training does not learn");
     std::fs::remove_dir_all(&d).ok();
 }

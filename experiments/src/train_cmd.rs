@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use scoresde::nn::{save_checkpoint, Conditioning, MlpConfig, TrainConfig, Trainer, Weighting};
+use scoresde::nn::{save_checkpoint, Conditioning, MlpConfig, NetOutput, TrainConfig, Trainer, Weighting};
 use scoresde::targets;
 
 use crate::cli::{CmdResult, ProcessArgs};
@@ -21,6 +21,8 @@ pub enum OutputKind {
     X0,
     /// The velocity alpha eps - sigma x0.
     V,
+    /// EDM's preconditioned denoiser (c_in, c_skip, c_out with --sigma-data).
+    Edm,
 }
 
 /// The DSM weighting.
@@ -64,7 +66,7 @@ pub struct TrainArgs {
     /// EMA decay of the sampling weights.
     #[arg(long, default_value_t = 0.999)]
     pub ema: f64,
-    /// EDM's sigma_data (edm weighting).
+    /// EDM's sigma_data (edm weighting and --param edm).
     #[arg(long, default_value_t = 0.5)]
     pub sigma_data: f64,
     /// Hidden width.
@@ -135,9 +137,10 @@ pub fn run(a: TrainArgs) -> CmdResult {
     let target = targets::load(&a.target)?;
     let process = a.process.build()?;
     let output = match a.output {
-        OutputKind::Eps => "eps",
-        OutputKind::X0 => "x0",
-        OutputKind::V => "v",
+        OutputKind::Eps => NetOutput::Eps,
+        OutputKind::X0 => NetOutput::X0,
+        OutputKind::V => NetOutput::V,
+        OutputKind::Edm => NetOutput::Edm,
     };
     let weighting = match a.weighting {
         WeightingKind::Sigma2 => Weighting::Sigma2,
@@ -153,7 +156,8 @@ pub fn run(a: TrainArgs) -> CmdResult {
         width: a.width,
         depth: a.depth,
         frequencies: 8,
-        output: output.into(),
+        output,
+        sigma_data: a.sigma_data,
         conditioning: Conditioning::LogSnr,
         classes: classes.len(),
     };

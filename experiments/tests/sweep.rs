@@ -161,7 +161,7 @@ fn solver_table_fills_budgets_and_marks_the_best() {
 #[test]
 fn trajectories_end_at_the_samplers_output() {
     let dir = temp_dir("traj");
-    let config = dir.join("traj.json");
+    let config = dir.join("traj.config.json");
     std::fs::write(
         &config,
         r#"{"kind": "trajectories", "experiment": "traj", "particles": 5, "steps": [12],
@@ -195,6 +195,9 @@ fn trajectories_end_at_the_samplers_output() {
         }
     }
     assert!(dir.join("traj_ring8_vp.png").exists() && dir.join("traj_ring8_vp.svg").exists());
+    let sidecar: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("traj.json")).unwrap()).unwrap();
+    assert_eq!(sidecar["config"]["particles"], 5);
     // Paths are drawn in 2-d only.
     std::fs::write(&config, r#"{"kind": "trajectories", "targets": ["aniso16"]}"#).unwrap();
     let o = bin().args(["sweep", config.to_str().unwrap(), "--out-dir", dir.to_str().unwrap()]).output().unwrap();
@@ -256,7 +259,7 @@ fn trained_vs_exact_pairs_exact_and_network_rows() {
 #[test]
 fn guidance_at_zero_weight_samples_the_class_and_guidance_sharpens_it() {
     let dir = temp_dir("guid");
-    let config = dir.join("guid.json");
+    let config = dir.join("guid.config.json");
     std::fs::write(
         &config,
         r#"{"kind": "guidance", "experiment": "guid", "n": 4000, "guidance_weights": [0, 4], "model": ""}"#,
@@ -280,5 +283,8 @@ fn guidance_at_zero_weight_samples_the_class_and_guidance_sharpens_it() {
     assert!((p - q).abs() < 5.0 * se, "precision {p} vs exact {q} (se {se})");
     assert!(value("dpmpp-2m@w=4", "precision") > p);
     assert!(std::fs::read_to_string(dir.join("guid.md")).unwrap().contains("| 4 |"));
+    let sidecar: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("guid.json")).unwrap()).unwrap();
+    assert_eq!(sidecar["config"]["n"], 4000);
     std::fs::remove_dir_all(&dir).ok();
 }

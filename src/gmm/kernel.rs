@@ -435,32 +435,35 @@ fn load(x: ArrayView2<f64>, start: usize, nb: usize, np: usize, bs: usize, xs: &
     }
 }
 
-/// `out[start + b, i] = a xs[i B + b] + b (scale acc[i B + b])`, or `scale acc[i B + b]` when
-/// `affine` is `None` (evaluated as written: a separate multiply and add, as the unfused
-/// caller would).
-#[inline(always)]
-fn store_rows(
-    out: &mut ArrayViewMut2<f64>,
-    s: &Scratch,
-    scale: f64,
-    affine: Option<(f64, f64)>,
-    step: Option<f64>,
-    start: usize,
-    nb: usize,
-    bs: usize,
-) {
-    let d = out.ncols();
-    let value = |b: usize, i: usize| {
-        let (x, v) = (s.xs[i * bs + b], scale * s.acc[i * bs + b]);
-        let f = match affine {
-            Some((a, c)) => a * x + c * v,
-            None => v,
-        };
-        match step {
-            Some(h) => x + h * f,
-            None => f,
+/// What the output pass writes per element, with `v = scale acc[i B + b]` and
+/// `x = xs[i B + b]` (evaluated as written: separate multiplies and adds, as the unfused callers
+/// would).
+#[derive(Clone, Copy)]
+enum RowMap {
+    /// `v`.
+    Scaled(f64),
+    /// `a x + c v`: `(scale, a, c)`.
+    Affine(f64, f64, f64),
+    /// `x + h (a x + c v)`: `(scale, a, c, h)`.
+    Update(f64, f64, f64, f64),
+}
+
+impl RowMap {
+    #[inline(always)]
+    fn apply(self, x: f64, acc: f64) -> f64 {
+        match self {
+            RowMap::Scaled(scale) => scale * acc,
+            RowMap::Affine(scale, a, c) => a * x + c * (scale * acc),
+            RowMap::Update(scale, a, c, h) => x + h * (a * x + c * (scale * acc)),
         }
-    };
+    }
+}
+
+/// `out[start + b, i] = map(xs[i B + b], acc[i B + b])` for the block's `nb` rows.
+#[inline(always)]
+fn store_rows(out: &mut ArrayViewMut2<f64>, s: &Scratch, map: RowMap, start: usize, nb: usize, bs: usize) {
+    let d = out.ncols();
+    let value = |b: usize, i: usize| map.apply(s.xs[i * bs + b], s.acc[i * bs + b]);
     if let Some(flat) = out.as_slice_mut() {
         for (b, row) in flat[start * d..(start + nb) * d].chunks_exact_mut(d).enumerate() {
             for (i, o) in row.iter_mut().enumerate() {
@@ -479,21 +482,21 @@ fn store_rows(
 #[inline(always)]
 fn store(task: Task, c: &Coeffs, s: &Scratch, start: usize, nb: usize, bs: usize, sink: &mut Sink) {
     match (task, sink) {
-        (Task::Precision { scale }, Sink::Rows(out)) => store_rows(out, s, scale, None, None, start, nb, bs),
+        (Task::Precision { scale }, Sink::Rows(out)) => store_rows(out, s, RowMap::Scaled(scale), start, nb, bs),
         (Task::Affine { scale, a, b }, Sink::Rows(out)) => {
-            store_rows(out, s, scale, Some((a, b)), None, start, nb, bs)
+            store_rows(out, s, RowMap::Affine(scale, a, b), start, nb, bs)
         }
         (Task::AffineUpdate { scale, a, b, h }, Sink::Update(out)) => {
-            store_rows(out, s, scale, Some((a, b)), Some(h), start, nb, bs)
+            store_rows(out, s, RowMap::Update(scale, a, b, h), start, nb, bs)
         }
-        (Task::Posterior, Sink::Rows(out)) => store_rows(out, s, 1.0, None, None, start, nb, bs),
+        (Task::Posterior, Sink::Rows(out)) => store_rows(out, s, RowMap::Scaled(1.0), start, nb, bs),
         (Task::LogSumExp { shift }, Sink::Values(out)) => {
             for b in 0..nb {
                 out[start + b] = s.m[b] + s.s[b].ln() - shift;
             }
         }
         (Task::Divergence, Sink::RowsValues(out, div)) => {
-            store_rows(out, s, -1.0, None, None, start, nb, bs);
+            store_rows(out, s, RowMap::Scaled(-1.0), start, nb, bs);
             for b in 0..nb {
                 div[start + b] = s.div[b];
             }

@@ -532,7 +532,13 @@ impl GaussianMixture {
     pub fn eps_affine_update(&self, alpha: f64, sigma: f64, x: ArrayViewMut2<f64>, a: f64, b: f64, h: f64) {
         self.check_x(x.view());
         let fr = self.frame(alpha, sigma);
-        kernel::run_in_place(self, &fr, Task::AffineUpdate { scale: sigma, a, b, h }, Sink::Update(x), Layout::for_mixture(self));
+        kernel::run_in_place(
+            self,
+            &fr,
+            Task::AffineUpdate { scale: sigma, a, b, h },
+            Sink::Update(x),
+            Layout::for_mixture(self),
+        );
     }
 
     /// Exact denoiser `E[x_0 | x_t = x]` (Tweedie: `(x - sigma eps) / alpha`), computed as the
@@ -1575,7 +1581,7 @@ mod tests {
     }
 
     /// Every output of the kernel for `x` at `(a, s)`, with a given layout and copy.
-    type Outputs = (Vec<u64>, Vec<u64>, Vec<u64>, Vec<u64>, Vec<u64>, Vec<u64>, Vec<usize>);
+    type Outputs = (Vec<u64>, Vec<u64>, Vec<u64>, Vec<u64>, Vec<u64>, Vec<u64>, Vec<usize>, Vec<u64>);
 
     fn all_outputs(gm: &GaussianMixture, x: ArrayView2<f64>, a: f64, s: f64, layout: Layout, avx2: bool) -> Outputs {
         let fr = gm.frame(a, s);
@@ -1586,16 +1592,28 @@ mod tests {
         let mut sd = Array2::zeros(x.dim());
         let mut dv = Array1::zeros(x.nrows());
         let mut best = vec![0; x.nrows()];
-        kernel::run_on(gm, &fr, Task::Precision { scale: -1.0 }, x, Sink::Rows(sc.view_mut()), layout, avx2);
-        kernel::run_on(gm, &fr, Task::Precision { scale: s }, x, Sink::Rows(ep.view_mut()), layout, avx2);
-        kernel::run_on(gm, &fr, Task::Posterior, x, Sink::Rows(x0.view_mut()), layout, avx2);
-        kernel::run_on(gm, &fr, Task::LogSumExp { shift: 0.0 }, x, Sink::Values(lp.view_mut()), layout, avx2);
+        kernel::run_on(gm, &fr, Task::Precision { scale: -1.0 }, Some(x), Sink::Rows(sc.view_mut()), layout, avx2);
+        kernel::run_on(gm, &fr, Task::Precision { scale: s }, Some(x), Sink::Rows(ep.view_mut()), layout, avx2);
+        kernel::run_on(gm, &fr, Task::Posterior, Some(x), Sink::Rows(x0.view_mut()), layout, avx2);
+        kernel::run_on(gm, &fr, Task::LogSumExp { shift: 0.0 }, Some(x), Sink::Values(lp.view_mut()), layout, avx2);
         let sink = Sink::RowsValues(sd.view_mut(), dv.view_mut());
-        kernel::run_on(gm, &fr, Task::Divergence, x, sink, layout, avx2);
-        kernel::run_on(gm, &fr, Task::Argmax, x, Sink::Indices(&mut best), layout, avx2);
+        kernel::run_on(gm, &fr, Task::Divergence, Some(x), sink, layout, avx2);
+        kernel::run_on(gm, &fr, Task::Argmax, Some(x), Sink::Indices(&mut best), layout, avx2);
+        let mut up = x.to_owned();
+        let step = Task::AffineUpdate { scale: s, a: -0.3, b: 1.7, h: 0.05 };
+        kernel::run_on(gm, &fr, step, None, Sink::Update(up.view_mut()), layout, avx2);
         let bits = |a: &[f64]| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         let flat = |a: Array2<f64>| bits(&a.into_raw_vec_and_offset().0);
-        (flat(sc), flat(ep), flat(x0), bits(lp.as_slice().unwrap()), flat(sd), bits(dv.as_slice().unwrap()), best)
+        (
+            flat(sc),
+            flat(ep),
+            flat(x0),
+            bits(lp.as_slice().unwrap()),
+            flat(sd),
+            bits(dv.as_slice().unwrap()),
+            best,
+            flat(up),
+        )
     }
 
     #[test]

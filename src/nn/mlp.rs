@@ -1,5 +1,6 @@
 //! The score network: x and a Fourier embedding of the noise level in, a residual MLP with SiLU
-//! activations, d numbers out, read as eps, x0 or v (the model layer's [`Parameterisation`]).
+//! activations, d numbers out, read as eps, x0 or v (the model layer's [`Parameterisation`]), or
+//! wrapped in EDM's preconditioning ([`NetOutput::Edm`]).
 
 use std::collections::BTreeMap;
 
@@ -32,6 +33,26 @@ impl Conditioning {
     }
 }
 
+/// What the network's output means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetOutput {
+    /// The noise eps.
+    Eps,
+    /// The clean data x0.
+    X0,
+    /// v = alpha eps - sigma x0 (Salimans and Ho 2022).
+    V,
+    /// EDM's preconditioning (Karras et al. 2022, Table 1), in sigma~ = sigma / alpha and
+    /// x~ = x / alpha: the network F sees c_in x~ with c_in = 1 / sqrt(sigma~^2 + sigma_data^2),
+    /// and the model is the denoiser D = c_skip x~ + c_out F with
+    /// c_skip = sigma_data^2 / (sigma~^2 + sigma_data^2), c_out = sigma~ sigma_data /
+    /// sqrt(sigma~^2 + sigma_data^2): an x0 prediction whose network input and target both have
+    /// unit variance at every noise level. (The noise level enters through `conditioning`; EDM's
+    /// c_noise = ln(sigma~) / 4 is the log-SNR conditioning up to scale.)
+    Edm,
+}
+
 /// Architecture of [`ScoreMlp`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,8 +65,11 @@ pub struct MlpConfig {
     pub depth: usize,
     /// Fourier frequencies of the embedding (sin and cos of each, plus the raw value).
     pub frequencies: usize,
-    /// What the output predicts: `eps`, `x0` or `v`.
-    pub output: String,
+    /// What the output predicts.
+    pub output: NetOutput,
+    /// EDM preconditioning's sigma_data (only read with [`NetOutput::Edm`]).
+    #[serde(default = "default_sigma_data")]
+    pub sigma_data: f64,
     /// What the embedding sees.
     pub conditioning: Conditioning,
     /// Classes of a class-conditional network (0: unconditional). The class enters as a one-hot
@@ -62,22 +86,19 @@ impl MlpConfig {
             width: 64,
             depth: 3,
             frequencies: 8,
-            output: "eps".into(),
+            output: NetOutput::Eps,
+            sigma_data: default_sigma_data(),
             conditioning: Conditioning::LogSnr,
             classes: 0,
         }
     }
 
-    /// The output's parameterisation.
-    pub fn parameterisation(&self) -> Result<Parameterisation> {
-        match self.output.as_str() {
-            "eps" => Ok(Parameterisation::Eps),
-            "x0" => Ok(Parameterisation::X0),
-            "v" => Ok(Parameterisation::V),
-            other => Err(ScoreError::Model {
-                context: "network output".into(),
-                message: format!("output = {other:?}: expected eps, x0 or v"),
-            }),
+    /// The parameterisation of [`ScoreMlp::predict`] (EDM's denoiser is an x0 prediction).
+    pub fn parameterisation(&self) -> Parameterisation {
+        match self.output {
+            NetOutput::Eps => Parameterisation::Eps,
+            NetOutput::X0 | NetOutput::Edm => Parameterisation::X0,
+            NetOutput::V => Parameterisation::V,
         }
     }
 
@@ -91,7 +112,13 @@ impl MlpConfig {
                 });
             }
         }
-        self.parameterisation().map(|_| ())
+        if self.output == NetOutput::Edm && !(self.sigma_data.is_finite() && self.sigma_data > 0.0) {
+            return Err(ScoreError::Model {
+                context: "network".into(),
+                message: format!("sigma_data = {}: must be positive and finite", self.sigma_data),
+            });
+        }
+        Ok(())
     }
 
     /// Embedding width: raw value, then sin and cos per frequency.
@@ -113,6 +140,10 @@ impl MlpConfig {
         s.push(("out.b".into(), vec![d]));
         s
     }
+}
+
+fn default_sigma_data() -> f64 {
+    0.5
 }
 
 /// The MLP's parameters, by name (see [`MlpConfig::shapes`]).
@@ -188,6 +219,30 @@ impl ScoreMlp {
             v[i * k + c.unwrap_or(k - 1)] = 1.0;
         }
         Tensor::from_vec(v, (classes.len(), k), &self.device)
+    }
+
+    /// The model's prediction in its [`MlpConfig::parameterisation`] on a batch: `x` is N x d,
+    /// `alpha` and `sigma` N x 1 (the noise level of each row), `c` and `y` as in
+    /// [`ScoreMlp::forward`]. The raw network output, except with EDM preconditioning.
+    pub fn predict(
+        &self,
+        x: &Tensor,
+        alpha: &Tensor,
+        sigma: &Tensor,
+        c: &Tensor,
+        y: Option<&Tensor>,
+    ) -> candle_core::Result<Tensor> {
+        if self.config.output != NetOutput::Edm {
+            return self.forward(x, c, y);
+        }
+        let sd2 = self.config.sigma_data * self.config.sigma_data;
+        let st = (sigma / alpha)?;
+        let norm = (st.sqr()? + sd2)?.sqrt()?;
+        let xt = x.broadcast_div(alpha)?;
+        let f = self.forward(&xt.broadcast_div(&norm)?, c, y)?;
+        let c_skip = norm.sqr()?.recip()?.affine(sd2, 0.0)?;
+        let c_out = (st.affine(self.config.sigma_data, 0.0)? / &norm)?;
+        xt.broadcast_mul(&c_skip)? + f.broadcast_mul(&c_out)?
     }
 
     /// The network on a batch: `x` is N x d, `c` is N x 1 (the conditioning values), `y` the

@@ -22,7 +22,7 @@ mod train;
 
 pub use adam::AdamW;
 pub use checkpoint::{load_checkpoint, save_checkpoint, Checkpoint};
-pub use mlp::{Conditioning, MlpConfig, ScoreMlp};
+pub use mlp::{Conditioning, MlpConfig, NetOutput, ScoreMlp};
 pub use score::NetScore;
 pub use train::{train_step_rng, DsmLoss, TrainConfig, Trainer, Weighting};
 

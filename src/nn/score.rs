@@ -28,7 +28,7 @@ impl NetScore {
         let ema =
             tensors.iter().filter_map(|(k, v)| k.strip_prefix("ema.").map(|n| (n.to_string(), v.clone()))).collect();
         let net = ScoreMlp::from_tensors(checkpoint.network.clone(), &ema, &path.display().to_string())?;
-        let param = checkpoint.network.parameterisation()?;
+        let param = checkpoint.network.parameterisation();
         Ok(Self { net, param, checkpoint, guidance: None })
     }
 
@@ -84,16 +84,19 @@ impl ScoreModel for NetScore {
         let dev = self.net.device();
         let flat: Vec<f64> = x.iter().copied().collect();
         let xt = Tensor::from_vec(flat, (n, d), dev).map_err(&err)?;
-        let c = Tensor::full(self.net.config().conditioning.value(level), (n, 1), dev).map_err(&err)?;
+        let col = |v: f64| Tensor::full(v, (n, 1), dev);
+        let c = col(self.net.config().conditioning.value(level)).map_err(&err)?;
+        let (a, s) = (col(level.alpha).map_err(&err)?, col(level.sigma).map_err(&err)?);
+        let net = |y: Option<&Tensor>| self.net.predict(&xt, &a, &s, &c, y);
         let y = match (self.net.config().classes, self.guidance) {
-            (0, _) => self.net.forward(&xt, &c, None),
+            (0, _) => net(None),
             (_, None) => {
                 let null = self.net.labels(&vec![None; n]).map_err(&err)?;
-                self.net.forward(&xt, &c, Some(&null))
+                net(Some(&null))
             }
             (_, Some((class, w))) => (|| {
-                let cond = self.net.forward(&xt, &c, Some(&self.net.labels(&vec![Some(class); n])?))?;
-                let null = self.net.forward(&xt, &c, Some(&self.net.labels(&vec![None; n])?))?;
+                let cond = net(Some(&self.net.labels(&vec![Some(class); n])?))?;
+                let null = net(Some(&self.net.labels(&vec![None; n])?))?;
                 (cond * (1.0 + w))? - (null * w)?
             })(),
         }

@@ -10,8 +10,7 @@
 //! - `edm`: EDM's loss weighting and noise distribution (Karras et al. 2022, Table 1): ln sigma~ ~
 //!   N(-1.2, 1.2^2) and lambda(sigma~) = (sigma~^2 + sigma_data^2) / (sigma~ sigma_data)^2 on the
 //!   denoiser error, i.e. weight (sigma~^2 + sigma_data^2) / sigma_data^2 on the eps error.
-//!   (EDM's c_skip / c_out preconditioning is not applied: the network parameterisation is
-//!   chosen with `output`.)
+//!   EDM's preconditioning is the network's (`NetOutput::Edm`), independent of the weighting.
 //!
 //! Times are uniform on [t_end, T] for `sigma2` and `likelihood`.
 
@@ -206,15 +205,11 @@ impl DsmLoss {
         let eps = Tensor::from_vec(eps, (b, d), dev)?;
         let (a, s) = (col(alpha)?, col(sigma)?);
         let y = if labels.is_empty() { None } else { Some(net.labels(&labels)?) };
-        let out = net.forward(&xt, &col(cond)?, y.as_ref())?;
-        let eps_hat = to_eps(net_param(net), &out, &xt, &a, &s)?;
+        let out = net.predict(&xt, &a, &s, &col(cond)?, y.as_ref())?;
+        let eps_hat = to_eps(net.config().parameterisation(), &out, &xt, &a, &s)?;
         let err = (eps_hat - eps)?.sqr()?.sum_keepdim(D::Minus1)?;
         (err * col(weight)?)?.mean_all()? / d as f64
     }
-}
-
-fn net_param(net: &ScoreMlp) -> Parameterisation {
-    net.config().parameterisation().expect("validated at construction")
 }
 
 /// The network's output converted to eps (tensor form of [`Parameterisation::to_eps`]).

@@ -44,6 +44,7 @@ pub fn run(sweep: &Sweep, out_dir: &Path, quiet: bool) -> Result<(), String> {
         space_name(solver_choice.space),
         sweep.config.n
     );
+    let started = std::time::Instant::now();
     let mut figures = vec![];
     let net = if sweep.config.model.is_empty() {
         None
@@ -184,8 +185,10 @@ pub fn run(sweep: &Sweep, out_dir: &Path, quiet: bool) -> Result<(), String> {
             }
         }
     }
-    write_atomic(&out_dir.join(format!("{name}.csv")), csv.as_bytes()).map_err(|e| e.to_string())?;
-    write_atomic(&out_dir.join(format!("{name}.md")), md.as_bytes()).map_err(|e| e.to_string())?;
+    let (csv_path, md_path) = (out_dir.join(format!("{name}.csv")), out_dir.join(format!("{name}.md")));
+    write_atomic(&csv_path, csv.as_bytes()).map_err(|e| e.to_string())?;
+    write_atomic(&md_path, md.as_bytes()).map_err(|e| e.to_string())?;
+    super::write_plain_sidecar(sweep, &csv_path, started, &figures, &[md_path.display().to_string()])?;
     if !quiet {
         println!("{md}");
         eprintln!("wrote {name}.csv, {name}.md and {} figure(s) in {}", figures.len(), out_dir.display());

@@ -334,6 +334,29 @@ fn read_existing(path: &Path) -> Vec<Row> {
         .collect()
 }
 
+/// Writes the JSON sidecar of a sweep kind with its own runner (trajectories, guidance): the
+/// full config, git commit, version, threads, time, and the files written.
+pub(crate) fn write_plain_sidecar(
+    sweep: &Sweep,
+    csv_path: &Path,
+    started: Instant,
+    figures: &[String],
+    tables: &[String],
+) -> Result<(), String> {
+    let sidecar = serde_json::json!({
+        "config": sweep.config,
+        "git_commit": git_commit(),
+        "scoresde_version": env!("CARGO_PKG_VERSION"),
+        "threads": rayon::current_num_threads(),
+        "seconds": started.elapsed().as_secs_f64(),
+        "csv": csv_path.display().to_string(),
+        "figures": figures,
+        "tables": tables,
+    });
+    let text = serde_json::to_string_pretty(&sidecar).map_err(|e| e.to_string())?;
+    write_atomic(&csv_path.with_extension("json"), format!("{text}\n").as_bytes()).map_err(|e| e.to_string())
+}
+
 fn git_commit() -> String {
     std::process::Command::new("git")
         .args(["rev-parse", "HEAD"])

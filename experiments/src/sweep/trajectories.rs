@@ -69,6 +69,7 @@ fn paths(
 
 /// Runs the experiment for every 2-d target and process of the config.
 pub fn run(sweep: &Sweep, out_dir: &Path, quiet: bool) -> Result<(), String> {
+    let started = std::time::Instant::now();
     let name = &sweep.config.experiment;
     let seed = sweep.config.seeds[0];
     let mut csv = String::from("experiment,target,process,solver,space,particle,step,t,x0,x1\n");
@@ -121,6 +122,7 @@ pub fn run(sweep: &Sweep, out_dir: &Path, quiet: bool) -> Result<(), String> {
     }
     let csv_path = out_dir.join(format!("{name}.csv"));
     write_atomic(&csv_path, csv.as_bytes()).map_err(|e| e.to_string())?;
+    super::write_plain_sidecar(sweep, &csv_path, started, &figures, &[])?;
     if !quiet {
         eprintln!("wrote {} and {} figure(s)", csv_path.display(), figures.len());
     }
