@@ -84,6 +84,10 @@ pub struct TrainArgs {
     /// Probability of training on the null label (classifier-free guidance).
     #[arg(long, default_value_t = 0.1)]
     pub label_dropout: f64,
+    /// With --weighting likelihood: draw t in proportion to g^2 / sigma^2 (importance sampling;
+    /// same objective, lower variance).
+    #[arg(long)]
+    pub importance_sampling: bool,
     /// Checkpoint to write (weights; the config goes to PATH.json, the loss curve to PATH.loss.csv/.png).
     #[arg(long)]
     pub out: PathBuf,
@@ -170,6 +174,7 @@ pub fn run(a: TrainArgs) -> CmdResult {
         sigma_data: a.sigma_data,
         seed: a.seed,
         label_dropout: if classes.is_empty() { 0.0 } else { a.label_dropout },
+        importance: a.importance_sampling,
         classes,
     };
     let meta = serde_json::json!({"target": a.target, "process": process_meta(&a.process)});

@@ -314,6 +314,15 @@ fn train_resume_and_sample_with_a_model() {
     let o = train(&b, "90", &["--resume", "--lr", "1e-2"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("config mismatch") && err.contains("training"), "{err}");
+    // Importance sampling of t belongs to the likelihood weighting; EDM preconditioning trains.
+    let c = dir.join("c.safetensors");
+    let o = train(&c, "10", &["--importance-sampling"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("importance") && err.contains("Sigma2"), "{err}");
+    let o = train(&c, "10", &["--importance-sampling", "--weighting", "likelihood"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = train(&c, "10", &["--param", "edm", "--weighting", "edm"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let x = dir.join("x.npy");
     let sample = |extra: &[&str]| {
         bin()

@@ -16,12 +16,14 @@
 
 mod adam;
 mod checkpoint;
+mod importance;
 mod mlp;
 mod score;
 mod train;
 
 pub use adam::AdamW;
 pub use checkpoint::{load_checkpoint, save_checkpoint, Checkpoint};
+pub use importance::{likelihood_weight, LikelihoodTimes};
 pub use mlp::{Conditioning, MlpConfig, NetOutput, ScoreMlp};
 pub use score::NetScore;
 pub use train::{train_step_rng, DsmLoss, TrainConfig, Trainer, Weighting};

@@ -12,7 +12,8 @@
 //!   denoiser error, i.e. weight (sigma~^2 + sigma_data^2) / sigma_data^2 on the eps error.
 //!   EDM's preconditioning is the network's (`NetOutput::Edm`), independent of the weighting.
 //!
-//! Times are uniform on [t_end, T] for `sigma2` and `likelihood`.
+//! Times are uniform on [t_end, T] for `sigma2` and `likelihood`, or with `importance` (likelihood
+//! only) drawn in proportion to the likelihood weight ([`super::LikelihoodTimes`]).
 
 use std::collections::BTreeMap;
 
@@ -66,6 +67,11 @@ pub struct TrainConfig {
     /// Probability of replacing a label by the null label (classifier-free guidance training).
     #[serde(default)]
     pub label_dropout: f64,
+    /// Likelihood weighting only: draw t with density proportional to g^2 / sigma^2 and weight
+    /// each row by the ratio to the uniform density (same objective, lower variance; see
+    /// [`LikelihoodTimes`](super::LikelihoodTimes)).
+    #[serde(default)]
+    pub importance: bool,
 }
 
 impl Default for TrainConfig {
@@ -80,6 +86,7 @@ impl Default for TrainConfig {
             seed: 0,
             classes: vec![],
             label_dropout: 0.0,
+            importance: false,
         }
     }
 }
@@ -107,6 +114,15 @@ impl TrainConfig {
         }
         if !(self.sigma_data > 0.0 && self.sigma_data.is_finite()) {
             return bad("sigma_data", self.sigma_data, "must be positive and finite");
+        }
+        if self.importance && self.weighting != Weighting::Likelihood {
+            return Err(ScoreError::Model {
+                context: "training".into(),
+                message: format!(
+                    "importance = true with weighting {:?}: importance sampling of t is for the likelihood weighting",
+                    self.weighting
+                ),
+            });
         }
         Ok(())
     }
@@ -171,12 +187,20 @@ impl DsmLoss {
         let mut xt = Vec::with_capacity(b * d);
         let mut eps = Vec::with_capacity(b * d);
         let (mut cond, mut alpha, mut sigma, mut weight) = (vec![], vec![], vec![], vec![]);
+        let times = config.importance.then(|| super::LikelihoodTimes::new(process, t0, t1));
         for row in x0.outer_iter() {
-            let t = match config.weighting {
-                Weighting::Edm => {
+            // With importance sampling the draw also gives the row's weight.
+            let mut drawn_weight = None;
+            let t = match (config.weighting, &times) {
+                (Weighting::Edm, _) => {
                     let z: f64 = rng.sample(StandardNormal);
                     let s = (-1.2 + 1.2 * z).exp();
                     process.t_from_sigma_tilde(s).clamp(t0, t1)
+                }
+                (_, Some(times)) => {
+                    let (t, w) = times.draw(process, rng);
+                    drawn_weight = Some(w);
+                    t
                 }
                 _ => rng.random_range(t0..t1),
             };
@@ -190,10 +214,11 @@ impl DsmLoss {
             cond.push(net.config().conditioning.value(level));
             alpha.push(a);
             sigma.push(s);
-            weight.push(match config.weighting {
-                Weighting::Sigma2 => 1.0,
-                Weighting::Likelihood => process.g2(t) / (s * s),
-                Weighting::Edm => {
+            weight.push(match (drawn_weight, config.weighting) {
+                (Some(w), _) => w,
+                (None, Weighting::Sigma2) => 1.0,
+                (None, Weighting::Likelihood) => super::likelihood_weight(process, t),
+                (None, Weighting::Edm) => {
                     let st = s / a;
                     (st * st + config.sigma_data.powi(2)) / config.sigma_data.powi(2)
                 }
