@@ -79,7 +79,9 @@ impl ScoreModel for GuidedExact {
 /// Moments of the tilted density q_w ∝ p(x | c)^{1 + w} p(x)^{-w} (both at noise level
 /// (alpha, sigma)) of a 2-d target, by the midpoint rule on an m x m grid over `[-r, r]^2`:
 /// (mean, covariance, probability that the most responsible component is in the class,
-/// expected log p(x | c)).
+/// expected log p(x | c)). A grid point where the best component in the class and the best one
+/// outside tie exactly (a symmetric target puts whole rows of grid points on such boundaries)
+/// counts one half, so that the result does not depend on how ties are broken.
 pub fn tilted_moments_2d(
     target: &GaussianMixture,
     components: &[usize],
@@ -107,7 +109,19 @@ pub fn tilted_moments_2d(
     let z = q.sum();
     let mut mean = Array1::<f64>::zeros(2);
     let mut second = Array2::<f64>::zeros((2, 2));
-    let owner = target.most_responsible(alpha, sigma, pts.view());
+    // ln w_k + ln N_k(x) per component: a one-component mixture's log density (exact, no
+    // log-sum-exp rounding), the same arithmetic for every component.
+    let mut terms = Array2::<f64>::zeros((target.n_components(), m * m));
+    for (k, mut row) in terms.outer_iter_mut().enumerate() {
+        sub_mixture(target, &[k])?.log_prob(alpha, sigma, pts.view(), row.view_mut());
+        row.mapv_inplace(|v| v + target.weights()[k].ln());
+    }
+    let best = |point: usize, inside: bool| {
+        (0..target.n_components())
+            .filter(|c| components.contains(c) == inside)
+            .map(|c| terms[[c, point]])
+            .fold(f64::NEG_INFINITY, f64::max)
+    };
     let (mut in_class, mut ll) = (0.0, 0.0);
     for (k, &qk) in q.iter().enumerate() {
         let p = qk / z;
@@ -118,9 +132,14 @@ pub fn tilted_moments_2d(
                 second[[a, b]] += p * x[a] * x[b];
             }
         }
-        if components.contains(&owner[k]) {
-            in_class += p;
-        }
+        let (inside, outside) = (best(k, true), best(k, false));
+        in_class += p * if inside > outside {
+            1.0
+        } else if inside == outside {
+            0.5
+        } else {
+            0.0
+        };
         ll += p * lc[k];
     }
     let cov = Array2::from_shape_fn((2, 2), |(a, b)| second[[a, b]] - mean[a] * mean[b]);
