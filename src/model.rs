@@ -118,19 +118,21 @@ pub trait ScoreModel: Send + Sync {
     }
 
     /// The Euler update `x <- x + h (a x + b eps(x))` in place (one NFE), with `scratch` (same
-    /// shape) free for the model: an Euler step of the probability flow. The default is
-    /// [`predict_eps_affine`](Self::predict_eps_affine) into `scratch` and `x += h scratch`; a
-    /// model may fuse them (same values bit for bit, two passes over memory less).
+    /// shape) free for the model: an Euler step of the probability flow. Returns whether the
+    /// model checked every updated value to be finite (so the sampler can skip its own scan).
+    /// The default is [`predict_eps_affine`](Self::predict_eps_affine) into `scratch` and
+    /// `x += h scratch`, unchecked; a model may fuse them (same values bit for bit, two passes
+    /// over memory less) and check as it writes.
     fn eps_affine_update(
         &self,
         level: NoiseLevel,
         step: AffineStep,
         x: ArrayViewMut2<f64>,
         mut scratch: ArrayViewMut2<f64>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         self.predict_eps_affine(level, x.view(), scratch.view_mut(), step.a, step.b)?;
         scoresde_solvers::par::scaled_add(x, step.h, scratch.view());
-        Ok(())
+        Ok(false)
     }
 }
 
@@ -174,7 +176,7 @@ impl<M: ScoreModel + ?Sized> ScoreModel for &M {
         step: AffineStep,
         x: ArrayViewMut2<f64>,
         scratch: ArrayViewMut2<f64>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         (**self).eps_affine_update(level, step, x, scratch)
     }
 }
@@ -225,9 +227,8 @@ impl ScoreModel for ExactScore {
         step: AffineStep,
         x: ArrayViewMut2<f64>,
         _scratch: ArrayViewMut2<f64>,
-    ) -> Result<()> {
-        self.target.eps_affine_update(level.alpha, level.sigma, x, step.a, step.b, step.h);
-        Ok(())
+    ) -> Result<bool> {
+        Ok(self.target.eps_affine_update(level.alpha, level.sigma, x, step.a, step.b, step.h))
     }
 }
 
@@ -286,7 +287,7 @@ impl<M: ScoreModel> ScoreModel for Counting<M> {
         step: AffineStep,
         x: ArrayViewMut2<f64>,
         scratch: ArrayViewMut2<f64>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.inner.eps_affine_update(level, step, x, scratch)
     }

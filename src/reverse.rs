@@ -51,7 +51,7 @@ impl<P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> OdeSystem for Probabili
         h: f64,
         x: ArrayViewMut2<f64>,
         scratch: ArrayViewMut2<f64>,
-    ) -> scoresde_solvers::Result<()> {
+    ) -> scoresde_solvers::Result<bool> {
         let p = self.process;
         let level = NoiseLevel { t, alpha: p.alpha(t), sigma: p.sigma(t) };
         let step = AffineStep { a: p.f(t), b: 0.5 * p.g2(t) / level.sigma, h };

@@ -73,3 +73,26 @@ fn euler_probability_flow_samples_are_the_same_fused_or_not() {
         }
     }
 }
+
+/// The fused update checks the state as it writes it; a non-finite value is still reported at
+/// the step, times and row where it appears, exactly as the unfused path's scan reports it.
+#[test]
+fn fused_euler_reports_non_finite_states_like_the_scan() {
+    let p = Vp::new(0.1, 20.0).unwrap();
+    let gm = targets::ring8();
+    let grid = build_grid(&p, Schedule::UniformT, 10, p.t_max(), p.t_end_default(), Space::Time).unwrap();
+    let cfg = SamplerConfig::new(&p, Solver::Euler, Space::Time, Steps::Grid(grid)).unwrap();
+    let exact = ExactScore::new(gm);
+    for (row, value) in [(0, 1e308), (1300, f64::MAX), (2047, -1e308)] {
+        let mut z = prior_noise(3, 2048, 2);
+        z[[row, 1]] = value;
+        let fused = sample(&p, &exact, &cfg, z.view(), None, &mut no_observer).unwrap_err().to_string();
+        let plain =
+            sample(&p, &Unfused(exact.clone()), &cfg, z.view(), None, &mut no_observer).unwrap_err().to_string();
+        assert_eq!(fused, plain);
+        assert!(fused.contains(&format!("row {row}")) && fused.contains("step 0"), "{fused}");
+    }
+    // And a finite run stays unflagged (the flag does not fire on large finite values).
+    let z = prior_noise(3, 2048, 2);
+    assert!(sample(&p, &exact, &cfg, z.view(), None, &mut no_observer).is_ok());
+}

@@ -41,6 +41,8 @@ impl ExplicitRk {
 pub struct RkState {
     k: Vec<Array2<f64>>,
     tmp: Array2<f64>,
+    /// Whether the last step's fused Euler update checked the state to be finite.
+    checked: bool,
 }
 
 impl<S: OdeSystem + ?Sized> OdeStepper<S> for ExplicitRk {
@@ -54,12 +56,17 @@ impl<S: OdeSystem + ?Sized> OdeStepper<S> for ExplicitRk {
         self.tableau.solution_stages()
     }
 
+    fn checked_finite(&self, state: &RkState) -> bool {
+        state.checked
+    }
+
     fn init(&self, rows: usize, cols: usize) -> RkState {
         let stages = self.tableau.solution_stages();
         RkState {
             k: (0..stages).map(|_| Array2::zeros((rows, cols))).collect(),
             // One-stage methods (Euler) never form a stage state.
             tmp: Array2::zeros((if stages > 1 { rows } else { 0 }, cols)),
+            checked: false,
         }
     }
 
@@ -67,9 +74,12 @@ impl<S: OdeSystem + ?Sized> OdeStepper<S> for ExplicitRk {
         let (t0, t1) = (at.t0, at.t1);
         let h = t1 - t0;
         let tab = &self.tableau;
+        st.checked = false;
         if st.k.len() == 1 && tab.b[0] == 1.0 {
-            // Euler: the system may fuse the evaluation into the update (same values).
-            return sys.euler_update(t0, h, x, st.k[0].view_mut());
+            // Euler: the system may fuse the evaluation into the update (same values) and check
+            // the new state as it writes it.
+            st.checked = sys.euler_update(t0, h, x, st.k[0].view_mut())?;
+            return Ok(());
         }
         sys.rhs(t0, x.view(), st.k[0].view_mut())?;
         if sys.is_singular_at(t1) {

@@ -26,12 +26,14 @@ pub trait OdeSystem {
     }
 
     /// The Euler update `x <- x + h F(t, x)` (one evaluation), with `scratch` (same shape as
-    /// `x`) free for F. The default writes F into `scratch` and adds it; a system may fuse the
-    /// two into one pass over the batch, but must give the same values bit for bit.
-    fn euler_update(&self, t: f64, h: f64, x: ArrayViewMut2<f64>, mut scratch: ArrayViewMut2<f64>) -> Result<()> {
+    /// `x`) free for F. Returns whether the system checked every updated value to be finite
+    /// (the integration loop then skips its own scan). The default writes F into `scratch` and
+    /// adds it, unchecked; a system may fuse the two into one pass over the batch, but must give
+    /// the same values bit for bit.
+    fn euler_update(&self, t: f64, h: f64, x: ArrayViewMut2<f64>, mut scratch: ArrayViewMut2<f64>) -> Result<bool> {
         self.rhs(t, x.view(), scratch.view_mut())?;
         crate::par::scaled_add(x, h, scratch.view());
-        Ok(())
+        Ok(false)
     }
 }
 
@@ -103,7 +105,7 @@ impl<S: OdeSystem> OdeSystem for Counted<S> {
     fn is_singular_at(&self, t: f64) -> bool {
         self.inner.is_singular_at(t)
     }
-    fn euler_update(&self, t: f64, h: f64, x: ArrayViewMut2<f64>, scratch: ArrayViewMut2<f64>) -> Result<()> {
+    fn euler_update(&self, t: f64, h: f64, x: ArrayViewMut2<f64>, scratch: ArrayViewMut2<f64>) -> Result<bool> {
         self.calls.set(self.calls.get() + 1);
         self.inner.euler_update(t, h, x, scratch)
     }

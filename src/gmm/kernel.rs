@@ -146,13 +146,15 @@ pub(super) fn run(gm: &GaussianMixture, fr: &Frame, task: Task, x: ArrayView2<f6
     run_on(gm, fr, task, Some(x), sink, layout, use_avx2_fma());
 }
 
-/// [`run`] for tasks whose input rows are the sink's own ([`Sink::Update`]).
-pub(super) fn run_in_place(gm: &GaussianMixture, fr: &Frame, task: Task, sink: Sink, layout: Layout) {
-    run_on(gm, fr, task, None, sink, layout, use_avx2_fma());
+/// [`run`] for tasks whose input rows are the sink's own ([`Sink::Update`]); returns whether
+/// every value written is finite.
+pub(super) fn run_in_place(gm: &GaussianMixture, fr: &Frame, task: Task, sink: Sink, layout: Layout) -> bool {
+    run_on(gm, fr, task, None, sink, layout, use_avx2_fma())
 }
 
 /// [`run`] on the AVX2 + FMA copy (`avx2`, which the caller has checked) or the portable one;
-/// `x: None` reads the rows of the sink ([`Sink::Update`]).
+/// `x: None` reads the rows of the sink ([`Sink::Update`]). Returns whether every row written
+/// (N x d sinks) is finite, checked as it is stored.
 pub(super) fn run_on(
     gm: &GaussianMixture,
     fr: &Frame,
@@ -161,7 +163,7 @@ pub(super) fn run_on(
     sink: Sink,
     layout: Layout,
     avx2: bool,
-) {
+) -> bool {
     let chunk_rows = layout.chunk.max(1);
     let layout = Layout { chunk: chunk_rows, block: layout.block.clamp(1, chunk_rows).next_multiple_of(G) };
     let sinks = sink.split(layout.chunk);
@@ -170,10 +172,11 @@ pub(super) fn run_on(
         None => sinks.into_iter().map(|sc| (None, sc)).collect(),
     };
     let work = |(xc, sc): (Option<ArrayView2<f64>>, Sink)| chunk(gm, fr, task, layout.block, xc, sc, avx2);
+    // Every chunk runs (no short-circuit): the flags are and-ed after the work.
     if jobs.len() <= 1 {
-        jobs.into_iter().for_each(work);
+        jobs.into_iter().map(work).fold(true, |a, b| a & b)
     } else {
-        jobs.into_par_iter().for_each(work);
+        jobs.into_par_iter().map(work).reduce(|| true, |a, b| a & b)
     }
 }
 
@@ -194,7 +197,7 @@ fn chunk(
     x: Option<ArrayView2<f64>>,
     sink: Sink,
     avx2: bool,
-) {
+) -> bool {
     let need = scratch_per_row(gm.n_components(), gm.dim(), gm.full) * block;
     SCRATCH.with_borrow_mut(|buf| {
         if buf.len() < need {
@@ -205,12 +208,11 @@ fn chunk(
         if avx2 {
             // SAFETY: `chunk_avx2_fma` only requires the CPU to support AVX2 and FMA, and `avx2`
             // is true only where `use_avx2_fma` found both with `is_x86_feature_detected!`.
-            unsafe { chunk_avx2_fma(gm, fr, task, block, x, sink, buf) };
-            return;
+            return unsafe { chunk_avx2_fma(gm, fr, task, block, x, sink, buf) };
         }
         let _ = avx2;
-        chunk_with::<Separate>(gm, fr, task, block, x, sink, buf);
-    });
+        chunk_with::<Separate>(gm, fr, task, block, x, sink, buf)
+    })
 }
 
 /// The kernel compiled with AVX2 and FMA enabled, using fused multiply-adds. (Everything it
@@ -231,8 +233,8 @@ unsafe fn chunk_avx2_fma(
     x: Option<ArrayView2<f64>>,
     sink: Sink,
     buf: &mut [f64],
-) {
-    chunk_with::<crate::fastexp::Fused>(gm, fr, task, block, x, sink, buf);
+) -> bool {
+    chunk_with::<crate::fastexp::Fused>(gm, fr, task, block, x, sink, buf)
 }
 
 impl<'a> Sink<'a> {
@@ -345,7 +347,7 @@ fn chunk_with<M: MulAdd>(
     x: Option<ArrayView2<f64>>,
     sink: Sink,
     buf: &mut [f64],
-) {
+) -> bool {
     let (k, d, full) = (gm.n_components(), gm.dim(), gm.full);
     let iso = !full && fr.inv_c.chunks_exact(d).all(|ic| ic.iter().all(|&v| v == ic[0]));
     let c = Coeffs {
@@ -369,6 +371,7 @@ fn chunk_with<M: MulAdd>(
         (None, _) => unreachable!("only Sink::Update carries its own input rows"),
     };
     let mut start = 0;
+    let mut finite = true;
     while start < n {
         let nb = block.min(n - start);
         // Rows nb..np of the block are zeros, computed and never stored, so that every pass
@@ -408,9 +411,10 @@ fn chunk_with<M: MulAdd>(
                 }
             }
         }
-        store(task, &c, &s, start, nb, block, &mut sink);
+        finite &= store(task, &c, &s, start, nb, block, &mut sink);
         start += nb;
     }
+    finite
 }
 
 /// `xs[i B + b] = x[start + b, i]` for `b < nb`, zero for `nb <= b < np`.
@@ -459,11 +463,19 @@ impl RowMap {
     }
 }
 
-/// `out[start + b, i] = map(xs[i B + b], acc[i B + b])` for the block's `nb` rows.
+/// `out[start + b, i] = map(xs[i B + b], acc[i B + b])` for the block's `nb` rows; returns
+/// whether every value written is finite (a branch-free test of the exponent bits as each value
+/// is stored, so that a sampler need not scan its state again).
 #[inline(always)]
-fn store_rows(out: &mut ArrayViewMut2<f64>, s: &Scratch, map: RowMap, start: usize, nb: usize, bs: usize) {
+fn store_rows(out: &mut ArrayViewMut2<f64>, s: &Scratch, map: RowMap, start: usize, nb: usize, bs: usize) -> bool {
+    const EXPONENT: u64 = 0x7ff0_0000_0000_0000;
     let d = out.ncols();
-    let value = |b: usize, i: usize| map.apply(s.xs[i * bs + b], s.acc[i * bs + b]);
+    let mut bad = 0u64;
+    let mut value = |b: usize, i: usize| {
+        let v = map.apply(s.xs[i * bs + b], s.acc[i * bs + b]);
+        bad |= u64::from(v.to_bits() & EXPONENT == EXPONENT);
+        v
+    };
     if let Some(flat) = out.as_slice_mut() {
         for (b, row) in flat[start * d..(start + nb) * d].chunks_exact_mut(d).enumerate() {
             for (i, o) in row.iter_mut().enumerate() {
@@ -477,10 +489,13 @@ fn store_rows(out: &mut ArrayViewMut2<f64>, s: &Scratch, map: RowMap, start: usi
             }
         }
     }
+    bad == 0
 }
 
+/// Writes the block's results; returns whether the N x d rows written are finite (true for the
+/// other sinks).
 #[inline(always)]
-fn store(task: Task, c: &Coeffs, s: &Scratch, start: usize, nb: usize, bs: usize, sink: &mut Sink) {
+fn store(task: Task, c: &Coeffs, s: &Scratch, start: usize, nb: usize, bs: usize, sink: &mut Sink) -> bool {
     match (task, sink) {
         (Task::Precision { scale }, Sink::Rows(out)) => store_rows(out, s, RowMap::Scaled(scale), start, nb, bs),
         (Task::Affine { scale, a, b }, Sink::Rows(out)) => {
@@ -494,12 +509,14 @@ fn store(task: Task, c: &Coeffs, s: &Scratch, start: usize, nb: usize, bs: usize
             for b in 0..nb {
                 out[start + b] = s.m[b] + s.s[b].ln() - shift;
             }
+            true
         }
         (Task::Divergence, Sink::RowsValues(out, div)) => {
-            store_rows(out, s, RowMap::Scaled(-1.0), start, nb, bs);
+            let finite = store_rows(out, s, RowMap::Scaled(-1.0), start, nb, bs);
             for b in 0..nb {
                 div[start + b] = s.div[b];
             }
+            finite
         }
         (Task::Argmax, Sink::Indices(out)) => {
             for (b, o) in out[start..start + nb].iter_mut().enumerate() {
@@ -511,6 +528,7 @@ fn store(task: Task, c: &Coeffs, s: &Scratch, start: usize, nb: usize, bs: usize
                 }
                 *o = best;
             }
+            true
         }
         _ => unreachable!("task and sink are paired by the callers in gmm/mod.rs"),
     }

@@ -528,8 +528,9 @@ impl GaussianMixture {
 
     /// The Euler update `x <- x + h (a x + b eps(x))` in place, fused into the kernel's output
     /// pass: bit for bit equal to [`eps_affine`](Self::eps_affine) into a buffer followed by
-    /// `x += h f` element by element, with one pass over the batch instead of three.
-    pub fn eps_affine_update(&self, alpha: f64, sigma: f64, x: ArrayViewMut2<f64>, a: f64, b: f64, h: f64) {
+    /// `x += h f` element by element, with one pass over the batch instead of three. Returns
+    /// whether every updated value is finite (tested as it is written).
+    pub fn eps_affine_update(&self, alpha: f64, sigma: f64, x: ArrayViewMut2<f64>, a: f64, b: f64, h: f64) -> bool {
         self.check_x(x.view());
         let fr = self.frame(alpha, sigma);
         kernel::run_in_place(
@@ -538,7 +539,7 @@ impl GaussianMixture {
             Task::AffineUpdate { scale: sigma, a, b, h },
             Sink::Update(x),
             Layout::for_mixture(self),
-        );
+        )
     }
 
     /// Exact denoiser `E[x_0 | x_t = x]` (Tweedie: `(x - sigma eps) / alpha`), computed as the
