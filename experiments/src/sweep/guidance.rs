@@ -188,7 +188,8 @@ pub fn run(sweep: &Sweep, out_dir: &Path, quiet: bool) -> Result<(), String> {
     let (csv_path, md_path) = (out_dir.join(format!("{name}.csv")), out_dir.join(format!("{name}.md")));
     write_atomic(&csv_path, csv.as_bytes()).map_err(|e| e.to_string())?;
     write_atomic(&md_path, md.as_bytes()).map_err(|e| e.to_string())?;
-    super::write_plain_sidecar(sweep, &csv_path, started, &figures, &[md_path.display().to_string()])?;
+    let tables = [md_path.display().to_string()];
+    super::write_sidecar(sweep, &csv_path, started, &figures, &tables, serde_json::Value::Null)?;
     if !quiet {
         println!("{md}");
         eprintln!("wrote {name}.csv, {name}.md and {} figure(s) in {}", figures.len(), out_dir.display());

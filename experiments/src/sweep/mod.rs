@@ -334,16 +334,17 @@ fn read_existing(path: &Path) -> Vec<Row> {
         .collect()
 }
 
-/// Writes the JSON sidecar of a sweep kind with its own runner (trajectories, guidance): the
-/// full config, git commit, version, threads, time, and the files written.
-pub(crate) fn write_plain_sidecar(
+/// Writes the JSON sidecar beside `csv_path` (same stem, `.json`): the full config, git commit,
+/// version, threads, time, the files written, and the kind's own `extra` fields. Returns its path.
+pub(crate) fn write_sidecar(
     sweep: &Sweep,
     csv_path: &Path,
     started: Instant,
     figures: &[String],
     tables: &[String],
-) -> Result<(), String> {
-    let sidecar = serde_json::json!({
+    extra: serde_json::Value,
+) -> Result<PathBuf, String> {
+    let mut sidecar = serde_json::json!({
         "config": sweep.config,
         "git_commit": git_commit(),
         "scoresde_version": env!("CARGO_PKG_VERSION"),
@@ -353,8 +354,13 @@ pub(crate) fn write_plain_sidecar(
         "figures": figures,
         "tables": tables,
     });
+    if let (Some(all), serde_json::Value::Object(more)) = (sidecar.as_object_mut(), extra) {
+        all.extend(more);
+    }
     let text = serde_json::to_string_pretty(&sidecar).map_err(|e| e.to_string())?;
-    write_atomic(&csv_path.with_extension("json"), format!("{text}\n").as_bytes()).map_err(|e| e.to_string())
+    let json_path = csv_path.with_extension("json");
+    write_atomic(&json_path, format!("{text}\n").as_bytes()).map_err(|e| e.to_string())?;
+    Ok(json_path)
 }
 
 fn git_commit() -> String {
@@ -608,24 +614,15 @@ pub fn run(a: SweepArgs) -> CmdResult {
                 "space": space_name(s.space), "columns": cols})
         })
         .collect();
-    let sidecar = serde_json::json!({
-        "config": sweep.config,
-        "git_commit": git_commit(),
-        "scoresde_version": env!("CARGO_PKG_VERSION"),
-        "threads": rayon::current_num_threads(),
+    let extra = serde_json::json!({
         "shard": format!("{shard}/{shards}"),
         "cells_run": todo.len(),
-        "seconds": started.elapsed().as_secs_f64(),
-        "csv": csv_path.display().to_string(),
-        "figures": figures,
-        "tables": tables,
         "fitted_slopes_path_error_vs_nfe": slopes,
         "fitted_orders_vs_steps": orders,
         "budget_steps": budget_steps,
         "model": if kind == ExperimentKind::TrainedVsExact { serde_json::json!(sweep.config.model) } else { serde_json::Value::Null },
     });
-    let json_path = csv_path.with_extension("json");
-    write_atomic(&json_path, format!("{}\n", serde_json::to_string_pretty(&sidecar)?).as_bytes())?;
+    let json_path = write_sidecar(&sweep, &csv_path, started, &figures, &tables, extra)?;
     if !a.quiet {
         eprintln!(
             "wrote {} ({} rows), {} and {} figure(s) in {:.1} s",

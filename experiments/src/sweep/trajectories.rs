@@ -122,7 +122,7 @@ pub fn run(sweep: &Sweep, out_dir: &Path, quiet: bool) -> Result<(), String> {
     }
     let csv_path = out_dir.join(format!("{name}.csv"));
     write_atomic(&csv_path, csv.as_bytes()).map_err(|e| e.to_string())?;
-    super::write_plain_sidecar(sweep, &csv_path, started, &figures, &[])?;
+    super::write_sidecar(sweep, &csv_path, started, &figures, &[], serde_json::Value::Null)?;
     if !quiet {
         eprintln!("wrote {} and {} figure(s)", csv_path.display(), figures.len());
     }
