@@ -211,7 +211,7 @@ fn chunk(
             return unsafe { chunk_avx2_fma(gm, fr, task, block, x, sink, buf) };
         }
         let _ = avx2;
-        chunk_with::<Separate>(gm, fr, task, block, x, sink, buf)
+        chunk_with::<Separate, false>(gm, fr, task, block, x, sink, buf)
     })
 }
 
@@ -234,7 +234,7 @@ unsafe fn chunk_avx2_fma(
     sink: Sink,
     buf: &mut [f64],
 ) -> bool {
-    chunk_with::<crate::fastexp::Fused>(gm, fr, task, block, x, sink, buf)
+    chunk_with::<crate::fastexp::Fused, true>(gm, fr, task, block, x, sink, buf)
 }
 
 impl<'a> Sink<'a> {
@@ -339,7 +339,7 @@ struct Coeffs<'c> {
 }
 
 #[inline(always)]
-fn chunk_with<M: MulAdd>(
+fn chunk_with<M: MulAdd, const TILES: bool>(
     gm: &GaussianMixture,
     fr: &Frame,
     task: Task,
@@ -378,8 +378,8 @@ fn chunk_with<M: MulAdd>(
         // runs over whole groups of G rows.
         let np = nb.next_multiple_of(G);
         match (&x, &sink) {
-            (Some(x), _) => load(x.view(), start, nb, np, block, s.xs),
-            (None, Sink::Update(m)) => load(m.view(), start, nb, np, block, s.xs),
+            (Some(x), _) => load::<TILES>(x.view(), start, nb, np, block, s.xs),
+            (None, Sink::Update(m)) => load::<TILES>(m.view(), start, nb, np, block, s.xs),
             (None, _) => unreachable!("only Sink::Update carries its own input rows"),
         }
         if full {
@@ -411,18 +411,26 @@ fn chunk_with<M: MulAdd>(
                 }
             }
         }
-        finite &= store(task, &c, &s, start, nb, block, &mut sink);
+        finite &= store::<TILES>(task, &c, &mut s, start, nb, block, &mut sink);
         start += nb;
     }
     finite
 }
 
-/// `xs[i B + b] = x[start + b, i]` for `b < nb`, zero for `nb <= b < np`.
+/// `xs[i B + b] = x[start + b, i]` for `b < nb`, zero for `nb <= b < np`; with `TILES` (the
+/// AVX2 copy only) by 4 x 4 tiles when `x` is contiguous.
 #[inline(always)]
-fn load(x: ArrayView2<f64>, start: usize, nb: usize, np: usize, bs: usize, xs: &mut [f64]) {
+fn load<const TILES: bool>(x: ArrayView2<f64>, start: usize, nb: usize, np: usize, bs: usize, xs: &mut [f64]) {
     let d = x.ncols();
     for i in 0..d {
         xs[i * bs + nb..i * bs + np].fill(0.0);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if let (true, Some(flat)) = (TILES, x.as_slice()) {
+        // SAFETY: TILES is true only in the AVX2 copy (`chunk_avx2_fma`), whose caller checked
+        // the CPU.
+        unsafe { super::tiles::load(&flat[start * d..(start + nb) * d], d, bs, xs) };
+        return;
     }
     if let Some(flat) = x.as_slice() {
         for (b, row) in flat[start * d..(start + nb) * d].chunks_exact(d).enumerate() {
@@ -443,7 +451,7 @@ fn load(x: ArrayView2<f64>, start: usize, nb: usize, np: usize, bs: usize, xs: &
 /// `x = xs[i B + b]` (evaluated as written: separate multiplies and adds, as the unfused callers
 /// would).
 #[derive(Clone, Copy)]
-enum RowMap {
+pub(super) enum RowMap {
     /// `v`.
     Scaled(f64),
     /// `a x + c v`: `(scale, a, c)`.
@@ -454,7 +462,7 @@ enum RowMap {
 
 impl RowMap {
     #[inline(always)]
-    fn apply(self, x: f64, acc: f64) -> f64 {
+    pub(super) fn apply(self, x: f64, acc: f64) -> f64 {
         match self {
             RowMap::Scaled(scale) => scale * acc,
             RowMap::Affine(scale, a, c) => a * x + c * (scale * acc),
@@ -463,48 +471,90 @@ impl RowMap {
     }
 }
 
-/// `out[start + b, i] = map(xs[i B + b], acc[i B + b])` for the block's `nb` rows; returns
-/// whether every value written is finite (a branch-free test of the exponent bits as each value
-/// is stored, so that a sampler need not scan its state again).
+/// `acc[i B + b] <- map(xs[i B + b], acc[i B + b])` over the block's padded rows, vectorised
+/// over the G rows of each group; returns whether every value of the block's `nb` real rows is
+/// finite (a branch-free test of the exponent bits as each value is made, so that a sampler
+/// need not scan its state again).
 #[inline(always)]
-fn store_rows(out: &mut ArrayViewMut2<f64>, s: &Scratch, map: RowMap, start: usize, nb: usize, bs: usize) -> bool {
+fn map_rows(map: RowMap, d: usize, nb: usize, np: usize, bs: usize, s: &mut Scratch) -> bool {
     const EXPONENT: u64 = 0x7ff0_0000_0000_0000;
+    let mut finite = true;
+    for g in (0..np).step_by(G) {
+        let mut bad = [0u64; G];
+        for i in 0..d {
+            let xv = *lanes(s.xs, i * bs + g);
+            let acc = lanes_mut(s.acc, i * bs + g);
+            for l in 0..G {
+                let v = map.apply(xv[l], acc[l]);
+                acc[l] = v;
+                bad[l] |= u64::from(v.to_bits() & EXPONENT == EXPONENT);
+            }
+        }
+        // Padded rows (at or past nb) are never stored, so they do not count.
+        finite &= bad[..G.min(nb - g)].iter().all(|&b| b == 0);
+    }
+    finite
+}
+
+/// `out[start + b, i] = map(xs[i B + b], acc[i B + b])` for the block's `nb` rows; returns
+/// whether every value written is finite. With `TILES` (the AVX2 copy only) and contiguous rows,
+/// by 4 x 4 tiles (gmm/tiles.rs); otherwise mapped in place by [`map_rows`], then transposed
+/// one value at a time.
+#[inline(always)]
+fn store_rows<const TILES: bool>(
+    out: &mut ArrayViewMut2<f64>,
+    s: &mut Scratch,
+    map: RowMap,
+    start: usize,
+    nb: usize,
+    bs: usize,
+) -> bool {
     let d = out.ncols();
-    let mut bad = 0u64;
-    let mut value = |b: usize, i: usize| {
-        let v = map.apply(s.xs[i * bs + b], s.acc[i * bs + b]);
-        bad |= u64::from(v.to_bits() & EXPONENT == EXPONENT);
-        v
-    };
+    #[cfg(target_arch = "x86_64")]
+    if let (true, Some(flat)) = (TILES, out.as_slice_mut()) {
+        // SAFETY: as in `load`.
+        return unsafe { super::tiles::store(&mut flat[start * d..(start + nb) * d], d, bs, s.xs, s.acc, map) };
+    }
+    let finite = map_rows(map, d, nb, nb.next_multiple_of(G), bs, s);
     if let Some(flat) = out.as_slice_mut() {
         for (b, row) in flat[start * d..(start + nb) * d].chunks_exact_mut(d).enumerate() {
             for (i, o) in row.iter_mut().enumerate() {
-                *o = value(b, i);
+                *o = s.acc[i * bs + b];
             }
         }
     } else {
         for b in 0..nb {
             for i in 0..d {
-                out[[start + b, i]] = value(b, i);
+                out[[start + b, i]] = s.acc[i * bs + b];
             }
         }
     }
-    bad == 0
+    finite
 }
 
 /// Writes the block's results; returns whether the N x d rows written are finite (true for the
 /// other sinks).
 #[inline(always)]
-fn store(task: Task, c: &Coeffs, s: &Scratch, start: usize, nb: usize, bs: usize, sink: &mut Sink) -> bool {
+fn store<const TILES: bool>(
+    task: Task,
+    c: &Coeffs,
+    s: &mut Scratch,
+    start: usize,
+    nb: usize,
+    bs: usize,
+    sink: &mut Sink,
+) -> bool {
     match (task, sink) {
-        (Task::Precision { scale }, Sink::Rows(out)) => store_rows(out, s, RowMap::Scaled(scale), start, nb, bs),
+        (Task::Precision { scale }, Sink::Rows(out)) => {
+            store_rows::<TILES>(out, s, RowMap::Scaled(scale), start, nb, bs)
+        }
         (Task::Affine { scale, a, b }, Sink::Rows(out)) => {
-            store_rows(out, s, RowMap::Affine(scale, a, b), start, nb, bs)
+            store_rows::<TILES>(out, s, RowMap::Affine(scale, a, b), start, nb, bs)
         }
         (Task::AffineUpdate { scale, a, b, h }, Sink::Update(out)) => {
-            store_rows(out, s, RowMap::Update(scale, a, b, h), start, nb, bs)
+            store_rows::<TILES>(out, s, RowMap::Update(scale, a, b, h), start, nb, bs)
         }
-        (Task::Posterior, Sink::Rows(out)) => store_rows(out, s, RowMap::Scaled(1.0), start, nb, bs),
+        (Task::Posterior, Sink::Rows(out)) => store_rows::<TILES>(out, s, RowMap::Scaled(1.0), start, nb, bs),
         (Task::LogSumExp { shift }, Sink::Values(out)) => {
             for b in 0..nb {
                 out[start + b] = s.m[b] + s.s[b].ln() - shift;
@@ -512,7 +562,7 @@ fn store(task: Task, c: &Coeffs, s: &Scratch, start: usize, nb: usize, bs: usize
             true
         }
         (Task::Divergence, Sink::RowsValues(out, div)) => {
-            let finite = store_rows(out, s, RowMap::Scaled(-1.0), start, nb, bs);
+            let finite = store_rows::<TILES>(out, s, RowMap::Scaled(-1.0), start, nb, bs);
             for b in 0..nb {
                 div[start + b] = s.div[b];
             }

@@ -67,6 +67,8 @@ use serde_json::{Map, Value};
 use crate::error::{Result, ScoreError};
 
 mod kernel;
+#[cfg(target_arch = "x86_64")]
+mod tiles;
 
 use kernel::{Layout, Sink, Task};
 
@@ -1569,7 +1571,7 @@ mod tests {
         assert_eq!(one.5, two.5);
         assert_eq!(one.6, two.6);
         // Rows of a transposed (non-contiguous) view, and a single row, give the same bits.
-        let xt = x.t().to_owned();
+        let xt = x.t().as_standard_layout().into_owned();
         let mut sc = Array2::zeros(x.dim());
         gm.score(0.7, 0.5, xt.t(), sc.view_mut());
         assert_eq!(bits(&sc), bits(&one.0));
@@ -1630,6 +1632,86 @@ mod tests {
                 gm.eps_affine(a, s, x.view(), got.view_mut(), f, c);
                 let bits = |m: &Array2<f64>| m.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&got), bits(&want), "{name} a={a} s={s}");
+            }
+        }
+    }
+
+    /// A `k`-component mixture in `d` dimensions with random means and diagonal or full
+    /// covariances.
+    fn wide(k: usize, d: usize, full: bool, seed: u64) -> GaussianMixture {
+        let mut rng = Pcg64::seed_from_u64(seed);
+        let mut normal = || -> f64 { StandardNormal.sample(&mut rng) };
+        let means = Array2::from_shape_fn((k, d), |_| 1.5 * normal());
+        let cov = if full {
+            Covariance::Full(
+                (0..k)
+                    .map(|_| {
+                        let a = Array2::from_shape_fn((d, d), |_| 0.4 * normal());
+                        a.dot(&a.t()) + Array2::<f64>::eye(d) * 0.1
+                    })
+                    .collect(),
+            )
+        } else {
+            Covariance::Diagonal(Array2::from_shape_fn((k, d), |_| 0.2 + normal().abs()))
+        };
+        GaussianMixture::new(vec![1.0 / k as f64; k], means, cov).unwrap()
+    }
+
+    // Where rows are contiguous, the AVX2 copy moves them in and out of its blocks by 4 x 4
+    // tiles (gmm/tiles.rs), and one value at a time elsewhere: transposed inputs and
+    // column-major outputs take the second way. Every N x d output must have the same bits
+    // either way, for d with and without a partial tile and row counts that leave partial tiles
+    // in the last block; and a non-finite value is flagged wherever it falls.
+    #[test]
+    fn tiled_and_scalar_transposition_give_the_same_bits() {
+        let bits = |a: ArrayView2<f64>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        for (d, full) in [(4, false), (6, false), (9, true), (16, false)] {
+            let gm = wide(3, d, full, 40 + d as u64);
+            let x = points(1037, d, 2.0, 41);
+            // Standard layout, so that xt.t() is a column-major view of the same values.
+            let xt = x.t().as_standard_layout().into_owned();
+            let fr = gm.frame(0.7, 0.5);
+            let layout = Layout::for_mixture(&gm);
+            let tasks = [
+                (Task::Precision { scale: -1.0 }, "score"),
+                (Task::Affine { scale: 0.5, a: -0.3, b: 1.7 }, "affine"),
+                (Task::Posterior, "x0"),
+            ];
+            for (task, what) in tasks {
+                let mut tiled = Array2::zeros(x.dim());
+                kernel::run(&gm, &fr, task, x.view(), Sink::Rows(tiled.view_mut()), layout);
+                let mut cm = Array2::zeros((d, x.nrows()));
+                kernel::run(&gm, &fr, task, xt.t(), Sink::Rows(cm.view_mut().reversed_axes()), layout);
+                assert_eq!(bits(tiled.view()), bits(cm.t()), "d={d} {what}");
+            }
+            let (mut sd, mut dv) = (Array2::zeros(x.dim()), Array1::zeros(x.nrows()));
+            kernel::run(&gm, &fr, Task::Divergence, x.view(), Sink::RowsValues(sd.view_mut(), dv.view_mut()), layout);
+            let (mut sd2, mut dv2) = (Array2::zeros((d, x.nrows())), Array1::zeros(x.nrows()));
+            let sink = Sink::RowsValues(sd2.view_mut().reversed_axes(), dv2.view_mut());
+            kernel::run(&gm, &fr, Task::Divergence, xt.t(), sink, layout);
+            assert_eq!(bits(sd.view()), bits(sd2.t()), "d={d} divergence score");
+            assert_eq!(dv, dv2, "d={d} divergence");
+            let step = Task::AffineUpdate { scale: 0.5, a: -0.3, b: 1.7, h: 0.05 };
+            let mut up = x.clone();
+            assert!(kernel::run_in_place(&gm, &fr, step, Sink::Update(up.view_mut()), layout));
+            let mut up2 = xt.clone();
+            assert!(kernel::run_in_place(&gm, &fr, step, Sink::Update(up2.view_mut().reversed_axes()), layout));
+            assert_eq!(bits(up.view()), bits(up2.t()), "d={d} update");
+            // A huge coordinate makes its row's update NaN (the log-terms overflow): in a whole
+            // tile (row 4), in the rows after the last whole tile (row 1036), and in the
+            // coordinates after the last whole tile (d = 6, 9).
+            for (row, col) in [(4, 0), (1036, 1), (500, d - 1)] {
+                for (flat, what) in [(true, "tiled"), (false, "scalar")] {
+                    let mut bad = x.clone();
+                    bad[[row, col]] = f64::MAX;
+                    let finite = if flat {
+                        kernel::run_in_place(&gm, &fr, step, Sink::Update(bad.view_mut()), layout)
+                    } else {
+                        let mut t = bad.t().as_standard_layout().into_owned();
+                        kernel::run_in_place(&gm, &fr, step, Sink::Update(t.view_mut().reversed_axes()), layout)
+                    };
+                    assert!(!finite, "d={d} {what}: overflow at ({row}, {col}) not flagged");
+                }
             }
         }
     }
