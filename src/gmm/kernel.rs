@@ -595,19 +595,22 @@ fn log_terms_diag<M: MulAdd>(c: &Coeffs, np: usize, bs: usize, s: &mut Scratch) 
             let mut q = [0.0; G];
             // -1/2 for the general form, -1/(2 c_k) when the precision is a multiple of I.
             let mut half = -0.5;
+            // (Iterators over the block's columns and the component's coefficients, rather than
+            // indices: no bounds checks in the innermost loops.)
+            let (amu, ic) = (&c.amu[k * d..(k + 1) * d], &c.ic[k * d..(k + 1) * d]);
+            let columns = s.xs.chunks_exact(bs);
             if c.iso {
-                half *= c.ic[k * d];
-                for i in 0..d {
-                    let (a, xv) = (c.amu[k * d + i], lanes(s.xs, i * bs + g));
+                half *= ic[0];
+                for (&a, col) in amu.iter().zip(columns) {
+                    let xv = lanes(col, g);
                     for l in 0..G {
                         let z = xv[l] - a;
                         q[l] = M::mul_add(z, z, q[l]);
                     }
                 }
             } else {
-                for i in 0..d {
-                    let (a, ic) = (c.amu[k * d + i], c.ic[k * d + i]);
-                    let xv = lanes(s.xs, i * bs + g);
+                for ((&a, &ic), col) in amu.iter().zip(ic).zip(columns) {
+                    let xv = lanes(col, g);
                     for l in 0..G {
                         let z = xv[l] - a;
                         q[l] = M::mul_add(z, z * ic, q[l]);
@@ -714,38 +717,45 @@ fn softmax<M: MulAdd>(k: usize, np: usize, bs: usize, s: &mut Scratch, normalise
 fn mix_diag<M: MulAdd>(c: &Coeffs, np: usize, bs: usize, s: &mut Scratch, posterior: bool) {
     let d = c.d;
     for g in (0..np).step_by(G) {
-        for i in 0..d {
-            let xv = *lanes(s.xs, i * bs + g);
+        let inv = *lanes(s.s, g);
+        for (i, (xcol, acol)) in s.xs.chunks_exact(bs).zip(s.acc.chunks_exact_mut(bs)).enumerate() {
+            let xv = *lanes(xcol, g);
             let mut acc = [0.0; G];
-            for k in 0..c.k {
-                let r = lanes(s.lt, k * bs + g);
-                let a = c.amu[k * d + i];
-                if posterior {
-                    let (mu, ga) = (c.mu[k * d + i], c.gain[k * d + i]);
+            // Coordinate i of every component: column i of the K x d coefficients.
+            let (amu, ic) = (c.amu[i..].iter().step_by(d), c.ic[i..].iter().step_by(d));
+            let rows = s.lt.chunks_exact(bs).zip(amu).zip(ic);
+            if posterior {
+                for (((rcol, &a), _), (&mu, &ga)) in
+                    rows.zip(c.mu[i..].iter().step_by(d).zip(c.gain[i..].iter().step_by(d)))
+                {
+                    let r = lanes(rcol, g);
                     for l in 0..G {
                         let gv = M::mul_add(ga, xv[l] - a, mu);
                         acc[l] = M::mul_add(r[l], gv, acc[l]);
                     }
-                } else if c.iso {
-                    // (e_k / c_k) (x_i - alpha mu_ki): e_k / c_k is the same for every i, but
-                    // recomputing it here is cheaper than a pass to store it.
-                    let ic = c.ic[k * d];
+                }
+            } else if c.iso {
+                // (e_k / c_k) (x_i - alpha mu_ki): e_k / c_k is the same for every i, but
+                // recomputing it here is cheaper than a pass to store it.
+                for ((rcol, &a), &ic) in rows {
+                    let r = lanes(rcol, g);
                     for l in 0..G {
                         acc[l] = M::mul_add(r[l] * ic, xv[l] - a, acc[l]);
                     }
-                } else {
-                    let ic = c.ic[k * d + i];
+                }
+            } else {
+                for ((rcol, &a), &ic) in rows {
+                    let r = lanes(rcol, g);
                     for l in 0..G {
                         let gv = (xv[l] - a) * ic;
                         acc[l] = M::mul_add(r[l], gv, acc[l]);
                     }
                 }
             }
-            let inv = lanes(s.s, g);
             for l in 0..G {
                 acc[l] *= inv[l];
             }
-            *lanes_mut(s.acc, i * bs + g) = acc;
+            *lanes_mut(acol, g) = acc;
         }
     }
 }
