@@ -323,6 +323,9 @@ struct Coeffs<'c> {
     iso: bool,
     /// `alpha mu_k`, K x d.
     amu: &'c [f64],
+    /// Diagonal: `alpha mu` and `1 / c` transposed, d x K.
+    amu_t: &'c [f64],
+    ic_t: &'c [f64],
     /// `1 / c_ki`, K x d.
     ic: &'c [f64],
     /// `alpha l_ki / c_ki`, K x d.
@@ -355,6 +358,8 @@ fn chunk_with<M: MulAdd, const TILES: bool>(
         d,
         iso,
         amu: &fr.amu,
+        amu_t: &fr.amu_t,
+        ic_t: &fr.inv_c_t,
         ic: &fr.inv_c,
         gain: &fr.gain,
         mu: gm.means.as_slice().expect("means are stored in standard layout"),
@@ -721,13 +726,12 @@ fn mix_diag<M: MulAdd>(c: &Coeffs, np: usize, bs: usize, s: &mut Scratch, poster
         for (i, (xcol, acol)) in s.xs.chunks_exact(bs).zip(s.acc.chunks_exact_mut(bs)).enumerate() {
             let xv = *lanes(xcol, g);
             let mut acc = [0.0; G];
-            // Coordinate i of every component: column i of the K x d coefficients.
-            let (amu, ic) = (c.amu[i..].iter().step_by(d), c.ic[i..].iter().step_by(d));
+            // Coordinate i of every component: row i of the transposed coefficients.
+            let (amu, ic) = (&c.amu_t[i * c.k..(i + 1) * c.k], &c.ic_t[i * c.k..(i + 1) * c.k]);
             let rows = s.lt.chunks_exact(bs).zip(amu).zip(ic);
             if posterior {
-                for (((rcol, &a), _), (&mu, &ga)) in
-                    rows.zip(c.mu[i..].iter().step_by(d).zip(c.gain[i..].iter().step_by(d)))
-                {
+                let (mu, gain) = (c.mu[i..].iter().step_by(d), c.gain[i..].iter().step_by(d));
+                for (((rcol, &a), _), (&mu, &ga)) in rows.zip(mu.zip(gain)) {
                     let r = lanes(rcol, g);
                     for l in 0..G {
                         let gv = M::mul_add(ga, xv[l] - a, mu);

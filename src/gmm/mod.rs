@@ -126,6 +126,10 @@ struct Frame {
     inv_c: Vec<f64>,
     /// `alpha mu_k`, K * d.
     amu: Vec<f64>,
+    /// Diagonal only: `alpha mu` and `1 / c` transposed, d * K (coordinate i of every component
+    /// together, as the mixing pass reads them; empty for full covariances).
+    amu_t: Vec<f64>,
+    inv_c_t: Vec<f64>,
     /// `alpha l_ki / (alpha^2 l_ki + sigma^2)`, K * d (posterior-mean gain).
     gain: Vec<f64>,
     /// `ln w_k - 1/2 log det C_k`, K.
@@ -646,7 +650,16 @@ impl GaussianMixture {
         }
         let (prec, post) =
             if self.full { (self.rotate_back(&inv_c), self.rotate_back(&gain)) } else { (Vec::new(), Vec::new()) };
-        Frame { amu: self.means.iter().map(|m| alpha * m).collect(), inv_c, gain, base, trace, prec, post }
+        let amu: Vec<f64> = self.means.iter().map(|m| alpha * m).collect();
+        let transpose = |v: &[f64]| {
+            if self.full {
+                Vec::new()
+            } else {
+                (0..d * k).map(|at| v[(at % k) * d + at / k]).collect()
+            }
+        };
+        let (amu_t, inv_c_t) = (transpose(&amu), transpose(&inv_c));
+        Frame { amu, amu_t, inv_c_t, inv_c, gain, base, trace, prec, post }
     }
 
     /// Full only: `Q_k diag(v_k) Q_k^T` for each component, K * d * d row-major.
