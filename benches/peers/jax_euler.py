@@ -4,9 +4,16 @@ matrix-product form, Euler, f64, N particles, 100 NFE, in JAX/diffrax (XLA-compi
 Prints one Markdown row per case with particle-NFE/s, the same unit as `scoresde bench`.
 Usage: python benches/peers/jax_euler.py [--n 100000] [--steps 100] [--repeats 3]
 (needs jax, diffrax and numpy; see the README's performance section).
+
+With `--scoresde target/release/scoresde --rounds R` it times diffrax and `scoresde bench`
+alternately, R rounds (each the best of --repeats), and prints each round's speed ratio and their
+median: on a machine whose speed drifts between runs, the ratio of interleaved runs is the
+measurement to trust.
 """
 import argparse
 import math
+import statistics
+import subprocess
 import time
 
 import numpy as np
@@ -73,11 +80,47 @@ def bench(fn, repeats):
     return best
 
 
+def diffrax_solver(jax, jnp, diffrax, tgt, a):
+    """A function running the jit-compiled diffrax Euler solve of `tgt` (compiled on first call)."""
+    w, mu, var = tgt
+    z = jnp.asarray(np.random.default_rng(0).standard_normal((a.n, mu.shape[1])))
+    drift_j = make_drift(jnp, w, mu, var)
+    term = diffrax.ODETerm(lambda t, y, args: drift_j(t, y))
+    dt = -(1.0 - T_END) / a.steps
+
+    @jax.jit
+    def solve(y0):
+        sol = diffrax.diffeqsolve(
+            term, diffrax.Euler(), t0=1.0, t1=T_END, dt0=dt, y0=y0,
+            saveat=diffrax.SaveAt(t1=True), max_steps=a.steps + 1,
+            stepsize_controller=diffrax.ConstantStepSize())
+        return sol.ys
+
+    return lambda: solve(z).block_until_ready()
+
+
+def scoresde_rates(a):
+    """particle-NFE/s of `scoresde bench`'s Euler sample rows, by target."""
+    out = subprocess.run(
+        [a.scoresde, "bench", "--n", str(a.n), "--repeats", str(a.repeats)],
+        check=True, capture_output=True, text=True).stdout
+    rates = {}
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 8 and cells[0] == "sample: euler, t":
+            if int(cells[5]) != a.steps:
+                raise SystemExit(f"scoresde bench ran {cells[5]} NFE, not --steps {a.steps}")
+            rates[cells[1]] = float(cells[7])
+    return rates
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--scoresde", help="path of the scoresde binary: time it and diffrax alternately")
+    ap.add_argument("--rounds", type=int, default=5, help="alternating rounds with --scoresde")
     a = ap.parse_args()
     import jax
 
@@ -85,26 +128,31 @@ def main():
     import diffrax
     import jax.numpy as jnp
 
+    if a.scoresde:
+        solvers = {}
+        for name, tgt in [("ring8", ring8()), ("diag16", diag16())]:
+            solvers[name] = diffrax_solver(jax, jnp, diffrax, tgt, a)
+        ratios = {name: [] for name in solvers}
+        print("| round | target | diffrax particle-NFE/s | scoresde particle-NFE/s | ratio |")
+        print("|---|---|---|---|---|")
+        for r in range(a.rounds):
+            peer = {name: a.n * a.steps / bench(fn, a.repeats) for name, fn in solvers.items()}
+            ours = scoresde_rates(a)
+            for name in solvers:
+                ratio = ours[name] / peer[name]
+                ratios[name].append(ratio)
+                print(f"| {r + 1} | {name} | {peer[name]:.3e} | {ours[name]:.3e} | {ratio:.2f} |")
+        for name, rs in ratios.items():
+            print(f"{name}: median ratio scoresde / diffrax over {len(rs)} rounds = {statistics.median(rs):.2f} "
+                  f"(min {min(rs):.2f}, max {max(rs):.2f})")
+        return
     print("| peer | target | N | d | K | NFE | seconds | particle-NFE/s |")
     print("|---|---|---|---|---|---|---|---|")
     for name, tgt in [("ring8", ring8()), ("diag16", diag16())]:
         w, mu, var = tgt
         k, d = mu.shape
         z = np.random.default_rng(0).standard_normal((a.n, d))
-        drift_j = make_drift(jnp, w, mu, var)
-        term = diffrax.ODETerm(lambda t, y, args: drift_j(t, y))
-        dt = -(1.0 - T_END) / a.steps
-
-        @jax.jit
-        def solve(y0):
-            sol = diffrax.diffeqsolve(
-                term, diffrax.Euler(), t0=1.0, t1=T_END, dt0=dt, y0=y0,
-                saveat=diffrax.SaveAt(t1=True), max_steps=a.steps + 1,
-                stepsize_controller=diffrax.ConstantStepSize())
-            return sol.ys
-
-        zj = jnp.asarray(z)
-        s = bench(lambda: solve(zj).block_until_ready(), a.repeats)
+        s = bench(diffrax_solver(jax, jnp, diffrax, tgt, a), a.repeats)
         print(f"| diffrax Euler (jit) | {name} | {a.n} | {d} | {k} | {a.steps} | {s:.3f} | {a.n * a.steps / s:.2e} |")
 
         drift_n = make_drift(np, w, mu, var)
