@@ -476,13 +476,22 @@ impl RowMap {
     }
 }
 
+/// The exponent bits of an `f64`: all set for infinities and NaN only.
+pub(super) const EXPONENT: u64 = 0x7ff0_0000_0000_0000;
+
+/// 1 if `v` is infinite or NaN, else 0: a branch-free test, so that the loops that check every
+/// value they write still vectorise.
+#[inline(always)]
+pub(super) fn non_finite(v: f64) -> u64 {
+    u64::from(v.to_bits() & EXPONENT == EXPONENT)
+}
+
 /// `acc[i B + b] <- map(xs[i B + b], acc[i B + b])` over the block's padded rows, vectorised
 /// over the G rows of each group; returns whether every value of the block's `nb` real rows is
 /// finite (a branch-free test of the exponent bits as each value is made, so that a sampler
 /// need not scan its state again).
 #[inline(always)]
 fn map_rows(map: RowMap, d: usize, nb: usize, np: usize, bs: usize, s: &mut Scratch) -> bool {
-    const EXPONENT: u64 = 0x7ff0_0000_0000_0000;
     let mut finite = true;
     for g in (0..np).step_by(G) {
         let mut bad = [0u64; G];
@@ -492,7 +501,7 @@ fn map_rows(map: RowMap, d: usize, nb: usize, np: usize, bs: usize, s: &mut Scra
             for l in 0..G {
                 let v = map.apply(xv[l], acc[l]);
                 acc[l] = v;
-                bad[l] |= u64::from(v.to_bits() & EXPONENT == EXPONENT);
+                bad[l] |= non_finite(v);
             }
         }
         // Padded rows (at or past nb) are never stored, so they do not count.

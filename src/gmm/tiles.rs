@@ -15,7 +15,7 @@
 
 use std::arch::x86_64::*;
 
-use super::kernel::RowMap;
+use super::kernel::{non_finite, RowMap, EXPONENT};
 
 /// `xs[i bs + b] = rows[b d + i]` for the `nb = rows.len() / d` rows of the block.
 ///
@@ -77,7 +77,6 @@ unsafe fn pair(lo: *const f64, hi: *const f64) -> __m256d {
 pub(super) unsafe fn store(rows: &mut [f64], d: usize, bs: usize, xs: &[f64], acc: &[f64], map: RowMap) -> bool {
     let nb = rows.len() / d;
     assert!(rows.len() == nb * d && xs.len() >= d * bs && acc.len() >= d * bs && nb <= bs, "block sizes");
-    const EXPONENT: u64 = 0x7ff0_0000_0000_0000;
     let (nb4, d4) = (nb / 4 * 4, d / 4 * 4);
     let dst = rows.as_mut_ptr();
     let (xp, ap) = (xs.as_ptr(), acc.as_ptr());
@@ -86,7 +85,7 @@ pub(super) unsafe fn store(rows: &mut [f64], d: usize, bs: usize, xs: &[f64], ac
     let mut bad_scalar = 0u64;
     let mut value = |at: usize| {
         let v = map.apply(*xp.add(at), *ap.add(at));
-        bad_scalar |= u64::from(v.to_bits() & EXPONENT == EXPONENT);
+        bad_scalar |= non_finite(v);
         v
     };
     for b in (0..nb4).step_by(4) {
