@@ -55,16 +55,16 @@ fn sample(c: &mut Criterion) {
         ("euler_maruyama_t_100", Solver::EulerMaruyama, Space::Time, Schedule::UniformT, 100),
     ] {
         let grid = build_grid(&vp, schedule, steps, vp.t_max(), vp.t_end_default(), space).unwrap();
-        let config = SamplerConfig::new(&vp, solver, space, Steps::Grid(grid)).unwrap();
+        let config = SamplerConfig::new(&vp, solver.clone(), space, Steps::Grid(grid)).unwrap();
         // NFE counted by a first run (Heun takes an Euler step to sigma = 0).
-        let mut k = keyed(solver);
+        let mut k = keyed(&solver);
         let nfe = sample_owned(&vp, &model, &config, prior_noise(0, 1, 2), noise(&mut k), &mut |_| {}).unwrap().1.nfe;
         group.throughput(Throughput::Elements((n * nfe) as u64));
         group.bench_function(name, |b| {
             b.iter_batched(
                 || prior_noise(0, n, 2),
                 |z| {
-                    let mut k = keyed(solver);
+                    let mut k = keyed(&solver);
                     sample_owned(&vp, &model, &config, z, noise(&mut k), &mut |_| {}).unwrap()
                 },
                 BatchSize::LargeInput,
@@ -75,7 +75,7 @@ fn sample(c: &mut Criterion) {
 }
 
 /// Keyed noise for stochastic solvers.
-fn keyed(solver: Solver) -> Option<KeyedNoise> {
+fn keyed(solver: &Solver) -> Option<KeyedNoise> {
     solver.is_stochastic().then(|| KeyedNoise::new(0))
 }
 

@@ -115,6 +115,28 @@ pub enum ScoreError {
         /// What it needs.
         requirement: &'static str,
     },
+    /// A name that is not one of the known ones (a solver, a predictor).
+    #[error("{field} = {value:?}: unknown (expected one of {expected})")]
+    UnknownName {
+        /// The field (`solver`, `predictor`).
+        field: &'static str,
+        /// The name given.
+        value: String,
+        /// The known names.
+        expected: String,
+    },
+    /// An option a solver does not take, or a value of the wrong kind for it.
+    #[error("solver {solver}: option {option} = {value}: {expected}")]
+    InvalidOption {
+        /// The solver's name.
+        solver: &'static str,
+        /// The option's name.
+        option: String,
+        /// The value given.
+        value: String,
+        /// What would have been accepted.
+        expected: &'static str,
+    },
     /// A solver or a system it integrates met a problem.
     #[error(transparent)]
     Solver(#[from] SolverError),

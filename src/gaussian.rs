@@ -13,7 +13,7 @@
 
 use nalgebra::{DMatrix, SymmetricEigen};
 use ndarray::{Array1, Array2, Array3};
-use scoresde_solvers::{no_observer, FixedNoise};
+use scoresde_solvers::{no_observer, Draw, FixedNoise};
 
 use crate::error::{Result, ScoreError};
 use crate::gmm::GaussianMixture;
@@ -45,6 +45,7 @@ pub fn exact_output_law(
     }
     let steps = match config.steps() {
         Steps::Grid(g) => g.steps(),
+        Steps::Schedule { steps, .. } => *steps,
         Steps::Adaptive { .. } => {
             return Err(ScoreError::Incompatible {
                 solver: config.solver().name(),
@@ -52,7 +53,7 @@ pub fn exact_output_law(
             })
         }
     };
-    if config.solver() == Solver::Pc {
+    if matches!(config.solver(), Solver::Pc(_)) {
         return Err(ScoreError::Incompatible {
             solver: "pc",
             requirement: "row-independent steps for the exact law (the Langevin step size averages over the batch)",
@@ -69,7 +70,7 @@ pub fn exact_output_law(
     }
     let model = ExactScore::new(target.clone());
     let x = if stochastic {
-        let mut xi = Array3::zeros((steps, rows, d));
+        let mut xi = Array3::zeros((Draw::total(steps, config.solver().extra_draws()), rows, d));
         for k in 0..steps {
             for j in 0..d {
                 xi[[k, 1 + d + k * d + j, j]] = 1.0;

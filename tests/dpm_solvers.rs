@@ -25,7 +25,7 @@ use scoresde::io::{read_npy_1d, read_npy_2d};
 use scoresde::model::{ExactScore, NoiseLevel, Parameterisation, ScoreModel};
 use scoresde::process::{ForwardProcess, Ve, Vp};
 use scoresde::reverse::SigmaFlow;
-use scoresde::sampler::{prior_noise, sample, SamplerConfig, Solver, SolverOptions, Steps};
+use scoresde::sampler::{prior_noise, sample, OptionValue, SamplerConfig, Solver, SolverId, Steps};
 use scoresde_solvers::{integrate_ode, no_observer, DpmSolverMultistep, DpmSolverPpMultistep, OdeStepper, TimeGrid};
 
 const MU: [f64; 2] = [1.0, -0.5];
@@ -37,13 +37,14 @@ const L: [f64; 2] = [0.5, 2.0];
 /// is weighted by h phi_3, half the 2 h phi_3 that the Taylor expansion of the exact solution
 /// needs, which leaves a local error of order h^3. Their slope is fitted where the h^2 term
 /// dominates (from 96 steps on); `consistent_d2_weight_makes_3m_third_order` shows the cause.
-const SOLVERS: [(Solver, f64, usize); 6] = [
-    (Solver::Ddim, 1.0, 48),
-    (Solver::DpmSolver2M, 2.0, 24),
-    (Solver::DpmSolver3M, 2.0, 96),
-    (Solver::DpmPp3M, 2.0, 96),
-    (Solver::DpmPp2S, 2.0, 24),
-    (Solver::DpmPp3S, 3.0, 24),
+/// The theoretical order of each is the registry's (`SolverId::info`).
+const SOLVERS: [(SolverId, usize); 6] = [
+    (SolverId::Ddim, 48),
+    (SolverId::DpmSolver2M, 24),
+    (SolverId::DpmSolver3M, 96),
+    (SolverId::DpmPp3M, 96),
+    (SolverId::DpmPp2S, 24),
+    (SolverId::DpmPp3S, 24),
 ];
 
 fn gaussian(l: [f64; 2]) -> ExactScore {
@@ -82,8 +83,13 @@ fn slope(hs: &[f64], errs: &[f64]) -> f64 {
     sxy / sxx
 }
 
-fn options(lower_order_final: bool) -> SolverOptions {
-    SolverOptions { lower_order_final, ..SolverOptions::default() }
+/// The solver `id` with `lower_order_final` set where it takes it.
+fn options(id: SolverId, lower_order_final: bool) -> Solver {
+    let mut s = Solver::new(id);
+    if id.info().options.iter().any(|o| o.name == "lower_order_final") {
+        s.set_option("lower_order_final", OptionValue::Bool(lower_order_final)).unwrap();
+    }
+    s
 }
 
 /// Samples from the prior at `p.t_max()` along `grid` (sigma~ levels) and returns (x, nfe).
@@ -92,10 +98,9 @@ fn run(
     model: &dyn ScoreModel,
     solver: Solver,
     grid: TimeGrid,
-    opts: SolverOptions,
     z: &Array2<f64>,
 ) -> (Array2<f64>, usize) {
-    let cfg = SamplerConfig::new(p, solver, Space::SigmaTilde, Steps::Grid(grid)).unwrap().with_options(opts);
+    let cfg = SamplerConfig::new(p, solver.clone(), Space::SigmaTilde, Steps::Grid(grid)).unwrap();
     let (x, report) = sample(p, model, &cfg, z.view(), None, &mut no_observer).unwrap();
     (x, report.nfe)
 }
@@ -110,13 +115,14 @@ fn dpm_solvers_converge_at_their_order_on_log_snr_grids() {
     for p in [&vp as &dyn ForwardProcess, &ve] {
         let (t0, t1) = (p.t_max(), p.t_end_default());
         let truth = exact_flow(p, L, &z.mapv(|v| v * p.prior_std()), t0, t1);
-        for (solver, order, n0) in SOLVERS {
+        for (solver, n0) in SOLVERS {
+            let order = solver.info().order as f64;
             // Multiples of 6, so that singlestep blocks are whole.
             let steps: Vec<usize> = (0..4).map(|k| n0 << k).collect();
             let mut errs = vec![];
             for &n in &steps {
                 let grid = build_grid(p, Schedule::LogSnr, n, t0, t1, Space::SigmaTilde).unwrap();
-                let (x, nfe) = run(p, &model, solver, grid, options(false), &z);
+                let (x, nfe) = run(p, &model, options(solver, false), grid, &z);
                 assert_eq!(nfe, n, "{}: one model call per step", solver.name());
                 errs.push(max_abs(&x, &truth));
             }
@@ -197,11 +203,11 @@ fn every_dpm_solver_follows_the_exact_flow_of_a_point_mass() {
     let (t0, t1) = (vp.t_max(), vp.t_end_default());
     let z = prior_noise(5, 32, 2);
     let truth = exact_flow(&vp, l, &z, t0, t1);
-    for (solver, _, _) in SOLVERS {
+    for (solver, _) in SOLVERS {
         for lof in [false, true] {
             for n in [7, 12] {
                 let grid = build_grid(&vp, Schedule::Karras { rho: 7.0 }, n, t0, t1, Space::SigmaTilde).unwrap();
-                let (x, _) = run(&vp, &model, solver, grid, options(lof), &z);
+                let (x, _) = run(&vp, &model, options(solver, lof), grid, &z);
                 let err = max_abs(&x, &truth);
                 assert!(err < 1e-11, "{} n = {n} lower_order_final = {lof}: error {err:e}", solver.name());
             }
@@ -214,9 +220,9 @@ fn ddim_and_data_prediction_solvers_land_on_a_point_mass_in_one_step() {
     let model = gaussian([1e-24, 1e-24]);
     let vp = Vp::new(0.1, 20.0).unwrap();
     let z = prior_noise(1, 16, 2);
-    for solver in [Solver::Ddim, Solver::DpmPp3M, Solver::DpmPp2S, Solver::DpmPp3S] {
+    for solver in [SolverId::Ddim, SolverId::DpmPp3M, SolverId::DpmPp2S, SolverId::DpmPp3S] {
         let grid = TimeGrid::new(vec![vp.sigma_tilde(1.0), 0.0]).unwrap();
-        let (x, nfe) = run(&vp, &model, solver, grid, options(true), &z);
+        let (x, nfe) = run(&vp, &model, options(solver, true), grid, &z);
         assert_eq!(nfe, 1);
         for r in x.outer_iter() {
             assert!((r[0] - MU[0]).abs() < 1e-12 && (r[1] - MU[1]).abs() < 1e-12, "{}: {r}", solver.name());
@@ -231,8 +237,8 @@ fn ddim_is_euler_in_sigma_space_bit_for_bit() {
     let z = prior_noise(2, 32, 2);
     for n in [1, 10, 37] {
         let grid = || build_grid(&vp, Schedule::Karras { rho: 7.0 }, n, 1.0, 1e-3, Space::SigmaTilde).unwrap();
-        let (ddim, _) = run(&vp, &model, Solver::Ddim, grid(), options(true), &z);
-        let (euler, _) = run(&vp, &model, Solver::Euler, grid(), options(true), &z);
+        let (ddim, _) = run(&vp, &model, Solver::Ddim, grid(), &z);
+        let (euler, _) = run(&vp, &model, Solver::Euler, grid(), &z);
         assert_eq!(ddim, euler, "n = {n}");
     }
 }
@@ -265,12 +271,12 @@ fn model_calls_and_nfe_match_the_diffusers_cases() {
     let vp = Vp::new(0.1, 20.0).unwrap();
     let z = prior_noise(4, 8, 2);
     for (case, solver) in [
-        ("d2_disc_ddim_n10", Solver::Ddim),
-        ("d2_disc_dpm2m_n10", Solver::DpmSolver2M),
-        ("d2_disc_dpm3m_n10", Solver::DpmSolver3M),
-        ("d2_disc_dpmpp3m_n10", Solver::DpmPp3M),
-        ("d2_disc_dpmpp2s_n10", Solver::DpmPp2S),
-        ("d2_disc_dpmpp3s_n10", Solver::DpmPp3S),
+        ("d2_disc_ddim_n10", SolverId::Ddim),
+        ("d2_disc_dpm2m_n10", SolverId::DpmSolver2M),
+        ("d2_disc_dpm3m_n10", SolverId::DpmSolver3M),
+        ("d2_disc_dpmpp3m_n10", SolverId::DpmPp3M),
+        ("d2_disc_dpmpp2s_n10", SolverId::DpmPp2S),
+        ("d2_disc_dpmpp3s_n10", SolverId::DpmPp3S),
     ] {
         let dir = case_dir(case);
         let table = read_npy_1d(&dir.join("sigmas.npy"), "sigmas").unwrap();
@@ -282,7 +288,7 @@ fn model_calls_and_nfe_match_the_diffusers_cases() {
         let nfe = manifest["peers"]["diffusers"]["nfe"].as_u64().unwrap() as usize;
 
         let model = Recording { inner: gaussian(L), calls: Mutex::new(vec![]) };
-        let (_, counted) = run(&vp, &model, solver, TimeGrid::new(sigmas).unwrap(), options(true), &z);
+        let (_, counted) = run(&vp, &model, options(solver, true), TimeGrid::new(sigmas).unwrap(), &z);
         let calls = model.calls.into_inner().unwrap();
         assert_eq!(counted, nfe, "{case}: NFE");
         assert_eq!(calls.len(), expected.nrows(), "{case}: number of model calls");

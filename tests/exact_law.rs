@@ -13,7 +13,7 @@ use scoresde_solvers::{no_observer, KeyedNoise};
 
 fn config(p: &dyn ForwardProcess, solver: Solver, space: Space, steps: usize) -> SamplerConfig {
     let grid = build_grid(p, Schedule::LogSnr, steps, p.t_max(), p.t_end_default(), space).unwrap();
-    SamplerConfig::new(p, solver, space, Steps::Grid(grid)).unwrap()
+    SamplerConfig::new(p, solver.clone(), space, Steps::Grid(grid)).unwrap()
 }
 
 #[test]
@@ -43,11 +43,12 @@ fn exact_w2_of_ode_samplers_falls_at_their_order() {
         (&vp, Solver::Heun, Space::SigmaTilde, 2.0, [50, 100, 200, 400]),
         (&ve, Solver::Rk4, Space::Time, 4.0, [25, 50, 100, 200]),
     ] {
+        assert_eq!(order, solver.order() as f64, "{}: the registry's order", solver.name());
         let t_end = p.t_end_default();
         let truth = exact_flow_law(p, &target, p.t_max(), t_end).unwrap();
         let errs: Vec<f64> = ns
             .iter()
-            .map(|&n| w2_gaussian(&exact_output_law(p, &target, &config(p, solver, space, n)).unwrap(), &truth))
+            .map(|&n| w2_gaussian(&exact_output_law(p, &target, &config(p, solver.clone(), space, n)).unwrap(), &truth))
             .collect();
         let s = order_slope(&ns, &errs);
         println!("{} {} {space:?}: exact W2 {errs:?}, order {s:.3} (theory {order})", p.name(), solver.name());
@@ -62,7 +63,7 @@ fn exact_law_of_a_stochastic_sampler_matches_monte_carlo() {
     let vp = Vp::new(0.1, 20.0).unwrap();
     let target = targets::gauss2();
     for solver in [Solver::EulerMaruyama, Solver::Ancestral, Solver::ReverseDiffusion] {
-        let cfg = config(&vp, solver, Space::Time, 30);
+        let cfg = config(&vp, solver.clone(), Space::Time, 30);
         let law = exact_output_law(&vp, &target, &cfg).unwrap();
         let n = 20_000;
         let z = prior_noise(8, n, 2);
@@ -98,7 +99,10 @@ fn exact_w2_of_sde_samplers_falls_at_weak_order_one() {
         let errs: Vec<f64> = ns
             .iter()
             .map(|&n| {
-                w2_gaussian(&exact_output_law(&vp, &target, &config(&vp, solver, Space::Time, n)).unwrap(), &truth)
+                w2_gaussian(
+                    &exact_output_law(&vp, &target, &config(&vp, solver.clone(), Space::Time, n)).unwrap(),
+                    &truth,
+                )
             })
             .collect();
         let s = order_slope(&ns, &errs);

@@ -42,7 +42,7 @@ fn fitted_order(
     let mut errs = vec![];
     for &n in steps {
         let grid = build_grid(p, schedule, n, t0, t1, space).unwrap();
-        let cfg = SamplerConfig::new(p, solver, space, Steps::Grid(grid)).unwrap();
+        let cfg = SamplerConfig::new(p, solver.clone(), space, Steps::Grid(grid)).unwrap();
         let (x, _) = sample(p, &model, &cfg, z.view(), None, &mut no_observer).unwrap();
         errs.push((&x - &truth).iter().fold(0.0f64, |m, d| m.max(d.abs())));
     }
@@ -70,7 +70,8 @@ fn pf_ode_solvers_converge_at_their_order_against_the_exact_gaussian_flow() {
     ];
     let mut bad = vec![];
     for (p, solver, space, schedule, steps, order) in cases {
-        let (fitted, errs) = fitted_order(p, solver, space, schedule, &steps);
+        assert_eq!(order, solver.order() as f64, "{}: the registry's order", solver.name());
+        let (fitted, errs) = fitted_order(p, solver.clone(), space, schedule, &steps);
         println!(
             "{:<6} {:<9} {space:?} {schedule:?}: theory {order}, fitted {fitted:.3}, errors {errs:?}",
             p.name(),
@@ -106,8 +107,7 @@ fn final_tweedie_step_returns_the_posterior_mean() {
     let model = ExactScore::new(target([1e-12, 1e-12]));
     let vp = Vp::new(0.1, 20.0).unwrap();
     let grid = scoresde_solvers::TimeGrid::new(vec![1.0, 0.5]).unwrap();
-    let options = scoresde::sampler::SolverOptions { denoise_final: true, ..Default::default() };
-    let cfg = SamplerConfig::new(&vp, Solver::Euler, Space::Time, Steps::Grid(grid)).unwrap().with_options(options);
+    let cfg = SamplerConfig::new(&vp, Solver::Euler, Space::Time, Steps::Grid(grid)).unwrap().with_denoise_final(true);
     let z = prior_noise(2, 8, 2);
     let (x, report) = sample(&vp, &model, &cfg, z.view(), None, &mut no_observer).unwrap();
     assert_eq!(report.nfe, 2, "one solver evaluation plus the denoising evaluation");

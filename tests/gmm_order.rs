@@ -24,6 +24,7 @@ fn ode_solvers_converge_at_their_order_on_the_ring() {
         (&vp, Solver::Rk4, Space::Time, Schedule::LogSnr, 4.0, [100, 200, 400, 800]),
         (&ve, Solver::Midpoint, Space::SigmaTilde, Schedule::LogSnr, 2.0, [200, 400, 800, 1600]),
     ] {
+        assert_eq!(order, solver.order() as f64, "{}: the registry's order", solver.name());
         let (t0, t1) = (p.t_max(), p.t_end_default());
         let tight = Steps::Adaptive { start: t0, end: t1, options: AdaptiveOptions::new(1e-12, 1e-12).unwrap() };
         let reference = SamplerConfig::new(p, Solver::Dopri5, Space::Time, tight).unwrap();
@@ -32,7 +33,7 @@ fn ode_solvers_converge_at_their_order_on_the_ring() {
             .iter()
             .map(|&n| {
                 let grid = build_grid(p, schedule, n, t0, t1, space).unwrap();
-                let cfg = SamplerConfig::new(p, solver, space, Steps::Grid(grid)).unwrap();
+                let cfg = SamplerConfig::new(p, solver.clone(), space, Steps::Grid(grid)).unwrap();
                 let (x, _) = sample(p, &model, &cfg, z.view(), None, &mut no_observer).unwrap();
                 (&x - &truth).iter().fold(0.0f64, |m, v| m.max(v.abs()))
             })

@@ -13,13 +13,13 @@ use scoresde::gmm::{Covariance, GaussianMixture};
 use scoresde::grids::{build_grid, Schedule, Space};
 use scoresde::model::ExactScore;
 use scoresde::process::{ForwardProcess, Ve, Vp};
-use scoresde::sampler::{prior_noise, sample, SamplerConfig, Solver, SolverOptions, Steps};
+use scoresde::sampler::{prior_noise, sample, AncestralNoise, SamplerConfig, Solver, Steps};
 use scoresde::targets;
 use scoresde_solvers::no_observer;
 
-fn config(p: &dyn ForwardProcess, solver: Solver, steps: usize, options: SolverOptions) -> SamplerConfig {
+fn config(p: &dyn ForwardProcess, solver: Solver, steps: usize) -> SamplerConfig {
     let grid = build_grid(p, Schedule::LogSnr, steps, p.t_max(), p.t_end_default(), Space::SigmaTilde).unwrap();
-    SamplerConfig::new(p, solver, Space::SigmaTilde, Steps::Grid(grid)).unwrap().with_options(options)
+    SamplerConfig::new(p, solver.clone(), Space::SigmaTilde, Steps::Grid(grid)).unwrap()
 }
 
 #[test]
@@ -27,23 +27,25 @@ fn deterministic_samplers_converge_at_their_order() {
     let vp = Vp::new(0.1, 20.0).unwrap();
     let ve = Ve::new(0.01, 50.0).unwrap();
     let target = targets::gauss2();
-    let orders = |k: usize, n: usize| SolverOptions { orders: Some(vec![k; n]), ..SolverOptions::default() };
-    for (p, solver, order, ns, by_steps) in [
-        (&vp as &dyn ForwardProcess, Solver::Dpm2, 2.0, [25usize, 50, 100, 200], None),
-        (&vp, Solver::Lms4, 4.0, [100, 200, 400, 800], None),
-        (&vp, Solver::DpmPp2M, 2.0, [25, 50, 100, 200], None),
-        (&ve, Solver::DpmPp2M, 2.0, [25, 50, 100, 200], None),
-        (&vp, Solver::DpmSolver, 1.0, [50, 100, 200, 400], Some(1)),
-        (&vp, Solver::DpmSolver, 2.0, [25, 50, 100, 200], Some(2)),
-        (&vp, Solver::DpmSolver, 3.0, [25, 50, 100, 200], Some(3)),
+    // Theory: the order the registry declares for the solver with these options.
+    let with_orders = |k: usize, n: usize| Solver::DpmSolver { orders: Some(vec![k; n]) };
+    for (p, solver, ns, by_steps) in [
+        (&vp as &dyn ForwardProcess, Solver::Dpm2, [25usize, 50, 100, 200], None),
+        (&vp, Solver::Lms4, [100, 200, 400, 800], None),
+        (&vp, Solver::DpmPp2M, [25, 50, 100, 200], None),
+        (&ve, Solver::DpmPp2M, [25, 50, 100, 200], None),
+        (&vp, Solver::DpmSolver { orders: None }, [50, 100, 200, 400], Some(1)),
+        (&vp, Solver::DpmSolver { orders: None }, [25, 50, 100, 200], Some(2)),
+        (&vp, Solver::DpmSolver { orders: None }, [25, 50, 100, 200], Some(3)),
     ] {
+        let order = by_steps.map_or(solver.order(), |k| with_orders(k, 1).order()) as f64;
         let t_end = p.t_end_default();
         let truth = exact_flow_law(p, &target, p.t_max(), t_end).unwrap();
         let errs: Vec<f64> = ns
             .iter()
             .map(|&n| {
-                let opts = by_steps.map_or_else(SolverOptions::default, |k| orders(k, n));
-                w2_gaussian(&exact_output_law(p, &target, &config(p, solver, n, opts)).unwrap(), &truth)
+                let solver = by_steps.map_or_else(|| solver.clone(), |k| with_orders(k, n));
+                w2_gaussian(&exact_output_law(p, &target, &config(p, solver, n)).unwrap(), &truth)
             })
             .collect();
         let s = order_slope(&ns, &errs);
@@ -66,17 +68,14 @@ fn stochastic_samplers_have_their_weak_order() {
     // DPM-Solver++(2M) SDE integrates the linear part exactly and expands the data prediction to
     // second order (Lu et al. 2022b, section 5): on this target its weak order is 2, seen on
     // coarse grids before the transported prior mismatch (~1e-5) is reached.
-    for (solver, order, ns) in
-        [(Solver::EulerAncestral, 1.0, [100usize, 200, 400, 800]), (Solver::DpmPp2MSde, 2.0, [50, 100, 200, 400])]
+    let noise = AncestralNoise::default();
+    for (solver, ns) in
+        [(Solver::EulerAncestral(noise), [100usize, 200, 400, 800]), (Solver::DpmPp2MSde(noise), [50, 100, 200, 400])]
     {
+        let order = solver.order() as f64;
         let errs: Vec<f64> = ns
             .iter()
-            .map(|&n| {
-                w2_gaussian(
-                    &exact_output_law(&vp, &target, &config(&vp, solver, n, SolverOptions::default())).unwrap(),
-                    &truth,
-                )
-            })
+            .map(|&n| w2_gaussian(&exact_output_law(&vp, &target, &config(&vp, solver.clone(), n)).unwrap(), &truth))
             .collect();
         let s = order_slope(&ns, &errs);
         println!("vp {}: exact W2 {errs:?}, weak order {s:.3} (theory {order})", solver.name());
@@ -91,9 +90,15 @@ fn data_prediction_methods_land_on_a_point_mass() {
     let mu = [1.5, -2.0];
     let target = GaussianMixture::new(vec![1.0], array![[mu[0], mu[1]]], Covariance::Isotropic(vec![1e-14])).unwrap();
     let vp = Vp::new(0.1, 20.0).unwrap();
-    for solver in [Solver::DpmPp2M, Solver::DpmSolver, Solver::Dpm2, Solver::Lms4, Solver::DpmPp2MSde] {
+    for solver in [
+        Solver::DpmPp2M,
+        Solver::DpmSolver { orders: None },
+        Solver::Dpm2,
+        Solver::Lms4,
+        Solver::DpmPp2MSde(AncestralNoise::default()),
+    ] {
         let grid = scoresde_solvers::TimeGrid::new(vec![150.0, 20.0, 3.0, 0.5, 0.0]).unwrap();
-        let cfg = SamplerConfig::new(&vp, solver, Space::SigmaTilde, Steps::Grid(grid)).unwrap();
+        let cfg = SamplerConfig::new(&vp, solver.clone(), Space::SigmaTilde, Steps::Grid(grid)).unwrap();
         let mut noise = scoresde_solvers::KeyedNoise::new(1);
         let noise: Option<&mut dyn scoresde_solvers::NoiseSource> =
             if solver.is_stochastic() { Some(&mut noise) } else { None };

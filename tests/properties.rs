@@ -53,7 +53,7 @@ proptest! {
         steps in 1usize..30, seed in 0u64..1000,
     ) {
         let p = process(kind, a, b);
-        let solver = [Solver::EulerMaruyama, Solver::Ancestral, Solver::ReverseDiffusion][solver];
+        let solver = [Solver::EulerMaruyama, Solver::Ancestral, Solver::ReverseDiffusion][solver].clone();
         let k = ((n as f64) * k_frac) as usize;
         let model = ExactScore::new(scoresde::targets::ring8());
         let grid = scoresde::grids::build_grid(p.as_ref(), scoresde::grids::Schedule::UniformT, steps, p.t_max(), p.t_end_default(), Space::Time).unwrap();

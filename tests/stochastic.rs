@@ -15,7 +15,7 @@ use scoresde::gmm::{Covariance, GaussianMixture};
 use scoresde::grids::{build_grid, Schedule, Space};
 use scoresde::model::ExactScore;
 use scoresde::process::{ForwardProcess, Ve, Vp};
-use scoresde::sampler::{prior_noise, sample, SamplerConfig, Solver, SolverOptions, Steps};
+use scoresde::sampler::{prior_noise, sample, AncestralNoise, Churn, Langevin, SamplerConfig, Solver, Steps};
 use scoresde_solvers::{no_observer, KeyedNoise};
 
 const MU: [f64; 2] = [1.0, -0.5];
@@ -37,19 +37,18 @@ fn stochastic_samplers_hit_the_exact_gaussian_law() {
             Solver::EulerMaruyama,
             Solver::Ancestral,
             Solver::ReverseDiffusion,
-            Solver::Pc,
-            Solver::EulerAncestral,
-            Solver::DpmPp2MSde,
-            Solver::EdmSde,
-        ] {
-            let t_end = p.t_end_default();
-            let grid = build_grid(p, Schedule::UniformT, steps, p.t_max(), t_end, Space::Time).unwrap();
             // The Langevin corrector is unadjusted: at signal-to-noise ratio r its stationary variance
             // is high by about r^2 relative (ULA on a Gaussian), whatever the step count. At r = 0.05
             // that is 0.25%, a quarter of a standard error.
+            Solver::Pc(Langevin { snr: 0.05, ..Langevin::default() }),
+            Solver::EulerAncestral(AncestralNoise::default()),
+            Solver::DpmPp2MSde(AncestralNoise::default()),
             // EDM's churn at S_churn = 40 (gamma = 0.04 per step on 1000 steps).
-            let options = SolverOptions { snr: 0.05, s_churn: 40.0, ..SolverOptions::default() };
-            let cfg = SamplerConfig::new(p, solver, Space::Time, Steps::Grid(grid)).unwrap().with_options(options);
+            Solver::EdmSde(Churn { s_churn: 40.0, ..Churn::default() }),
+        ] {
+            let t_end = p.t_end_default();
+            let grid = build_grid(p, Schedule::UniformT, steps, p.t_max(), t_end, Space::Time).unwrap();
+            let cfg = SamplerConfig::new(p, solver.clone(), Space::Time, Steps::Grid(grid)).unwrap();
             let mut noise = KeyedNoise::new(99);
             let (x, _) = sample(p, &model, &cfg, z.view(), Some(&mut noise), &mut no_observer).unwrap();
             let (a, s) = (p.alpha(t_end), p.sigma(t_end));

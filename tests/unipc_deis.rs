@@ -8,7 +8,7 @@ use scoresde::gmm::{Covariance, GaussianMixture};
 use scoresde::grids::{build_grid, Schedule, Space};
 use scoresde::model::ExactScore;
 use scoresde::process::Vp;
-use scoresde::sampler::{prior_noise, sample, SamplerConfig, Solver, SolverOptions, Steps};
+use scoresde::sampler::{prior_noise, sample, Multistep, SamplerConfig, Solver, Steps};
 use scoresde::targets;
 use scoresde_solvers::no_observer;
 
@@ -33,20 +33,20 @@ fn unipc_and_deis_converge_at_their_order() {
         &mut no_observer,
     )
     .unwrap();
-    let options = SolverOptions { lower_order_final: false, ..SolverOptions::default() };
-    for (solver, order, ns) in [
-        (Solver::Deis2, 2.0, [100usize, 200, 400, 800]),
-        (Solver::Deis3, 3.0, [100, 200, 400, 800]),
-        (Solver::UniPc2, 3.0, [100, 200, 400, 800]),
-        (Solver::UniPc3, 4.0, [400, 800, 1600, 3200]),
+    let m = Multistep { lower_order_final: false };
+    // Theory: the registry's order (UniPC with its corrector is one above its predictor).
+    for (solver, ns) in [
+        (Solver::Deis2(m), [100usize, 200, 400, 800]),
+        (Solver::Deis3(m), [100, 200, 400, 800]),
+        (Solver::UniPc2(m), [100, 200, 400, 800]),
+        (Solver::UniPc3(m), [400, 800, 1600, 3200]),
     ] {
+        let order = solver.order() as f64;
         let errs: Vec<f64> = ns
             .iter()
             .map(|&n| {
                 let grid = build_grid(&vp, Schedule::LogSnr, n, 1.0, 1e-3, Space::SigmaTilde).unwrap();
-                let cfg = SamplerConfig::new(&vp, solver, Space::SigmaTilde, Steps::Grid(grid))
-                    .unwrap()
-                    .with_options(options.clone());
+                let cfg = SamplerConfig::new(&vp, solver.clone(), Space::SigmaTilde, Steps::Grid(grid)).unwrap();
                 let (x, _) = sample(&vp, &model, &cfg, z.view(), None, &mut no_observer).unwrap();
                 (&x - &truth).iter().fold(0.0f64, |m, v| m.max(v.abs()))
             })
@@ -62,9 +62,9 @@ fn unipc_lands_on_a_point_mass() {
     let mu = [0.5, 2.0];
     let target = GaussianMixture::new(vec![1.0], array![[mu[0], mu[1]]], Covariance::Isotropic(vec![1e-14])).unwrap();
     let vp = Vp::new(0.1, 20.0).unwrap();
-    for solver in [Solver::UniPc2, Solver::UniPc3] {
+    for solver in [Solver::UniPc2(Multistep::default()), Solver::UniPc3(Multistep::default())] {
         let grid = scoresde_solvers::TimeGrid::new(vec![150.0, 20.0, 3.0, 0.5, 0.1, 0.0]).unwrap();
-        let cfg = SamplerConfig::new(&vp, solver, Space::SigmaTilde, Steps::Grid(grid)).unwrap();
+        let cfg = SamplerConfig::new(&vp, solver.clone(), Space::SigmaTilde, Steps::Grid(grid)).unwrap();
         let (x, report) =
             sample(&vp, &ExactScore::new(target.clone()), &cfg, prior_noise(2, 4, 2).view(), None, &mut no_observer)
                 .unwrap();

@@ -63,8 +63,8 @@ pub fn run(a: BenchArgs) -> CmdResult {
     let pool = pool.build()?;
     let euler = (Solver::Euler, Space::Time, Schedule::UniformT, 100);
     let mut cases = vec![
-        case("sample: euler, t", "ring8", Some(euler)),
-        case("sample: euler, t", "diag16", Some(euler)),
+        case("sample: euler, t", "ring8", Some(euler.clone())),
+        case("sample: euler, t", "diag16", Some(euler.clone())),
         case("sample: euler, t", "aniso16", Some(euler)),
         case("kernel: eps", "ring8", None),
         case("kernel: eps", "diag16", None),
@@ -154,7 +154,7 @@ fn time_case(
     let d = c.gm.dim();
     let mut best = f64::INFINITY;
     let mut nfe = 0;
-    match c.run {
+    match c.run.clone() {
         None => {
             // The kernel on a fixed batch, at 100 noise levels along the VP path.
             let x = prior_noise(1, n, d);
@@ -173,7 +173,7 @@ fn time_case(
         Some((solver, space, schedule, steps)) => {
             let model = ExactScore::new(c.gm.clone());
             let grid = build_grid(process, schedule, steps, process.t_max(), process.t_end_default(), space)?;
-            let config = SamplerConfig::new(process, solver, space, Steps::Grid(grid))?;
+            let config = SamplerConfig::new(process, solver.clone(), space, Steps::Grid(grid))?;
             for _ in 0..repeats {
                 let mut keyed = KeyedNoise::new(0);
                 let noise: Option<&mut dyn NoiseSource> = if solver.is_stochastic() { Some(&mut keyed) } else { None };

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use scoresde::grids::{Schedule, Space};
 use scoresde::process::{Edm, ForwardProcess, SubVp, Ve, Vp, VpCosine};
-use scoresde::sampler::{Solver, SolverOptions};
+use scoresde::sampler::{OptionValue, Predictor, Solver, SolverId};
 
 use crate::{bench_cmd, eval_cmd, nll_cmd, sample_cmd, sweep, train_cmd};
 
@@ -37,6 +37,9 @@ enum Command {
     Train(Box<train_cmd::TrainArgs>),
     /// Time sampling and the exact-score kernel (particle-NFE per second) and print a Markdown table.
     Bench(bench_cmd::BenchArgs),
+    /// List every solver from the registry: order, NFE per step, space, options, paper, the peer
+    /// runs it reproduces (Markdown; the README's solver table is this output).
+    Solvers,
 }
 
 /// Runs the parsed command.
@@ -48,6 +51,10 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::Sweep(a) => sweep::run(a),
         Command::Train(a) => train_cmd::run(*a),
         Command::Bench(a) => bench_cmd::run(a),
+        Command::Solvers => {
+            print!("{}", scoresde::sampler::registry::markdown_table());
+            Ok(())
+        }
     }
 }
 
@@ -66,139 +73,90 @@ pub enum ProcessKind {
     Edm,
 }
 
-/// The sampler.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SolverKind {
-    /// Explicit Euler on the PF-ODE (order 1, 1 NFE/step; in sigma space = DDIM).
-    Euler,
-    /// Explicit midpoint (order 2, 2 NFE/step).
-    Midpoint,
-    /// Heun (order 2, 2 NFE/step; in sigma space = EDM's deterministic sampler).
-    Heun,
-    /// Classic Runge-Kutta 4 (order 4, 4 NFE/step).
-    Rk4,
-    /// Kutta's 3/8 rule (order 4, 4 NFE/step).
-    #[value(name = "rk4-38")]
-    Rk4_38,
-    /// Tsitouras 5(4): fixed steps on a grid, adaptive with --rtol/--atol.
-    Tsit5,
-    /// Dormand-Prince 5(4): fixed steps on a grid, adaptive with --rtol/--atol.
-    Dopri5,
-    /// Euler-Maruyama on the reverse SDE (strong order 1 here, 1 NFE/step; steps in t).
-    EulerMaruyama,
-    /// Ancestral sampling from the DDPM posterior (weak order 1, 1 NFE/step; steps in t).
-    Ancestral,
-    /// Song et al.'s reverse-diffusion predictor (weak order 1, 1 NFE/step; steps in t).
-    ReverseDiffusion,
-    /// Predictor-corrector: reverse diffusion + Langevin corrector (--snr, --corrector-steps).
-    Pc,
-    /// Deterministic DDIM (eta = 0; order 1, 1 NFE/step; sigma space, = Euler there).
-    Ddim,
-    /// k-diffusion DPM-2 (order 2, 2 NFE/step; sigma space).
-    Dpm2,
-    /// Adaptive DPM-Solver-23 (--rtol, --atol, --sigma-start/--sigma-end or --t-start/--t-end; sigma space).
-    DpmSolverAdaptive,
-    /// EDM stochastic sampler: Heun with churn (--s-churn, --s-tmin, --s-tmax, --s-noise; 2 NFE/step).
-    EdmSde,
-    /// UniPC-2, bh2 (order 3 with its corrector, 1 NFE/step; sigma space; diffusers).
-    #[value(name = "unipc-2")]
-    UniPc2,
-    /// UniPC-3, bh2 (order 4 with its corrector, 1 NFE/step; sigma space; diffusers).
-    #[value(name = "unipc-3")]
-    UniPc3,
-    /// DEIS-2, tAB (order 2, 1 NFE/step; sigma space; diffusers).
-    #[value(name = "deis-2")]
-    Deis2,
-    /// DEIS-3, tAB (order 3, 1 NFE/step; sigma space; diffusers).
-    #[value(name = "deis-3")]
-    Deis3,
-    /// k-diffusion LMS of order 4 (1 NFE/step; sigma space).
-    Lms4,
-    /// DPM-Solver++(2M) (order 2, 1 NFE/step; sigma space; k-diffusion and diffusers).
-    #[value(name = "dpmpp-2m")]
-    DpmPp2M,
-    /// Singlestep DPM-Solver-1/2/3 with per-step --orders (default 3; sigma space).
-    DpmSolver,
-    /// Euler ancestral (--eta, --s-noise; 1 NFE/step; sigma space; stochastic).
-    EulerAncestral,
-    /// DPM-Solver++(2M) SDE, midpoint (--eta, --s-noise; 1 NFE/step; sigma space; stochastic).
-    #[value(name = "dpmpp-2m-sde")]
-    DpmPp2MSde,
-    /// Multistep DPM-Solver-2M, noise prediction (order 2, 1 NFE/step; sigma space; diffusers).
-    #[value(name = "dpm-solver-2m")]
-    DpmSolver2M,
-    /// Multistep DPM-Solver-3M, noise prediction (1 NFE/step; sigma space; diffusers; nominally
-    /// order 3, measured 2 as diffusers defines it).
-    #[value(name = "dpm-solver-3m")]
-    DpmSolver3M,
-    /// Multistep DPM-Solver++(3M), data prediction (1 NFE/step; sigma space; diffusers; nominally
-    /// order 3, measured 2 as diffusers defines it).
-    #[value(name = "dpmpp-3m")]
-    DpmPp3M,
-    /// Singlestep DPM-Solver++(2S), grid points as stages (order 2, 1 NFE/step; sigma space; diffusers).
-    #[value(name = "dpmpp-2s")]
-    DpmPp2S,
-    /// Singlestep DPM-Solver++(3S), grid points as stages (order 3, 1 NFE/step; sigma space; diffusers).
-    #[value(name = "dpmpp-3s")]
-    DpmPp3S,
-}
+/// `--solver` values: the registry's names, with each solver's summary as its help.
+#[derive(Debug, Clone, Copy)]
+pub struct SolverParser;
 
-impl SampleArgs {
-    /// The validated solver options.
-    pub fn solver_options(&self) -> scoresde::Result<SolverOptions> {
-        let options = SolverOptions {
-            eta: self.eta,
-            s_noise: self.s_noise,
-            orders: match self.nfe {
-                Some(nfe) => Some(scoresde_solvers::fast_orders(nfe)),
-                None => self.orders.clone(),
-            },
-            s_churn: self.s_churn,
-            s_tmin: self.s_tmin,
-            s_tmax: self.s_tmax,
-            lower_order_final: self.lower_order_final,
-            snr: self.snr,
-            corrector_steps: self.corrector_steps,
-            denoise_final: self.denoise_final,
-        };
-        options.validate()?;
-        Ok(options)
+impl clap::builder::TypedValueParser for SolverParser {
+    type Value = SolverId;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<SolverId, clap::Error> {
+        let text = value.to_string_lossy();
+        SolverId::from_name(&text).ok_or_else(|| {
+            let mut err = clap::Error::new(clap::error::ErrorKind::InvalidValue).with_cmd(cmd);
+            let flag = arg.map_or("--solver".to_string(), |a| a.to_string());
+            err.insert(clap::error::ContextKind::InvalidArg, clap::error::ContextValue::String(flag));
+            err.insert(clap::error::ContextKind::InvalidValue, clap::error::ContextValue::String(text.into_owned()));
+            err.insert(
+                clap::error::ContextKind::ValidValue,
+                clap::error::ContextValue::Strings(SolverId::names().map(str::to_string).collect()),
+            );
+            err
+        })
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(SolverId::ALL.into_iter().map(|id| {
+            let i = id.info();
+            clap::builder::PossibleValue::new(i.name)
+                .help(format!("{} (order {}, {} NFE/step)", i.summary, i.order, i.nfe_per_step))
+        })))
     }
 }
 
-impl From<SolverKind> for Solver {
-    fn from(s: SolverKind) -> Self {
-        match s {
-            SolverKind::Euler => Solver::Euler,
-            SolverKind::Midpoint => Solver::Midpoint,
-            SolverKind::Heun => Solver::Heun,
-            SolverKind::Rk4 => Solver::Rk4,
-            SolverKind::Rk4_38 => Solver::Rk4_38,
-            SolverKind::Tsit5 => Solver::Tsit5,
-            SolverKind::Dopri5 => Solver::Dopri5,
-            SolverKind::EulerMaruyama => Solver::EulerMaruyama,
-            SolverKind::Ancestral => Solver::Ancestral,
-            SolverKind::ReverseDiffusion => Solver::ReverseDiffusion,
-            SolverKind::Pc => Solver::Pc,
-            SolverKind::Ddim => Solver::Ddim,
-            SolverKind::Dpm2 => Solver::Dpm2,
-            SolverKind::EdmSde => Solver::EdmSde,
-            SolverKind::DpmSolverAdaptive => Solver::DpmSolverAdaptive,
-            SolverKind::UniPc2 => Solver::UniPc2,
-            SolverKind::UniPc3 => Solver::UniPc3,
-            SolverKind::Deis2 => Solver::Deis2,
-            SolverKind::Deis3 => Solver::Deis3,
-            SolverKind::Lms4 => Solver::Lms4,
-            SolverKind::DpmPp2M => Solver::DpmPp2M,
-            SolverKind::DpmSolver => Solver::DpmSolver,
-            SolverKind::EulerAncestral => Solver::EulerAncestral,
-            SolverKind::DpmPp2MSde => Solver::DpmPp2MSde,
-            SolverKind::DpmSolver2M => Solver::DpmSolver2M,
-            SolverKind::DpmSolver3M => Solver::DpmSolver3M,
-            SolverKind::DpmPp3M => Solver::DpmPp3M,
-            SolverKind::DpmPp2S => Solver::DpmPp2S,
-            SolverKind::DpmPp3S => Solver::DpmPp3S,
+/// The SDE step of `--solver pc`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PredictorKind {
+    /// score_sde's reverse-diffusion predictor.
+    ReverseDiffusion,
+    /// Euler-Maruyama on the reverse SDE.
+    EulerMaruyama,
+    /// The DDPM posterior step.
+    Ancestral,
+}
+
+impl From<PredictorKind> for Predictor {
+    fn from(p: PredictorKind) -> Self {
+        match p {
+            PredictorKind::ReverseDiffusion => Predictor::ReverseDiffusion,
+            PredictorKind::EulerMaruyama => Predictor::EulerMaruyama,
+            PredictorKind::Ancestral => Predictor::Ancestral,
         }
+    }
+}
+
+impl SampleArgs {
+    /// The solver with the options its registry entry lists, taken from the flags (flags of
+    /// options the solver does not take are not read), validated.
+    pub fn solver(&self) -> scoresde::Result<Solver> {
+        let mut solver = Solver::new(self.solver);
+        for option in self.solver.info().options {
+            let value = match option.name {
+                "eta" => OptionValue::F64(self.eta),
+                "s_noise" => OptionValue::F64(self.s_noise),
+                "s_churn" => OptionValue::F64(self.s_churn),
+                "s_tmin" => OptionValue::F64(self.s_tmin),
+                "s_tmax" => OptionValue::F64(self.s_tmax),
+                "snr" => OptionValue::F64(self.snr),
+                "corrector_steps" => OptionValue::Usize(self.corrector_steps),
+                "predictor" => OptionValue::Name(Predictor::from(self.predictor).name().to_string()),
+                "lower_order_final" => OptionValue::Bool(self.lower_order_final),
+                "orders" => match &self.orders {
+                    Some(o) => OptionValue::List(o.clone()),
+                    None => continue,
+                },
+                // A registry option without a flag: its default stays.
+                _ => continue,
+            };
+            solver.set_option(option.name, value)?;
+        }
+        solver.validate()?;
+        Ok(solver)
     }
 }
 
@@ -315,9 +273,9 @@ pub struct SampleArgs {
     pub seed: u64,
     #[command(flatten)]
     pub process: ProcessArgs,
-    /// Solver.
-    #[arg(long, value_enum, default_value_t = SolverKind::Heun)]
-    pub solver: SolverKind,
+    /// Solver (`scoresde solvers` lists them with order, NFE, space and options).
+    #[arg(long, value_parser = SolverParser, default_value = "heun")]
+    pub solver: SolverId,
     /// Time grid, (K+1,) float64 .npy of times t from noise to data; the solver steps in t.
     #[arg(long)]
     pub grid: Option<PathBuf>,
@@ -357,8 +315,10 @@ pub struct SampleArgs {
     /// Absolute tolerance: makes dopri5/tsit5 adaptive [default when --rtol is given: 1e-5].
     #[arg(long, conflicts_with_all = ["grid", "sigmas", "steps"])]
     pub atol: Option<f64>,
-    /// Fixed standard-normal noise for stochastic solvers, (steps, N, d) float64 .npy; row k is the
-    /// fresh noise of step k [default: drawn from --seed].
+    /// Fixed standard-normal noise for stochastic solvers, (draws, N, d) float64 .npy: slice k is
+    /// the noise of step k; a solver with extra draws per step (pc: one per corrector move) reads
+    /// them after all steps' main draws, extra j of step k at steps + k * extras + j
+    /// [default: drawn from --seed].
     #[arg(long)]
     pub noise: Option<PathBuf>,
     /// Stochastic solvers: draw the noise from a virtual Brownian tree over the grid, so a sample's
@@ -398,6 +358,9 @@ pub struct SampleArgs {
     /// Langevin corrector: corrector steps per noise level.
     #[arg(long, default_value_t = 1)]
     pub corrector_steps: usize,
+    /// Predictor-corrector: the SDE step between corrector moves.
+    #[arg(long, value_enum, default_value_t = PredictorKind::ReverseDiffusion)]
+    pub predictor: PredictorKind,
     /// Finish with one Tweedie denoising step (x <- E[x0 | x]).
     #[arg(long)]
     pub denoise_final: bool,

@@ -4,13 +4,13 @@ use std::io::IsTerminal;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use scoresde::grids::{build_grid, Schedule, Space};
+use scoresde::grids::Space;
 use scoresde::io::{read_npy_1d, read_npy_2d, read_npy_3d, write_npy};
 use scoresde::model::{ExactScore, ScoreModel};
 use scoresde::process::ForwardProcess;
-use scoresde::sampler::{prior_noise, sample_owned, SamplerConfig, Solver, Steps};
+use scoresde::sampler::{prior_noise, sample_owned, SamplerConfig, SolverId, Steps};
 use scoresde::targets;
-use scoresde_solvers::{fast_orders, AdaptiveOptions, BrownianNoise, FixedNoise, KeyedNoise, NoiseSource, TimeGrid};
+use scoresde_solvers::{AdaptiveOptions, BrownianNoise, Draw, FixedNoise, KeyedNoise, NoiseSource, TimeGrid};
 
 use crate::cli::{CmdResult, SampleArgs};
 
@@ -21,18 +21,14 @@ fn grid_file(path: &std::path::Path, flag: &str) -> Result<TimeGrid, String> {
 }
 
 /// The space and steps the flags ask for.
-fn steps_from_args(
-    a: &SampleArgs,
-    process: &dyn ForwardProcess,
-) -> Result<(Space, Steps), Box<dyn std::error::Error + Send + Sync>> {
+fn steps_from_args(a: &SampleArgs, process: &dyn ForwardProcess) -> Result<(Space, Steps), CmdError> {
     if let Some(p) = &a.grid {
         return Ok((Space::Time, Steps::Grid(grid_file(p, "--grid")?)));
     }
     if let Some(p) = &a.sigmas {
         return Ok((Space::SigmaTilde, Steps::Grid(grid_file(p, "--sigmas")?)));
     }
-    let t_start = a.t_start.unwrap_or(process.t_max());
-    let t_end = a.t_end.unwrap_or(process.t_end_default());
+    let (t_start, t_end) = time_range(a, process);
     if a.rtol.is_some() || a.atol.is_some() {
         let options = AdaptiveOptions::new(a.rtol.unwrap_or(1e-5), a.atol.unwrap_or(1e-5))?;
         let (space, start, end) = match (a.sigma_start, a.sigma_end) {
@@ -47,34 +43,45 @@ fn steps_from_args(
     if a.sigma_start.is_some() {
         return Err("--sigma-start/--sigma-end set the range of an adaptive solve: give --rtol and --atol too".into());
     }
-    if let Some(nfe) = a.nfe {
-        if nfe == 0 || a.solver != crate::cli::SolverKind::DpmSolver {
-            return Err(format!(
-                "--nfe = {nfe}: sets DPM-Solver-fast's budget: needs --solver dpm-solver and nfe >= 1"
-            )
-            .into());
-        }
-        // DPM-Solver-fast: floor(nfe/3) + 1 steps uniform in log-SNR, orders from `fast_orders`.
-        let grid = build_grid(process, Schedule::LogSnr, fast_orders(nfe).len(), t_start, t_end, Space::SigmaTilde)?;
-        return Ok((Space::SigmaTilde, Steps::Grid(grid)));
-    }
     let steps = a.steps.unwrap_or(50);
-    let space: Space = a.space.into();
-    let grid = build_grid(process, a.schedule.schedule(a.rho), steps, t_start, t_end, space)?;
-    Ok((space, Steps::Grid(grid)))
+    Ok((a.space.into(), Steps::Schedule { schedule: a.schedule.schedule(a.rho), steps, t_start, t_end }))
 }
+
+/// The time range of a generated grid or adaptive solve.
+fn time_range(a: &SampleArgs, process: &dyn ForwardProcess) -> (f64, f64) {
+    (a.t_start.unwrap_or(process.t_max()), a.t_end.unwrap_or(process.t_end_default()))
+}
+
+/// The validated sampler the flags ask for (`--nfe`: DPM-Solver-fast, its budget decoded by the
+/// library).
+fn sampler_from_args(a: &SampleArgs, process: &dyn ForwardProcess) -> Result<SamplerConfig, CmdError> {
+    let config = match a.nfe {
+        Some(nfe) => {
+            if a.solver != SolverId::DpmSolver {
+                return Err(format!("--nfe = {nfe}: sets DPM-Solver-fast's budget: needs --solver dpm-solver").into());
+            }
+            let (t_start, t_end) = time_range(a, process);
+            SamplerConfig::dpm_solver_fast(process, nfe, t_start, t_end)?
+        }
+        None => {
+            let (space, steps) = steps_from_args(a, process)?;
+            SamplerConfig::new(process, a.solver()?, space, steps)?
+        }
+    };
+    Ok(config.with_denoise_final(a.denoise_final))
+}
+
+type CmdError = Box<dyn std::error::Error + Send + Sync>;
 
 fn noise_source(
     a: &SampleArgs,
-    solver: Solver,
     n: usize,
     d: usize,
     config: &SamplerConfig,
-) -> Result<Option<Box<dyn NoiseSource>>, Box<dyn std::error::Error + Send + Sync>> {
-    let steps = match config.steps() {
-        Steps::Grid(g) => g.steps(),
-        Steps::Adaptive { .. } => 0,
-    };
+) -> Result<Option<Box<dyn NoiseSource>>, CmdError> {
+    let solver = config.solver();
+    let steps = config.steps().count();
+    let draws = Draw::total(steps, solver.extra_draws());
     if a.brownian && (a.noise.is_some() || !solver.is_stochastic()) {
         return Err(format!(
             "--brownian: solver {} with {} draws no fresh noise",
@@ -88,7 +95,7 @@ fn noise_source(
         (None, false) => Ok(None),
         (None, true) if a.brownian => match config.steps() {
             Steps::Grid(g) => Ok(Some(Box::new(BrownianNoise::new(a.seed, g, 0)?))),
-            Steps::Adaptive { .. } => Err("--brownian needs a grid".into()),
+            _ => Err("--brownian needs a grid".into()),
         },
         (None, true) => Ok(Some(Box::new(KeyedNoise::new(a.seed)))),
         (Some(p), true) => {
@@ -101,10 +108,14 @@ fn noise_source(
                 )
                 .into());
             }
-            if k < steps {
-                return Err(
-                    format!("--noise {}: {k} steps of noise but the grid has {steps} steps", p.display()).into()
-                );
+            if k < draws {
+                return Err(format!(
+                    "--noise {}: {k} draws of noise but {} needs {draws} ({steps} steps x {} draws per step)",
+                    p.display(),
+                    solver.name(),
+                    1 + solver.extra_draws()
+                )
+                .into());
             }
             Ok(Some(Box::new(FixedNoise::new(z))))
         }
@@ -174,14 +185,10 @@ pub fn run(a: SampleArgs) -> CmdResult {
         None if a.n == 0 => return Err("--n = 0: must be at least 1".into()),
         None => prior_noise(a.seed, a.n, d),
     };
-    let solver: Solver = a.solver.into();
-    let (space, steps) = steps_from_args(&a, &*process)?;
-    let n_steps = match &steps {
-        Steps::Grid(g) => g.steps(),
-        Steps::Adaptive { .. } => 0,
-    };
-    let config = SamplerConfig::new(&*process, solver, space, steps)?.with_options(a.solver_options()?);
-    let mut noise = noise_source(&a, solver, z.nrows(), d, &config)?;
+    let config = sampler_from_args(&a, &*process)?;
+    let solver = config.solver();
+    let n_steps = config.steps().count();
+    let mut noise = noise_source(&a, z.nrows(), d, &config)?;
     let bar = progress(n_steps as u64, a.quiet);
     let started = Instant::now();
     let (x, report) = sample_owned(&*process, &*model, &config, z, noise.as_deref_mut(), &mut |info| {

@@ -128,6 +128,38 @@ fn brownian_paths_make_step_counts_comparable() {
 }
 
 #[test]
+fn predictor_corrector_takes_its_noise_from_any_source() {
+    // The corrector's moves are extra draws of the step, so the Brownian tree serves them too
+    // (this exited 1 when noise was keyed by step index), bit-identically for any thread count; a
+    // recorded file in the documented layout (main draws, then the corrector's) replays.
+    let tmp = Tmp::new("pc");
+    let go = |extra: &[&str], name: &str, threads: usize| -> Array2<f64> {
+        let out = tmp.p(name);
+        let args = [&["sample", "--solver", "pc", "--steps", "10", "--quiet", "--out", s(&out)], extra].concat();
+        let o = run(&args, Some(threads));
+        assert!(o.status.success(), "{extra:?}: {}", String::from_utf8_lossy(&o.stderr));
+        read_npy(&out).unwrap()
+    };
+    let b1 = go(&["--n", "2000", "--brownian"], "b1.npy", 1);
+    assert_eq!(b1, go(&["--n", "2000", "--brownian"], "b2.npy", 2));
+    assert!(b1.iter().all(|v| v.is_finite()));
+    let euler = go(&["--n", "2000", "--brownian", "--predictor", "euler-maruyama"], "em.npy", 2);
+    assert_ne!(euler, b1);
+    // Recorded noise: zeros everywhere but in the corrector's slices [10, 20) changes the output;
+    // zeros in the main slices [0, 10) and in the corrector's give the noise-free run.
+    let z = tmp.p("z.npy");
+    write_npy(&z, &ndarray::Array2::<f64>::from_elem((2000, 2), 0.3)).unwrap();
+    let file = tmp.p("noise.npy");
+    let mut noise = ndarray::Array3::<f64>::zeros((20, 2000, 2));
+    write_npy(&file, &noise).unwrap();
+    let quiet = go(&["--z-init", s(&z), "--noise", s(&file)], "q.npy", 2);
+    noise.slice_mut(ndarray::s![10.., .., ..]).fill(1.0);
+    write_npy(&file, &noise).unwrap();
+    let corrected = go(&["--z-init", s(&z), "--noise", s(&file)], "c.npy", 2);
+    assert_ne!(quiet, corrected);
+}
+
+#[test]
 fn dpm_solver_fast_spends_exactly_its_budget() {
     let tmp = Tmp::new("fast");
     for nfe in ["1", "2", "3", "10", "11", "12"] {
@@ -216,7 +248,28 @@ fn bad_input_fails_cleanly_naming_the_field() {
     must_fail(
         &["sample", "--solver", "euler-maruyama", "--n", "4", "--steps", "5", "--noise", s(&noise), "--out", o],
         &out,
-        "3 steps of noise",
+        "3 draws of noise but euler-maruyama needs 5",
+    );
+    // pc draws 1 + corrector_steps normals per step: 5 steps need 15 slices with 2 corrector moves.
+    write_npy(&noise, &ndarray::Array3::<f64>::zeros((10, 4, 2))).unwrap();
+    must_fail(
+        &[
+            "sample",
+            "--solver",
+            "pc",
+            "--corrector-steps",
+            "2",
+            "--n",
+            "4",
+            "--steps",
+            "5",
+            "--noise",
+            s(&noise),
+            "--out",
+            o,
+        ],
+        &out,
+        "10 draws of noise but pc needs 15 (5 steps x 3 draws per step)",
     );
 
     // A state that overflows stops with the step and time.

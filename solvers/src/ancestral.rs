@@ -1,9 +1,9 @@
 //! Ancestral (DDPM posterior) and reverse-diffusion (Song) steps in process time.
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip};
+use ndarray::{Array2, ArrayViewMut2, Zip};
 
 use crate::error::Result;
-use crate::stepper::{SdeStepper, StepInfo};
+use crate::stepper::{SdeStepper, StepInfo, StepNoise};
 use crate::system::SemiLinear;
 
 /// Coefficients of the forward transition from t1 to t0 > t1: x_t0 = a x_t1 + sqrt(v) z.
@@ -26,15 +26,6 @@ pub struct Ancestral;
 
 impl<S: SemiLinear + ?Sized> SdeStepper<S> for Ancestral {
     type State = Array2<f64>;
-    fn strong_order(&self) -> f64 {
-        0.5
-    }
-    fn weak_order(&self) -> f64 {
-        1.0
-    }
-    fn evals_per_step(&self) -> usize {
-        1
-    }
     fn init(&self, rows: usize, cols: usize) -> Array2<f64> {
         Array2::zeros((rows, cols))
     }
@@ -43,9 +34,10 @@ impl<S: SemiLinear + ?Sized> SdeStepper<S> for Ancestral {
         sys: &S,
         at: StepInfo,
         x: ArrayViewMut2<f64>,
-        z: ArrayView2<f64>,
+        noise: &StepNoise<'_>,
         eps: &mut Array2<f64>,
     ) -> Result<()> {
+        let z = noise.main();
         let (t0, t1) = (at.t0, at.t1);
         sys.eps(t0, x.view(), eps.view_mut())?;
         let (a, v) = transition(sys, t0, t1);
@@ -73,15 +65,6 @@ pub struct ReverseDiffusion;
 
 impl<S: SemiLinear + ?Sized> SdeStepper<S> for ReverseDiffusion {
     type State = Array2<f64>;
-    fn strong_order(&self) -> f64 {
-        0.5
-    }
-    fn weak_order(&self) -> f64 {
-        1.0
-    }
-    fn evals_per_step(&self) -> usize {
-        1
-    }
     fn init(&self, rows: usize, cols: usize) -> Array2<f64> {
         Array2::zeros((rows, cols))
     }
@@ -90,9 +73,10 @@ impl<S: SemiLinear + ?Sized> SdeStepper<S> for ReverseDiffusion {
         sys: &S,
         at: StepInfo,
         x: ArrayViewMut2<f64>,
-        z: ArrayView2<f64>,
+        noise: &StepNoise<'_>,
         eps: &mut Array2<f64>,
     ) -> Result<()> {
+        let z = noise.main();
         let (t0, t1) = (at.t0, at.t1);
         sys.eps(t0, x.view(), eps.view_mut())?;
         let (a, v) = transition(sys, t0, t1);

@@ -20,7 +20,7 @@ use rand_distr::StandardNormal;
 
 use crate::error::{Result, SolverError};
 use crate::grid::TimeGrid;
-use crate::noise::{mix, NoiseSource};
+use crate::noise::{mix, Draw, KeyedNoise, NoiseSource};
 
 /// SplitMix64 (Steele, Lea & Flood 2014): a generator whose seeding costs nothing, which matters
 /// here because every tree node is a fresh key. Passes BigCrush; portable by construction.
@@ -136,50 +136,76 @@ impl BrownianTree {
     }
 }
 
-/// Standard normals of each step of a grid taken from a [`BrownianTree`]: step k gets
-/// (W(t_{k+1}) - W(t_k)) / sqrt|t_{k+1} - t_k|, so refining the grid (adding points) leaves the
-/// Brownian path, and therefore every coarse increment, unchanged.
+/// Standard normals taken from a [`BrownianTree`], answered by interval: the main draw of a step
+/// over [t0, t1] is (W(t1) - W(t0)) / sqrt|t1 - t0|, so refining the grid (adding points) leaves
+/// the Brownian path, and therefore every coarse increment, unchanged, and an adaptive solve that
+/// retries a step gets the increment of the interval it tries. Extra draws (Langevin moves, extra
+/// stages) are independent of the path and keyed by the interval's end points and their number,
+/// so they too are the same whatever the step's index.
 #[derive(Debug, Clone)]
 pub struct BrownianNoise {
     tree: BrownianTree,
-    points: Vec<f64>,
     row_offset: u64,
+    /// W at the end of the last main draw, and that time (the next step usually starts there).
     w_prev: Array2<f64>,
-    prev_step: Option<usize>,
+    t_prev: Option<f64>,
 }
 
 impl BrownianNoise {
-    /// Noise along `grid` for rows numbered from `row_offset`, from a tree spanning the grid.
+    /// Noise for rows numbered from `row_offset`, from a tree spanning `grid`.
     pub fn new(seed: u64, grid: &TimeGrid, row_offset: u64) -> Result<Self> {
         let (lo, hi) = if grid.is_decreasing() { (grid.end(), grid.start()) } else { (grid.start(), grid.end()) };
-        Ok(Self {
-            tree: BrownianTree::new(seed, lo, hi)?,
-            points: grid.points().to_vec(),
-            row_offset,
-            w_prev: Array2::zeros((0, 0)),
-            prev_step: None,
-        })
+        Self::over(seed, lo, hi, row_offset)
+    }
+
+    /// Noise for rows numbered from `row_offset`, from a tree on [lo, hi] (any interval inside it
+    /// can be asked for, as an adaptive solve does).
+    pub fn over(seed: u64, lo: f64, hi: f64, row_offset: u64) -> Result<Self> {
+        Ok(Self { tree: BrownianTree::new(seed, lo, hi)?, row_offset, w_prev: Array2::zeros((0, 0)), t_prev: None })
     }
 
     fn fill(&self, t: f64, mut w: ArrayViewMut2<f64>) {
         let d = w.ncols();
         let mut work = vec![0.0; 3 * d];
         for (i, mut row) in w.axis_iter_mut(Axis(0)).enumerate() {
-            let out = row.as_slice_mut().expect("rows of an owned standard-layout array are contiguous");
-            self.tree.value(self.row_offset + i as u64, t, out, &mut work);
+            match row.as_slice_mut() {
+                Some(out) => self.tree.value(self.row_offset + i as u64, t, out, &mut work),
+                None => {
+                    let mut out = vec![0.0; d];
+                    self.tree.value(self.row_offset + i as u64, t, &mut out, &mut work);
+                    row.iter_mut().zip(&out).for_each(|(r, &v)| *r = v);
+                }
+            }
+        }
+    }
+
+    fn check_inside(&self, t: f64) -> Result<()> {
+        if t.is_finite() && t >= self.tree.t_lo && t <= self.tree.t_hi {
+            Ok(())
+        } else {
+            Err(SolverError::InvalidParameter {
+                name: "t",
+                value: t,
+                expected: "a noise interval must lie inside the Brownian tree's span",
+            })
         }
     }
 }
 
 impl NoiseSource for BrownianNoise {
-    fn normals(&mut self, step: usize, mut out: ArrayViewMut2<f64>) -> Result<()> {
-        if step + 1 >= self.points.len() {
-            return Err(SolverError::NoiseExhausted { available: self.points.len() - 1, needed: step + 1 });
+    fn normals(&mut self, draw: &Draw, out: ArrayViewMut2<f64>) -> Result<()> {
+        let (t0, t1) = (draw.t0, draw.t1);
+        self.check_inside(t0)?;
+        self.check_inside(t1)?;
+        if let Some(j) = draw.extra {
+            // Independent of the path: a keyed stream of its own, keyed by the interval and j.
+            let key = mix(mix(t0.to_bits()) ^ t1.to_bits()) ^ (j as u64);
+            KeyedNoise::with_row_offset(mix(self.tree.seed ^ EXTRA_STREAM), self.row_offset).fill(key, out);
+            return Ok(());
         }
-        let (t0, t1) = (self.points[step], self.points[step + 1]);
-        if self.prev_step != Some(step) || self.w_prev.dim() != out.dim() {
-            self.w_prev = Array2::zeros(out.dim());
-            let mut w0 = std::mem::take(&mut self.w_prev);
+        let mut out = out;
+        if self.t_prev != Some(t0) || self.w_prev.dim() != out.dim() {
+            let mut w0 = Array2::zeros(out.dim());
             self.fill(t0, w0.view_mut());
             self.w_prev = w0;
         }
@@ -188,7 +214,10 @@ impl NoiseSource for BrownianNoise {
         let inv = 1.0 / (t1 - t0).abs().sqrt();
         ndarray::Zip::from(&mut out).and(&w1).and(&self.w_prev).for_each(|o, &w1, &w0| *o = (w1 - w0) * inv);
         self.w_prev = w1;
-        self.prev_step = Some(step + 1);
+        self.t_prev = Some(t1);
         Ok(())
     }
 }
+
+/// Separates the extra draws' stream from the tree's node keys.
+const EXTRA_STREAM: u64 = 0x6578_7472_615f_6472;

@@ -35,14 +35,6 @@ pub struct DdimState {
 impl<S: SigmaSpace + ?Sized> OdeStepper<S> for Ddim {
     type State = DdimState;
 
-    fn order(&self) -> u32 {
-        1
-    }
-
-    fn evals_per_step(&self) -> usize {
-        1
-    }
-
     fn init(&self, rows: usize, cols: usize) -> DdimState {
         DdimState { eps: Array2::zeros((rows, cols)) }
     }

@@ -57,12 +57,6 @@ fn ind3(t: f64, b: f64, c: f64, d: f64) -> f64 {
 impl<S: SigmaSpace + ?Sized> OdeStepper<S> for Deis {
     type State = DeisState;
 
-    fn order(&self) -> u32 {
-        self.order as u32
-    }
-    fn evals_per_step(&self) -> usize {
-        1
-    }
     fn init(&self, rows: usize, cols: usize) -> DeisState {
         DeisState { eps: (0..self.order).map(|_| Array2::zeros((rows, cols))).collect(), sigmas: vec![0.0; self.order] }
     }

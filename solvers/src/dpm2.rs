@@ -19,12 +19,6 @@ pub struct Dpm2;
 impl<S: SigmaSpace + ?Sized> OdeStepper<S> for Dpm2 {
     type State = [Array2<f64>; 2];
 
-    fn order(&self) -> u32 {
-        2
-    }
-    fn evals_per_step(&self) -> usize {
-        2
-    }
     fn init(&self, rows: usize, cols: usize) -> Self::State {
         [Array2::zeros((rows, cols)), Array2::zeros((rows, cols))]
     }

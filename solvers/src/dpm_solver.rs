@@ -77,12 +77,6 @@ pub struct DpmSolverState {
 impl<S: SigmaSpace + ?Sized> OdeStepper<S> for DpmSolver {
     type State = DpmSolverState;
 
-    fn order(&self) -> u32 {
-        self.orders.as_ref().and_then(|o| o.iter().copied().max()).unwrap_or(3) as u32
-    }
-    fn evals_per_step(&self) -> usize {
-        3
-    }
     fn init(&self, rows: usize, cols: usize) -> DpmSolverState {
         let z = || Array2::zeros((rows, cols));
         DpmSolverState { eps: z(), e1: z(), e2: z(), u: z() }

@@ -28,12 +28,6 @@ pub struct DpmPp2MState {
 impl<S: SigmaSpace + ?Sized> OdeStepper<S> for DpmPp2M {
     type State = DpmPp2MState;
 
-    fn order(&self) -> u32 {
-        2
-    }
-    fn evals_per_step(&self) -> usize {
-        1
-    }
     fn init(&self, rows: usize, cols: usize) -> DpmPp2MState {
         DpmPp2MState { d: Array2::zeros((rows, cols)), prev: Array2::zeros((rows, cols)), h_prev: None }
     }

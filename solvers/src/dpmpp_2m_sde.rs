@@ -1,9 +1,9 @@
 //! DPM-Solver++(2M) SDE (k-diffusion, midpoint variant).
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip};
+use ndarray::{Array2, ArrayViewMut2, Zip};
 
 use crate::error::Result;
-use crate::stepper::{SdeStepper, StepInfo};
+use crate::stepper::{SdeStepper, StepInfo, StepNoise};
 use crate::system::SigmaSpace;
 
 /// DPM-Solver++(2M) SDE (Lu et al. 2022b, section 5 and appendix; k-diffusion
@@ -40,15 +40,6 @@ pub struct DpmPp2MSdeState {
 
 impl<S: SigmaSpace + ?Sized> SdeStepper<S> for DpmPp2MSde {
     type State = DpmPp2MSdeState;
-    fn strong_order(&self) -> f64 {
-        0.5
-    }
-    fn weak_order(&self) -> f64 {
-        1.0
-    }
-    fn evals_per_step(&self) -> usize {
-        1
-    }
     fn init(&self, rows: usize, cols: usize) -> DpmPp2MSdeState {
         DpmPp2MSdeState { d: Array2::zeros((rows, cols)), prev: Array2::zeros((rows, cols)), h_prev: None }
     }
@@ -57,9 +48,10 @@ impl<S: SigmaSpace + ?Sized> SdeStepper<S> for DpmPp2MSde {
         sys: &S,
         at: StepInfo,
         mut x: ArrayViewMut2<f64>,
-        z: ArrayView2<f64>,
+        noise: &StepNoise<'_>,
         st: &mut DpmPp2MSdeState,
     ) -> Result<()> {
+        let z = noise.main();
         let (s0, s1) = (at.t0, at.t1);
         sys.denoise(s0, x.view(), st.d.view_mut())?;
         if s1 == 0.0 {

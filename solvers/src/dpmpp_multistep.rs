@@ -76,20 +76,6 @@ pub struct DpmSolverPpMultistepState {
 impl<S: SigmaSpace + ?Sized> OdeStepper<S> for DpmSolverPpMultistep {
     type State = DpmSolverPpMultistepState;
 
-    /// 2 for 2M and for diffusers' 3M (see the type's documentation), 3 for 3M with the
-    /// Taylor-consistent D2 weight.
-    fn order(&self) -> u32 {
-        if self.order == 3 && self.d2_scale == 1.0 {
-            2
-        } else {
-            self.order as u32
-        }
-    }
-
-    fn evals_per_step(&self) -> usize {
-        1
-    }
-
     fn init(&self, rows: usize, cols: usize) -> Self::State {
         DpmSolverPpMultistepState { history: History::new(self.order, rows, cols) }
     }

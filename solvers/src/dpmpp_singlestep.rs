@@ -66,14 +66,6 @@ pub struct DpmSolverPpSinglestepState {
 impl<S: SigmaSpace + ?Sized> OdeStepper<S> for DpmSolverPpSinglestep {
     type State = DpmSolverPpSinglestepState;
 
-    fn order(&self) -> u32 {
-        self.order as u32
-    }
-
-    fn evals_per_step(&self) -> usize {
-        1
-    }
-
     fn init(&self, rows: usize, cols: usize) -> Self::State {
         DpmSolverPpSinglestepState {
             start: Array2::zeros((rows, cols)),

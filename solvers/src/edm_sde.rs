@@ -1,9 +1,9 @@
 //! EDM's stochastic sampler: Heun with churn (Karras et al. 2022, Algorithm 2).
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip};
+use ndarray::{Array2, ArrayViewMut2, Zip};
 
 use crate::error::{Result, SolverError};
-use crate::stepper::{SdeStepper, StepInfo};
+use crate::stepper::{SdeStepper, StepInfo, StepNoise};
 use crate::system::SigmaSpace;
 
 /// Heun's method with Karras et al.'s "churn": at each level sigma_i in [S_tmin, S_tmax] the
@@ -42,15 +42,6 @@ pub struct EdmSdeState {
 
 impl<S: SigmaSpace + ?Sized> SdeStepper<S> for EdmSde {
     type State = EdmSdeState;
-    fn strong_order(&self) -> f64 {
-        0.5
-    }
-    fn weak_order(&self) -> f64 {
-        1.0
-    }
-    fn evals_per_step(&self) -> usize {
-        2
-    }
     fn init(&self, rows: usize, cols: usize) -> EdmSdeState {
         let z = || Array2::zeros((rows, cols));
         EdmSdeState { x_hat: z(), d: z(), d2: z() }
@@ -60,9 +51,10 @@ impl<S: SigmaSpace + ?Sized> SdeStepper<S> for EdmSde {
         sys: &S,
         at: StepInfo,
         mut x: ArrayViewMut2<f64>,
-        z: ArrayView2<f64>,
+        noise: &StepNoise<'_>,
         st: &mut EdmSdeState,
     ) -> Result<()> {
+        let z = noise.main();
         let (s0, s1) = (at.t0, at.t1);
         let gamma = if (self.s_tmin..=self.s_tmax).contains(&s0) {
             (self.s_churn / at.total as f64).min(std::f64::consts::SQRT_2 - 1.0)

@@ -1,10 +1,10 @@
 //! Euler-Maruyama.
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{Array2, ArrayViewMut2};
 
 use crate::error::Result;
 use crate::par;
-use crate::stepper::{SdeStepper, StepInfo};
+use crate::stepper::{SdeStepper, StepInfo, StepNoise};
 use crate::system::SdeSystem;
 
 /// Euler-Maruyama: x1 = x0 + b(t0, x0) (t1 - t0) + g(t0) dW.
@@ -20,15 +20,6 @@ pub struct EulerMaruyama;
 impl<S: SdeSystem + ?Sized> SdeStepper<S> for EulerMaruyama {
     type State = Array2<f64>;
 
-    fn strong_order(&self) -> f64 {
-        1.0
-    }
-    fn weak_order(&self) -> f64 {
-        1.0
-    }
-    fn evals_per_step(&self) -> usize {
-        1
-    }
     fn init(&self, rows: usize, cols: usize) -> Array2<f64> {
         Array2::zeros((rows, cols))
     }
@@ -37,9 +28,10 @@ impl<S: SdeSystem + ?Sized> SdeStepper<S> for EulerMaruyama {
         sys: &S,
         at: StepInfo,
         x: ArrayViewMut2<f64>,
-        z: ArrayView2<f64>,
+        noise: &StepNoise<'_>,
         drift: &mut Array2<f64>,
     ) -> Result<()> {
+        let z = noise.main();
         sys.drift(at.t0, x.view(), drift.view_mut())?;
         let h = at.t1 - at.t0;
         // dW = sqrt|h| z, the Brownian increment over the step.

@@ -1,9 +1,9 @@
 //! Euler ancestral sampling in sigma space (k-diffusion).
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip};
+use ndarray::{Array2, ArrayViewMut2, Zip};
 
 use crate::error::Result;
-use crate::stepper::{SdeStepper, StepInfo};
+use crate::stepper::{SdeStepper, StepInfo, StepNoise};
 use crate::system::SigmaSpace;
 
 /// The ancestral split of a step from sigma s0 to s1 (k-diffusion `get_ancestral_step`):
@@ -37,15 +37,6 @@ impl EulerAncestral {
 
 impl<S: SigmaSpace + ?Sized> SdeStepper<S> for EulerAncestral {
     type State = Array2<f64>;
-    fn strong_order(&self) -> f64 {
-        0.5
-    }
-    fn weak_order(&self) -> f64 {
-        1.0
-    }
-    fn evals_per_step(&self) -> usize {
-        1
-    }
     fn init(&self, rows: usize, cols: usize) -> Array2<f64> {
         Array2::zeros((rows, cols))
     }
@@ -54,9 +45,10 @@ impl<S: SigmaSpace + ?Sized> SdeStepper<S> for EulerAncestral {
         sys: &S,
         at: StepInfo,
         x: ArrayViewMut2<f64>,
-        z: ArrayView2<f64>,
+        noise: &StepNoise<'_>,
         eps: &mut Array2<f64>,
     ) -> Result<()> {
+        let z = noise.main();
         let (s0, s1) = (at.t0, at.t1);
         sys.eps(s0, x.view(), eps.view_mut())?;
         let (down, up) = ancestral_split(s0, s1, self.eta);

@@ -67,12 +67,6 @@ fn basis_integral(nodes: &[f64], j: usize, a: f64, b: f64) -> f64 {
 impl<S: SigmaSpace + ?Sized> OdeStepper<S> for Lms {
     type State = LmsState;
 
-    fn order(&self) -> u32 {
-        self.order as u32
-    }
-    fn evals_per_step(&self) -> usize {
-        1
-    }
     fn init(&self, rows: usize, cols: usize) -> LmsState {
         LmsState {
             ds: (0..self.order).map(|_| Array2::zeros((rows, cols))).collect(),

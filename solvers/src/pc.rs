@@ -2,16 +2,15 @@
 //!
 //! At each grid point the corrector runs `steps` Langevin MCMC moves that leave the current
 //! marginal p_t invariant (in the limit), then any SDE stepper (the predictor) moves to the next
-//! point. The corrector's noise comes from the same [`NoiseSource`] as the predictor's, under keys
-//! after the predictor's (`grid steps + step * corrector steps + j`), so every draw of a sample is
-//! still a pure function of its key.
+//! point. [`Pc`] is that pair as one SDE stepper: the corrector's moves are the step's extra
+//! draws, so they come from the same [`crate::NoiseSource`] as the predictor's (keyed as
+//! [`crate::noise::Draw`] lays them out: after every step's main draw), and the one SDE loop,
+//! [`crate::integrate_sde`], runs it.
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip};
 
 use crate::error::{Result, SolverError};
-use crate::grid::TimeGrid;
-use crate::noise::NoiseSource;
-use crate::stepper::{check_finite, SdeStepper, StepInfo};
+use crate::stepper::{SdeStepper, StepInfo, StepNoise};
 use crate::system::SemiLinear;
 
 /// Langevin corrector with score_sde's step-size rule.
@@ -75,37 +74,58 @@ impl LangevinCorrector {
     }
 }
 
-/// Integrates with `predictor` over `grid`, running `corrector` before each predictor step.
-pub fn integrate_pc<S, M, B>(
-    predictor: &M,
-    corrector: &LangevinCorrector,
-    sys: &S,
-    grid: &TimeGrid,
-    mut x: ArrayViewMut2<f64>,
-    noise: &mut B,
-    observer: &mut dyn FnMut(StepInfo),
-) -> Result<()>
+/// Predictor-corrector: before each step of `predictor`, `corrector.steps()` Langevin moves at the
+/// step's start (Song et al. 2021, Algorithm 2 with any SDE predictor).
+///
+/// - Weak order that of the predictor up to the corrector's O(snr^2) bias; NFE per step: the
+///   predictor's plus one per corrector move. Requires: [`SemiLinear`].
+/// - Draws: the predictor's main draw, then one extra draw per corrector move.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pc<P> {
+    predictor: P,
+    corrector: LangevinCorrector,
+}
+
+impl<P> Pc<P> {
+    /// The pair.
+    pub fn new(predictor: P, corrector: LangevinCorrector) -> Self {
+        Self { predictor, corrector }
+    }
+}
+
+/// The predictor's workspace and the corrector's eps buffer.
+#[derive(Debug)]
+pub struct PcState<T> {
+    predictor: T,
+    eps: Array2<f64>,
+}
+
+impl<S, P> SdeStepper<S> for Pc<P>
 where
     S: SemiLinear + ?Sized,
-    M: SdeStepper<S> + ?Sized,
-    B: NoiseSource + ?Sized,
+    P: SdeStepper<S>,
 {
-    let (rows, cols) = x.dim();
-    let mut state = predictor.init(rows, cols);
-    let mut z = Array2::<f64>::zeros((rows, cols));
-    let mut eps = Array2::<f64>::zeros((rows, cols));
-    let total = grid.steps();
-    for (step, (t0, t1)) in grid.intervals().enumerate() {
-        let a = (sys.alpha(t0) / sys.alpha(t1)).powi(2);
-        for j in 0..corrector.steps {
-            noise.normals(total + step * corrector.steps + j, z.view_mut())?;
-            corrector.correct(sys, t0, a, x.view_mut(), z.view(), &mut eps)?;
-        }
-        noise.normals(step, z.view_mut())?;
-        let at = StepInfo { step, total, t0, t1 };
-        predictor.step(sys, at, x.view_mut(), z.view(), &mut state)?;
-        check_finite(x.view(), step, t0, t1)?;
-        observer(at);
+    type State = PcState<P::State>;
+
+    fn extra_draws(&self) -> usize {
+        self.corrector.steps + self.predictor.extra_draws()
     }
-    Ok(())
+    fn init(&self, rows: usize, cols: usize) -> Self::State {
+        PcState { predictor: self.predictor.init(rows, cols), eps: Array2::zeros((rows, cols)) }
+    }
+    fn step(
+        &self,
+        sys: &S,
+        at: StepInfo,
+        mut x: ArrayViewMut2<f64>,
+        noise: &StepNoise<'_>,
+        state: &mut Self::State,
+    ) -> Result<()> {
+        let a = (sys.alpha(at.t0) / sys.alpha(at.t1)).powi(2);
+        for j in 0..self.corrector.steps {
+            self.corrector.correct(sys, at.t0, a, x.view_mut(), noise.extra(j), &mut state.eps)?;
+        }
+        let rest = noise.extras_from(self.corrector.steps);
+        self.predictor.step(sys, at, x, &StepNoise::new(noise.main(), rest), &mut state.predictor)
+    }
 }

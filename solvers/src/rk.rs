@@ -48,14 +48,6 @@ pub struct RkState {
 impl<S: OdeSystem + ?Sized> OdeStepper<S> for ExplicitRk {
     type State = RkState;
 
-    fn order(&self) -> u32 {
-        self.tableau.order
-    }
-
-    fn evals_per_step(&self) -> usize {
-        self.tableau.solution_stages()
-    }
-
     fn checked_finite(&self, state: &RkState) -> bool {
         state.checked
     }

@@ -5,20 +5,16 @@
 //! so the step loop does not allocate. The loops here are the only place that walks a grid,
 //! checks the state for non-finite values (naming the step and times) and reports progress.
 
-use ndarray::{ArrayView2, ArrayViewMut2};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
 use crate::error::{Result, SolverError};
 use crate::grid::TimeGrid;
-use crate::noise::NoiseSource;
+use crate::noise::{Draw, NoiseSource};
 
 /// A fixed-step method for an ODE described by the system type `S`.
 pub trait OdeStepper<S: ?Sized> {
     /// Per-solve workspace and history.
     type State;
-    /// Classical order of convergence.
-    fn order(&self) -> u32;
-    /// System evaluations per (regular) step.
-    fn evals_per_step(&self) -> usize;
     /// Allocates the workspace for an `rows x cols` batch.
     fn init(&self, rows: usize, cols: usize) -> Self::State;
     /// Advances `x` from `at.t0` to `at.t1` in place (`at.step` of `at.total`: multistep methods
@@ -36,23 +32,49 @@ pub trait OdeStepper<S: ?Sized> {
 pub trait SdeStepper<S: ?Sized> {
     /// Per-solve workspace.
     type State;
-    /// Strong order for additive noise.
-    fn strong_order(&self) -> f64;
-    /// Weak order.
-    fn weak_order(&self) -> f64;
-    /// System evaluations per step.
-    fn evals_per_step(&self) -> usize;
+    /// Standard-normal draws the step needs besides its main draw (the increment), e.g. the
+    /// moves of a Langevin corrector; they come from the same [`NoiseSource`] (see
+    /// [`crate::noise::Draw`] for their keys).
+    fn extra_draws(&self) -> usize {
+        0
+    }
     /// Allocates the workspace for an `rows x cols` batch.
     fn init(&self, rows: usize, cols: usize) -> Self::State;
-    /// Advances `x` from `at.t0` to `at.t1` in place, given the step's fresh standard normals `z`.
+    /// Advances `x` from `at.t0` to `at.t1` in place, given the step's standard normals.
     fn step(
         &self,
         sys: &S,
         at: StepInfo,
         x: ArrayViewMut2<f64>,
-        z: ArrayView2<f64>,
+        noise: &StepNoise<'_>,
         state: &mut Self::State,
     ) -> Result<()>;
+}
+
+/// The standard normals of one step: its main draw and the stepper's extra draws, in order.
+#[derive(Debug, Clone, Copy)]
+pub struct StepNoise<'a> {
+    main: ArrayView2<'a, f64>,
+    extras: &'a [Array2<f64>],
+}
+
+impl<'a> StepNoise<'a> {
+    /// The normals of a step with main draw `main` and extra draws `extras`.
+    pub fn new(main: ArrayView2<'a, f64>, extras: &'a [Array2<f64>]) -> Self {
+        Self { main, extras }
+    }
+    /// The main draw (N x d).
+    pub fn main(&self) -> ArrayView2<'a, f64> {
+        self.main
+    }
+    /// Extra draw `j` (N x d). Panics if the stepper asks for more than its `extra_draws`.
+    pub fn extra(&self, j: usize) -> ArrayView2<'a, f64> {
+        self.extras[j].view()
+    }
+    /// The extra draws from `j` on (for a stepper that hands the rest to an inner stepper).
+    pub fn extras_from(&self, j: usize) -> &'a [Array2<f64>] {
+        &self.extras[j.min(self.extras.len())..]
+    }
 }
 
 /// What the integration loop tells an observer after each step.
@@ -114,7 +136,8 @@ where
     Ok(())
 }
 
-/// Integrates an SDE over every interval of `grid`, in place, with the standard normals of `noise`.
+/// Integrates an SDE over every interval of `grid`, in place, with the standard normals of `noise`:
+/// per step its main draw and then the stepper's extra draws.
 pub fn integrate_sde<S, M, B>(
     stepper: &M,
     sys: &S,
@@ -130,12 +153,18 @@ where
 {
     let (rows, cols) = x.dim();
     let mut state = stepper.init(rows, cols);
-    let mut z = ndarray::Array2::<f64>::zeros((rows, cols));
+    let mut z = Array2::<f64>::zeros((rows, cols));
+    let extras = stepper.extra_draws();
+    let mut extra: Vec<Array2<f64>> = (0..extras).map(|_| Array2::zeros((rows, cols))).collect();
     let total = grid.steps();
     for (step, (t0, t1)) in grid.intervals().enumerate() {
-        noise.normals(step, z.view_mut())?;
+        let draw = Draw::main(step, total, extras, t0, t1);
+        noise.normals(&draw, z.view_mut())?;
+        for (j, e) in extra.iter_mut().enumerate() {
+            noise.normals(&draw.extra(j), e.view_mut())?;
+        }
         let at = StepInfo { step, total, t0, t1 };
-        stepper.step(sys, at, x.view_mut(), z.view(), &mut state)?;
+        stepper.step(sys, at, x.view_mut(), &StepNoise::new(z.view(), &extra), &mut state)?;
         check_finite(x.view(), step, t0, t1)?;
         observer(at);
     }

@@ -141,12 +141,6 @@ impl UniPc {
 impl<S: SigmaSpace + ?Sized> OdeStepper<S> for UniPc {
     type State = UniPcState;
 
-    fn order(&self) -> u32 {
-        self.order as u32 + 1
-    }
-    fn evals_per_step(&self) -> usize {
-        1
-    }
     fn init(&self, rows: usize, cols: usize) -> UniPcState {
         let z = || Array2::zeros((rows, cols));
         UniPcState {

@@ -3,6 +3,7 @@
 //! and the exact invariances: refinement, query order, batch offset.
 
 use ndarray::Array2;
+use scoresde_solvers::noise::Draw;
 use scoresde_solvers::{BrownianNoise, BrownianTree, NoiseSource, TimeGrid};
 
 const M: usize = 20_000;
@@ -68,7 +69,7 @@ fn path_increments(grid: &TimeGrid, rows: usize, offset: u64) -> Vec<Array2<f64>
         .enumerate()
         .map(|(k, (t0, t1))| {
             let mut z = Array2::zeros((rows, 2));
-            noise.normals(k, z.view_mut()).unwrap();
+            noise.normals(&Draw::main(k, grid.steps(), 0, t0, t1), z.view_mut()).unwrap();
             z * (t1 - t0).abs().sqrt()
         })
         .collect()
@@ -102,4 +103,32 @@ fn rows_do_not_depend_on_the_batch() {
     for (a, b) in all.iter().zip(&tail) {
         assert_eq!(a.slice(ndarray::s![25.., ..]), b);
     }
+}
+
+#[test]
+fn draws_are_answered_by_interval_not_by_step_index() {
+    // The same interval asked as step 0 of 3 or step 5 of 9, after other intervals or not, and
+    // retried (as an adaptive solve does after a rejection): the same increment, bit for bit.
+    let grid = TimeGrid::new(vec![1.0, 0.5, 0.0]).unwrap();
+    let ask = |noise: &mut BrownianNoise, d: Draw| {
+        let mut z = Array2::zeros((3, 2));
+        noise.normals(&d, z.view_mut()).unwrap();
+        z
+    };
+    let mut a = BrownianNoise::new(4, &grid, 0).unwrap();
+    let first = ask(&mut a, Draw::main(0, 3, 0, 0.8, 0.3));
+    let mut b = BrownianNoise::new(4, &grid, 0).unwrap();
+    ask(&mut b, Draw::main(0, 9, 0, 1.0, 0.8));
+    ask(&mut b, Draw::main(1, 9, 0, 0.8, 0.1));
+    assert_eq!(ask(&mut b, Draw::main(5, 9, 0, 0.8, 0.3)), first);
+    assert_eq!(ask(&mut b, Draw::main(5, 9, 0, 0.8, 0.3)), first);
+    // Extra draws: keyed by the interval and their number, independent of the path's increments.
+    let e0 = ask(&mut a, Draw::main(0, 3, 2, 0.8, 0.3).extra(0));
+    let e1 = ask(&mut a, Draw::main(0, 3, 2, 0.8, 0.3).extra(1));
+    assert_eq!(ask(&mut b, Draw::main(7, 9, 2, 0.8, 0.3).extra(0)), e0);
+    assert_ne!(e0, e1);
+    assert_ne!(e0, first);
+    // Outside the tree's span: an error naming the time, not a panic.
+    let err = a.normals(&Draw::main(0, 1, 0, 1.5, 0.5), Array2::zeros((3, 2)).view_mut()).unwrap_err();
+    assert!(err.to_string().contains("1.5"), "{err}");
 }

@@ -7,6 +7,7 @@
 //! 0.15 of the method's order.
 
 use ndarray::{array, Array2, ArrayView2, ArrayViewMut2};
+use scoresde_solvers::noise::Draw;
 use scoresde_solvers::tableau::{DOPRI5, EULER, HEUN, MIDPOINT, RK4, RK4_38, TSIT5};
 use scoresde_solvers::*;
 
@@ -152,7 +153,7 @@ fn nfe_per_step_is_exact() {
         let grid = TimeGrid::uniform(1.0, 0.0, 7).unwrap();
         let mut x = x0();
         integrate_ode(&stepper, &sys, &grid, x.view_mut(), &mut no_observer).unwrap();
-        let per = <ExplicitRk as OdeStepper<Counted<Rotating>>>::evals_per_step(&stepper);
+        let per = tab.solution_stages();
         assert_eq!(sys.calls(), 7 * per, "{}", tab.name);
     }
     assert_eq!(TSIT5.solution_stages(), 6);
@@ -297,15 +298,35 @@ fn euler_maruyama_has_strong_order_one_for_additive_noise() {
     assert!((p - 1.0).abs() < 0.15, "fitted strong order {p}");
 }
 
+/// The main draw of step `k` of a 10-step solve with no extra draws.
+fn key(k: usize) -> Draw {
+    Draw::main(k, 10, 0, 1.0 - k as f64 / 10.0, 0.9 - k as f64 / 10.0)
+}
+
+#[test]
+fn draws_are_laid_out_main_draws_first_then_extras_by_step() {
+    // 4 steps with 2 extra draws each: main draws 0..4, then step k's extras at 4 + 2k, 4 + 2k + 1.
+    let all: Vec<usize> = (0..4)
+        .flat_map(|k| {
+            let d = Draw::main(k, 4, 2, 0.0, 0.0);
+            [d.index(), d.extra(0).index(), d.extra(1).index()]
+        })
+        .collect();
+    assert_eq!(all, vec![0, 4, 5, 1, 6, 7, 2, 8, 9, 3, 10, 11]);
+    let mut sorted = all.clone();
+    sorted.sort();
+    assert_eq!(sorted, (0..Draw::total(4, 2)).collect::<Vec<_>>());
+}
+
 #[test]
 fn keyed_noise_does_not_depend_on_chunking() {
     let mut all = Array2::zeros((10, 3));
-    KeyedNoise::new(7).normals(3, all.view_mut()).unwrap();
+    KeyedNoise::new(7).normals(&key(3), all.view_mut()).unwrap();
     let mut tail = Array2::zeros((4, 3));
-    KeyedNoise::with_row_offset(7, 6).normals(3, tail.view_mut()).unwrap();
+    KeyedNoise::with_row_offset(7, 6).normals(&key(3), tail.view_mut()).unwrap();
     assert_eq!(all.slice(ndarray::s![6.., ..]), tail);
     let mut other_step = Array2::zeros((10, 3));
-    KeyedNoise::new(7).normals(4, other_step.view_mut()).unwrap();
+    KeyedNoise::new(7).normals(&key(4), other_step.view_mut()).unwrap();
     assert_ne!(all, other_step);
 }
 
@@ -313,6 +334,6 @@ fn keyed_noise_does_not_depend_on_chunking() {
 fn fixed_noise_runs_out_with_a_clear_error() {
     let mut n = FixedNoise::new(ndarray::Array3::zeros((2, 3, 1)));
     let mut out = Array2::zeros((3, 1));
-    assert!(n.normals(1, out.view_mut()).is_ok());
-    assert_eq!(n.normals(2, out.view_mut()).unwrap_err().to_string(), "noise has 2 steps but the grid needs 3");
+    assert!(n.normals(&key(1), out.view_mut()).is_ok());
+    assert_eq!(n.normals(&key(2), out.view_mut()).unwrap_err().to_string(), "noise has 2 steps but the grid needs 3");
 }

@@ -6,7 +6,9 @@
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{ProcessKind, ScheduleKind, SolverKind, SpaceKind};
+use scoresde::sampler::SolverId;
+
+use crate::cli::{ProcessKind, ScheduleKind, SpaceKind};
 
 /// One solver of a sweep: its name and the space it steps in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -253,7 +255,7 @@ impl SweepConfig {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SolverChoice {
     /// The solver.
-    pub solver: SolverKind,
+    pub solver: SolverId,
     /// Its space.
     pub space: SpaceKind,
 }
@@ -336,7 +338,10 @@ impl SweepConfig {
             .enumerate()
             .map(|(i, s)| {
                 Ok(SolverChoice {
-                    solver: parse(&format!("solvers[{i}].solver"), &s.solver)?,
+                    solver: SolverId::from_name(&s.solver).ok_or_else(|| {
+                        let names: Vec<&str> = SolverId::names().collect();
+                        format!("solvers[{i}].solver = {:?}: unknown (expected one of {})", s.solver, names.join(", "))
+                    })?,
                     space: parse(&format!("solvers[{i}].space"), &s.space)?,
                 })
             })

@@ -137,7 +137,7 @@ struct Cell {
 }
 
 /// The solver column of a cell's rows.
-fn solver_label(solver: Solver, net: bool) -> String {
+fn solver_label(solver: &Solver, net: bool) -> String {
     if net {
         format!("{}{}", solver.name(), trained::NET_SUFFIX)
     } else {
@@ -511,7 +511,7 @@ pub fn run(a: SweepArgs) -> CmdResult {
     let key_of = |c: &Cell| {
         let p = process_of(c.process).map(|p| p.name()).unwrap_or("?");
         let s: Solver = c.solver.solver.into();
-        cell_key(&names[c.target], p, &solver_label(s, c.net), space_name(c.solver.space), c.steps, c.seed)
+        cell_key(&names[c.target], p, &solver_label(&s, c.net), space_name(c.solver.space), c.steps, c.seed)
     };
     let todo: Vec<(usize, Cell)> =
         cells.into_iter().enumerate().filter(|(i, c)| i % shards == shard && !done.contains(&key_of(c))).collect();

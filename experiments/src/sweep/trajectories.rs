@@ -54,9 +54,9 @@ fn paths(
     let model = ExactScore::new(target.clone());
     for k in 1..points.len() {
         let prefix = TimeGrid::new(points[..=k].to_vec()).map_err(|e| e.to_string())?;
-        let config = SamplerConfig::new(p, full.solver(), space, Steps::Grid(prefix))
+        let config = SamplerConfig::new(p, full.solver().clone(), space, Steps::Grid(prefix))
             .map_err(|e| e.to_string())?
-            .with_options(full.options().clone());
+            .with_denoise_final(full.denoise_final());
         let mut noise = KeyedNoise::new(seed);
         let noise: Option<&mut dyn scoresde_solvers::NoiseSource> =
             if full.solver().is_stochastic() { Some(&mut noise) } else { None };

@@ -1,0 +1,187 @@
+//! Running a validated [`SamplerConfig`]: one arm per solver, exhaustive, so a registered solver
+//! without a way to run it does not compile.
+
+use ndarray::ArrayViewMut2;
+use scoresde_solvers::tableau::{self, ButcherTableau};
+use scoresde_solvers::{
+    integrate_ode, integrate_sde, AdaptiveRk, Ancestral, Ddim, Deis, Dpm2, DpmPp2M, DpmPp2MSde, DpmSolver,
+    DpmSolverAdaptive, DpmSolverMultistep, DpmSolverPpMultistep, DpmSolverPpSinglestep, EdmSde, EulerAncestral,
+    EulerMaruyama, ExplicitRk, LangevinCorrector, Lms, NoiseSource, OdeStepper, Pc, ReverseDiffusion, SdeStepper,
+    StepInfo, TimeGrid, UniPc,
+};
+
+use super::solver::{Langevin, Predictor, Solver};
+use super::{incompatible, SampleReport, SamplerConfig, Steps};
+use crate::error::Result;
+use crate::grids::Space;
+use crate::model::{Counting, ScoreModel};
+use crate::process::ForwardProcess;
+use crate::reverse::{ProbabilityFlow, ReverseSde, SigmaFlow};
+
+/// The model as the systems see it: counted, behind a trait object.
+type Model<'a> = Counting<&'a dyn ScoreModel>;
+/// The sigma-space probability flow.
+type Flow<'a> = SigmaFlow<'a, dyn ForwardProcess + 'a, Model<'a>>;
+/// The t-space probability flow.
+type TimeFlow<'a> = ProbabilityFlow<'a, dyn ForwardProcess + 'a, Model<'a>>;
+/// The reverse SDE.
+type Sde<'a> = ReverseSde<'a, dyn ForwardProcess + 'a, Model<'a>>;
+
+/// One solve on a grid: the systems, the state, the noise and the observer.
+struct Solve<'a, 'n, 'm, 'o> {
+    process: &'a dyn ForwardProcess,
+    model: &'a Model<'a>,
+    grid: &'a TimeGrid,
+    x: ArrayViewMut2<'a, f64>,
+    noise: Option<&'n mut (dyn NoiseSource + 'm)>,
+    observer: &'o mut dyn FnMut(StepInfo),
+}
+
+impl<'a> Solve<'a, '_, '_, '_> {
+    fn flow(&self) -> Flow<'a> {
+        SigmaFlow::new(self.process, self.model)
+    }
+    fn time_flow(&self) -> TimeFlow<'a> {
+        ProbabilityFlow::new(self.process, self.model)
+    }
+    fn sde(&self) -> Sde<'a> {
+        ReverseSde::new(self.process, self.model)
+    }
+
+    /// A sigma-space ODE stepper.
+    fn ode<M: OdeStepper<Flow<'a>>>(self, stepper: &M) -> Result<()> {
+        let flow = self.flow();
+        Ok(integrate_ode(stepper, &flow, self.grid, self.x, self.observer)?)
+    }
+
+    /// A Runge-Kutta tableau, in the config's space.
+    fn rk(self, tab: ButcherTableau, space: Space) -> Result<()> {
+        let rk = ExplicitRk::new(tab);
+        Ok(match space {
+            Space::Time => integrate_ode(&rk, &self.time_flow(), self.grid, self.x, self.observer),
+            Space::SigmaTilde => integrate_ode(&rk, &self.flow(), self.grid, self.x, self.observer),
+        }?)
+    }
+
+    /// A stochastic stepper on the system `sys`.
+    fn sde_on<S: ?Sized, M: SdeStepper<S>>(self, solver: &Solver, stepper: &M, sys: &S) -> Result<()> {
+        let noise = self.noise.ok_or_else(|| incompatible(solver, "a noise source (--noise file or --seed)"))?;
+        Ok(integrate_sde(stepper, sys, self.grid, self.x, noise, self.observer)?)
+    }
+
+    /// Predictor-corrector with any SDE predictor.
+    fn pc(self, solver: &Solver, l: &Langevin) -> Result<()> {
+        let corrector = LangevinCorrector::new(l.snr, l.corrector_steps)?;
+        let sde = self.sde();
+        match l.predictor {
+            Predictor::ReverseDiffusion => self.sde_on(solver, &Pc::new(ReverseDiffusion, corrector), &sde),
+            Predictor::EulerMaruyama => self.sde_on(solver, &Pc::new(EulerMaruyama, corrector), &sde),
+            Predictor::Ancestral => self.sde_on(solver, &Pc::new(Ancestral, corrector), &sde),
+        }
+    }
+}
+
+/// Runs `config` from the scaled prior draws in `x` (already in the config's space).
+pub(super) fn run<'a>(
+    process: &'a dyn ForwardProcess,
+    model: &'a Model<'a>,
+    config: &SamplerConfig,
+    x: ArrayViewMut2<'a, f64>,
+    noise: Option<&mut (dyn NoiseSource + '_)>,
+    observer: &mut dyn FnMut(StepInfo),
+) -> Result<SampleReport> {
+    let solver = config.solver();
+    let space = config.space();
+    let grid = match config.steps() {
+        Steps::Grid(grid) => grid,
+        Steps::Adaptive { start, end, options } => {
+            let (start, end) = (*start, *end);
+            let stats = match solver {
+                Solver::DpmSolverAdaptive => DpmSolverAdaptive::new(3, options.rtol, options.atol)?.integrate(
+                    &SigmaFlow::new(process, model),
+                    start,
+                    end,
+                    x,
+                    observer,
+                )?,
+                _ => {
+                    let tab = tableau_of(solver).ok_or_else(|| incompatible(solver, "a grid"))?;
+                    let rk = AdaptiveRk::new(tab, *options)?;
+                    match space {
+                        Space::Time => rk.integrate(&ProbabilityFlow::new(process, model), start, end, x, observer)?,
+                        Space::SigmaTilde => rk.integrate(&SigmaFlow::new(process, model), start, end, x, observer)?,
+                    }
+                }
+            };
+            return Ok(SampleReport { nfe: 0, steps: stats.accepted, rejected: stats.rejected });
+        }
+        Steps::Schedule { .. } => return Err(incompatible(solver, "a grid built before the solve")),
+    };
+    let s = Solve { process, model, grid, x, noise, observer };
+    match solver {
+        Solver::Euler
+        | Solver::Midpoint
+        | Solver::Heun
+        | Solver::Rk4
+        | Solver::Rk4_38
+        | Solver::Tsit5
+        | Solver::Dopri5 => s.rk(tableau_of(solver).ok_or_else(|| incompatible(solver, "a tableau"))?, space)?,
+        Solver::Dpm2 => s.ode(&Dpm2)?,
+        Solver::Lms4 => s.ode(&Lms::new(4)?)?,
+        Solver::DpmPp2M => s.ode(&DpmPp2M)?,
+        Solver::DpmSolver { orders } => s.ode(&DpmSolver::new(orders.clone())?)?,
+        Solver::EulerAncestral(o) => {
+            let flow = s.flow();
+            s.sde_on(solver, &EulerAncestral::new(o.eta, o.s_noise)?, &flow)?
+        }
+        Solver::DpmPp2MSde(o) => {
+            let flow = s.flow();
+            s.sde_on(solver, &DpmPp2MSde::new(o.eta, o.s_noise)?, &flow)?
+        }
+        Solver::Ddim => s.ode(&Ddim)?,
+        Solver::DpmSolver2M(m) => s.ode(&DpmSolverMultistep::new(2, m.lower_order_final)?)?,
+        Solver::DpmSolver3M(m) => s.ode(&DpmSolverMultistep::new(3, m.lower_order_final)?)?,
+        Solver::DpmPp3M(m) => s.ode(&DpmSolverPpMultistep::new(3, m.lower_order_final)?)?,
+        Solver::DpmPp2S(m) => s.ode(&DpmSolverPpSinglestep::new(2, m.lower_order_final)?)?,
+        Solver::DpmPp3S(m) => s.ode(&DpmSolverPpSinglestep::new(3, m.lower_order_final)?)?,
+        Solver::UniPc2(m) => s.ode(&UniPc::new(2, m.lower_order_final)?)?,
+        Solver::UniPc3(m) => s.ode(&UniPc::new(3, m.lower_order_final)?)?,
+        Solver::Deis2(m) => s.ode(&Deis::new(2, m.lower_order_final)?)?,
+        Solver::Deis3(m) => s.ode(&Deis::new(3, m.lower_order_final)?)?,
+        Solver::DpmSolverAdaptive => {
+            return Err(incompatible(solver, "adaptive steps: --rtol/--atol with a sigma range"));
+        }
+        Solver::EdmSde(c) => {
+            let flow = s.flow();
+            s.sde_on(solver, &EdmSde::new(c.s_churn, c.s_tmin, c.s_tmax, c.s_noise)?, &flow)?
+        }
+        Solver::EulerMaruyama => {
+            let sde = s.sde();
+            s.sde_on(solver, &EulerMaruyama, &sde)?
+        }
+        Solver::Ancestral => {
+            let sde = s.sde();
+            s.sde_on(solver, &Ancestral, &sde)?
+        }
+        Solver::ReverseDiffusion => {
+            let sde = s.sde();
+            s.sde_on(solver, &ReverseDiffusion, &sde)?
+        }
+        Solver::Pc(l) => s.pc(solver, l)?,
+    }
+    Ok(SampleReport { nfe: 0, steps: grid.steps(), rejected: 0 })
+}
+
+/// The tableau of a Runge-Kutta solver.
+fn tableau_of(solver: &Solver) -> Option<ButcherTableau> {
+    match solver {
+        Solver::Euler => Some(tableau::EULER),
+        Solver::Midpoint => Some(tableau::MIDPOINT),
+        Solver::Heun => Some(tableau::HEUN),
+        Solver::Rk4 => Some(tableau::RK4),
+        Solver::Rk4_38 => Some(tableau::RK4_38),
+        Solver::Tsit5 => Some(tableau::TSIT5),
+        Solver::Dopri5 => Some(tableau::DOPRI5),
+        _ => None,
+    }
+}
