@@ -86,6 +86,33 @@ impl Parameterisation {
 }
 
 /// A model of the score of the noised data distribution, in any parameterisation.
+///
+/// Any model (the exact mixture, a network, a Python callable) implements `predict` in its own
+/// parameterisation; the samplers read eps through [`ScoreModel::predict_eps`]. A point mass at
+/// `m` has x0(x) = m at every level:
+///
+/// ```
+/// use ndarray::{array, ArrayView2, ArrayViewMut2};
+/// use scoresde::model::{NoiseLevel, Parameterisation, ScoreModel};
+///
+/// struct PointMass;
+/// impl ScoreModel for PointMass {
+///     fn dim(&self) -> usize { 2 }
+///     fn parameterisation(&self) -> Parameterisation { Parameterisation::X0 }
+///     fn predict(&self, _: NoiseLevel, _: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) -> scoresde::Result<()> {
+///         out.rows_mut().into_iter().for_each(|mut r| r.assign(&array![1.0, -1.0]));
+///         Ok(())
+///     }
+/// }
+///
+/// // eps = (x - alpha x0) / sigma at alpha = 0.6, sigma = 0.8.
+/// let level = NoiseLevel { t: 0.5, alpha: 0.6, sigma: 0.8 };
+/// let x = array![[0.6, 0.2]];
+/// let mut eps = x.clone();
+/// PointMass.predict_eps(level, x.view(), eps.view_mut())?;
+/// assert!((eps[[0, 0]] - 0.0).abs() < 1e-15 && (eps[[0, 1]] - 1.0).abs() < 1e-15);
+/// # Ok::<(), scoresde::ScoreError>(())
+/// ```
 pub trait ScoreModel: Send + Sync {
     /// Data dimension d.
     fn dim(&self) -> usize;

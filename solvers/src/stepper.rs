@@ -12,6 +12,28 @@ use crate::grid::TimeGrid;
 use crate::noise::{Draw, NoiseSource};
 
 /// A fixed-step method for an ODE described by the system type `S`.
+///
+/// A stepper is bounded on what it needs of the system (here [`crate::OdeSystem`] for Runge-Kutta
+/// methods); [`integrate_ode`] walks the grid. Heun on dx/dt = -x from t = 0 to 1:
+///
+/// ```
+/// use ndarray::{array, ArrayView2, ArrayViewMut2};
+/// use scoresde_solvers::{integrate_ode, no_observer, tableau, ExplicitRk, OdeSystem, TimeGrid};
+///
+/// struct Decay;
+/// impl OdeSystem for Decay {
+///     fn rhs(&self, _t: f64, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) -> scoresde_solvers::Result<()> {
+///         out.assign(&x.mapv(|v| -v));
+///         Ok(())
+///     }
+/// }
+///
+/// let mut x = array![[1.0]];
+/// let grid = TimeGrid::uniform(0.0, 1.0, 100)?;
+/// integrate_ode(&ExplicitRk::new(tableau::HEUN), &Decay, &grid, x.view_mut(), &mut no_observer)?;
+/// assert!((x[[0, 0]] - (-1.0f64).exp()).abs() < 1e-5); // second order: error ~ h^2 / 6
+/// # Ok::<(), scoresde_solvers::SolverError>(())
+/// ```
 pub trait OdeStepper<S: ?Sized> {
     /// Per-solve workspace and history.
     type State;
