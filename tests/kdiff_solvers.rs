@@ -31,6 +31,7 @@ fn deterministic_samplers_converge_at_their_order() {
     let with_orders = |k: usize, n: usize| Solver::DpmSolver { orders: Some(vec![k; n]) };
     for (p, solver, ns, by_steps) in [
         (&vp as &dyn ForwardProcess, Solver::Dpm2, [25usize, 50, 100, 200], None),
+        (&vp, Solver::EulerLogSnr, [50, 100, 200, 400], None),
         (&vp, Solver::Lms4, [100, 200, 400, 800], None),
         (&vp, Solver::DpmPp2M, [25, 50, 100, 200], None),
         (&ve, Solver::DpmPp2M, [25, 50, 100, 200], None),

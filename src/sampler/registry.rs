@@ -99,6 +99,8 @@ pub enum SolverId {
     #[allow(missing_docs)]
     Dopri5,
     #[allow(missing_docs)]
+    EulerLogSnr,
+    #[allow(missing_docs)]
     Dpm2,
     #[allow(missing_docs)]
     Lms4,
@@ -146,7 +148,7 @@ pub enum SolverId {
 
 impl SolverId {
     /// Every solver, in the order of the registry (and of the README's table).
-    pub const ALL: [SolverId; 29] = [
+    pub const ALL: [SolverId; 30] = [
         Self::Euler,
         Self::Midpoint,
         Self::Heun,
@@ -154,6 +156,7 @@ impl SolverId {
         Self::Rk4_38,
         Self::Tsit5,
         Self::Dopri5,
+        Self::EulerLogSnr,
         Self::Dpm2,
         Self::Lms4,
         Self::DpmPp2M,
@@ -261,6 +264,12 @@ impl SolverId {
                 paper: "Dormand & Prince 1980",
                 matches: "torchdiffeq / diffrax `dopri5` (adaptive: error vs ground truth 1.4e-3, peers 1.1e-2)",
                 ..ode("dopri5", 5, 6, Any)
+            },
+            Self::EulerLogSnr => SolverInfo {
+                summary: "explicit Euler on the probability-flow ODE in lambda = -ln sigma",
+                paper: "Lu et al. 2022a, section 3.1 (the change of variables), stepped by Euler",
+                matches: "no peer runs it (a baseline for the exponential integrators)",
+                ..ode("euler-logsnr", 1, 1, Sigma)
             },
             Self::Dpm2 => SolverInfo {
                 nfe_note: TO_ZERO,

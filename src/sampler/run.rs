@@ -6,8 +6,8 @@ use scoresde_solvers::tableau::{self, ButcherTableau};
 use scoresde_solvers::{
     integrate_ode, integrate_sde, AdaptiveRk, Ancestral, Ddim, Deis, Dpm2, DpmPp2M, DpmPp2MSde, DpmSolver,
     DpmSolverAdaptive, DpmSolverMultistep, DpmSolverPpMultistep, DpmSolverPpSinglestep, EdmSde, EulerAncestral,
-    EulerMaruyama, ExplicitRk, LangevinCorrector, Lms, NoiseSource, OdeStepper, Pc, ReverseDiffusion, SdeStepper,
-    StepInfo, TimeGrid, UniPc,
+    EulerLogSnr, EulerMaruyama, ExplicitRk, LangevinCorrector, Lms, NoiseSource, OdeStepper, Pc, ReverseDiffusion,
+    SdeStepper, StepInfo, TimeGrid, UniPc,
 };
 
 use super::solver::{Langevin, Predictor, Solver};
@@ -126,6 +126,7 @@ pub(super) fn run<'a>(
         | Solver::Rk4_38
         | Solver::Tsit5
         | Solver::Dopri5 => s.rk(tableau_of(solver).ok_or_else(|| incompatible(solver, "a tableau"))?, space)?,
+        Solver::EulerLogSnr => s.ode(&EulerLogSnr)?,
         Solver::Dpm2 => s.ode(&Dpm2)?,
         Solver::Lms4 => s.ode(&Lms::new(4)?)?,
         Solver::DpmPp2M => s.ode(&DpmPp2M)?,
