@@ -35,8 +35,9 @@ pub mod discrepancy;
 pub mod target;
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
+use ndarray_rand::RandomExt;
 use rand::Rng;
-use rand_distr::{Distribution, StandardNormal};
+use rand_distr::StandardNormal;
 use rayon::prelude::*;
 
 /// Largest accepted deviation of `|u|^2` from 1 for a direction row `u` passed to
@@ -181,17 +182,16 @@ pub fn w2_1d_squared(a: &mut [f64], b: &mut [f64]) -> f64 {
 /// If `d == 0` (there is no unit vector in `R^0`).
 pub fn random_directions<R: Rng + ?Sized>(p: usize, d: usize, rng: &mut R) -> Array2<f64> {
     assert!(d >= 1, "random_directions: dimension must be at least 1");
-    let mut dirs = Array2::<f64>::zeros((p, d));
+    // All rows drawn at once, row-major (the same draws, in the same order, as row by row).
+    let mut dirs = Array2::<f64>::random_using((p, d), StandardNormal, rng);
     for mut row in dirs.rows_mut() {
         loop {
-            for v in row.iter_mut() {
-                *v = StandardNormal.sample(rng);
-            }
             let norm = row.iter().map(|v| v * v).sum::<f64>().sqrt();
             if norm > 0.0 {
                 row.mapv_inplace(|v| v / norm);
                 break;
             }
+            row.assign(&Array1::<f64>::random_using(d, StandardNormal, rng));
         }
     }
     dirs
@@ -297,19 +297,14 @@ mod tests {
 
     /// `n x d` array of independent uniforms on `[-s, s]`.
     fn uniform_set(n: usize, d: usize, s: f64, rng: &mut Pcg64Mcg) -> Array2<f64> {
-        Array2::from_shape_fn((n, d), |_| rng.random_range(-s..s))
+        Array2::random_using((n, d), rand_distr::Uniform::new(-s, s).unwrap(), rng)
     }
 
     /// `n` samples of `N(m, L L^T)` with `L` lower triangular, as rows.
     fn gaussian_set(n: usize, m: &Array1<f64>, l: &Array2<f64>, rng: &mut Pcg64Mcg) -> Array2<f64> {
-        let d = m.len();
-        let mut out = Array2::zeros((n, d));
-        let mut z = Array1::<f64>::zeros(d);
-        for mut row in out.rows_mut() {
-            z.mapv_inplace(|_| StandardNormal.sample(&mut *rng));
-            row.assign(&(m + &l.dot(&z)));
-        }
-        out
+        // Rows z_i ~ N(0, I) in row-major order (the same draws as row by row); x_i = m + L z_i.
+        let z = Array2::<f64>::random_using((n, m.len()), StandardNormal, rng);
+        z.dot(&l.t()) + m
     }
 
     // ---------------------------------------------------------------- w2_1d_squared
