@@ -5,17 +5,22 @@
 //! it is at most 1. The next step size is `h * clamp(safety * err^(-beta1) * err_prev^(beta2),
 //! min_factor, max_factor)` with the PI gains of Hairer & Wanner (Solving ODEs II, IV.2,
 //! beta1 = 0.7 / q, beta2 = 0.4 / q, q = embedded order + 1). The first step is chosen by
-//! Hairer, Norsett & Wanner's algorithm (Solving ODEs I, II.4) unless given.
+//! Hairer, Norsett & Wanner's algorithm (Solving ODEs I, II.4) unless given. The pair is an
+//! [`EmbeddedStepper`], the controller a [`PiController`], and the loop the shared
+//! [`integrate_adaptive`].
 //!
 //! Because the norm is taken over the whole batch (as in torchdiffeq and diffrax), the accepted
 //! steps depend on every row: an adaptive solve of a subset of rows is not a subset of the
 //! solve of all rows. Fixed grids have no such coupling.
 
-use ndarray::{Array2, ArrayViewMut2, Zip};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip};
 
+use crate::controller::PiController;
+pub use crate::embedded::AdaptiveStats;
+use crate::embedded::{integrate_adaptive, EmbeddedStepper, Landing, Span, Trial};
 use crate::error::{Result, SolverError};
 use crate::rk::combine;
-use crate::stepper::{check_finite, StepInfo};
+use crate::stepper::StepInfo;
 use crate::system::OdeSystem;
 use crate::tableau::ButcherTableau;
 
@@ -58,37 +63,45 @@ impl AdaptiveOptions {
     }
 }
 
-/// Counts of an adaptive solve.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct AdaptiveStats {
-    /// Accepted steps.
-    pub accepted: usize,
-    /// Rejected steps.
-    pub rejected: usize,
-}
-
-/// An embedded pair (Dormand-Prince 5(4), Tsitouras 5(4)) with error control.
+/// An embedded Runge-Kutta pair (Dormand-Prince 5(4), Tsitouras 5(4)) with error control
+/// (Hairer, Norsett & Wanner, Solving ODEs I, II.4 and II.5): an [`EmbeddedStepper`] driven by
+/// [`integrate_adaptive`] with the [`PiController`] built from the options.
 ///
-/// - Order: the tableau's (5 for both pairs); NFE: stages - 1 per attempted step with FSAL, plus
-///   one at the start (and one more for automatic first-step selection).
-/// - Requires: [`OdeSystem`]; the tableau must have `b_err`.
+/// - Order: the tableau's (5 for both pairs), embedded order 4; NFE: stages - 1 per attempted
+///   step (6 for both pairs), plus one per accepted step for a pair without FSAL, one at the
+///   start, and one more for automatic first-step selection.
+/// - Requires: [`OdeSystem`]; the tableau must have `b_err`; valid controller settings
+///   (see [`PiController::new`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdaptiveRk {
     tableau: ButcherTableau,
+    b_err: &'static [f64],
     opts: AdaptiveOptions,
+    controller: PiController,
+}
+
+/// Per-solve workspace of [`AdaptiveRk`]: stage derivatives (`k[0]` holds F at the current
+/// state), the stage state (the candidate) and the error estimate.
+#[derive(Debug)]
+pub struct AdaptiveRkState {
+    k: Vec<Array2<f64>>,
+    tmp: Array2<f64>,
+    err: Array2<f64>,
 }
 
 impl AdaptiveRk {
-    /// Fails if the tableau has no embedded error estimate.
+    /// Fails if the tableau has no embedded error estimate or the controller settings of `opts`
+    /// are out of range.
     pub fn new(tableau: ButcherTableau, opts: AdaptiveOptions) -> Result<Self> {
-        if tableau.b_err.is_none() {
+        let Some(b_err) = tableau.b_err else {
             return Err(SolverError::InvalidParameter {
                 name: "tableau",
                 value: tableau.order as f64,
                 expected: "adaptive stepping needs an embedded pair (dopri5, tsit5)",
             });
-        }
-        Ok(Self { tableau, opts })
+        };
+        let controller = PiController::new(tableau.embedded_order, opts.safety, opts.min_factor, opts.max_factor)?;
+        Ok(Self { tableau, b_err, opts, controller })
     }
 
     /// The options.
@@ -96,7 +109,7 @@ impl AdaptiveRk {
         &self.opts
     }
 
-    fn scaled_rms(&self, e: &Array2<f64>, x0: &ArrayViewMut2<f64>, x1: &Array2<f64>) -> f64 {
+    fn scaled_rms(&self, e: &Array2<f64>, x0: &ArrayView2<f64>, x1: &Array2<f64>) -> f64 {
         let (rtol, atol) = (self.opts.rtol, self.opts.atol);
         let mut sum = 0.0;
         Zip::from(e).and(x0).and(x1).for_each(|&e, &a, &b| {
@@ -106,15 +119,18 @@ impl AdaptiveRk {
         (sum / e.len().max(1) as f64).sqrt()
     }
 
+    /// Hairer, Norsett & Wanner's starting step (Solving ODEs I, II.4) from F(t0, x) in `k[0]`,
+    /// with the stage state and error buffers as scratch.
     fn initial_step<S: OdeSystem + ?Sized>(
         &self,
         sys: &S,
         t0: f64,
         t1: f64,
-        x: &ArrayViewMut2<f64>,
-        f0: &Array2<f64>,
-        work: &mut [Array2<f64>; 2],
+        x: &ArrayView2<f64>,
+        st: &mut AdaptiveRkState,
     ) -> Result<f64> {
+        let AdaptiveRkState { k, tmp: x1, err: f1 } = st;
+        let f0 = &k[0];
         let (rtol, atol) = (self.opts.rtol, self.opts.atol);
         let rms = |v: &Array2<f64>| -> f64 {
             let mut s = 0.0;
@@ -130,7 +146,6 @@ impl AdaptiveRk {
         let h0 = if d0 < 1e-5 || d1 < 1e-5 { 1e-6 } else { 0.01 * d0 / d1 };
         let h0 = h0.min((t1 - t0).abs());
         let dir = (t1 - t0).signum();
-        let [x1, f1] = work;
         x1.assign(x);
         x1.scaled_add(dir * h0, f0);
         sys.rhs(t0 + dir * h0, x1.view(), f1.view_mut())?;
@@ -141,114 +156,89 @@ impl AdaptiveRk {
         Ok((100.0 * h0).min(h1).min((t1 - t0).abs()))
     }
 
-    /// Integrates from `t0` to `t1` (either direction) in place.
+    /// Integrates from `t0` to `t1` (either direction) in place; see [`integrate_adaptive`] for the
+    /// errors.
     pub fn integrate<S: OdeSystem + ?Sized>(
         &self,
         sys: &S,
         t0: f64,
         t1: f64,
-        mut x: ArrayViewMut2<f64>,
+        x: ArrayViewMut2<f64>,
         observer: &mut dyn FnMut(StepInfo),
     ) -> Result<AdaptiveStats> {
-        for (name, v) in [("t0", t0), ("t1", t1)] {
-            if !v.is_finite() {
-                return Err(SolverError::InvalidParameter { name, value: v, expected: "must be finite" });
-            }
+        let span = Span { t0, t1, max_steps: self.opts.max_steps, landing: Landing::Snap };
+        integrate_adaptive(self, &self.controller, sys, span, x, observer)
+    }
+}
+
+impl<S: OdeSystem + ?Sized> EmbeddedStepper<S> for AdaptiveRk {
+    type State = AdaptiveRkState;
+
+    fn order(&self) -> u32 {
+        self.tableau.order
+    }
+
+    fn embedded_order(&self) -> u32 {
+        self.tableau.embedded_order
+    }
+
+    fn evals_per_attempt(&self) -> usize {
+        self.tableau.stages() - 1
+    }
+
+    fn init(&self, rows: usize, cols: usize) -> AdaptiveRkState {
+        let dim = (rows, cols);
+        AdaptiveRkState {
+            k: (0..self.tableau.stages()).map(|_| Array2::zeros(dim)).collect(),
+            tmp: Array2::zeros(dim),
+            err: Array2::zeros(dim),
         }
-        if t0 == t1 {
-            return Err(SolverError::InvalidParameter { name: "t1", value: t1, expected: "must differ from t0" });
+    }
+
+    fn start(&self, sys: &S, t0: f64, t1: f64, x: ArrayView2<f64>, st: &mut AdaptiveRkState) -> Result<f64> {
+        sys.rhs(t0, x, st.k[0].view_mut())?;
+        match self.opts.first_step {
+            Some(h) if h.is_finite() && h > 0.0 => Ok(h.min((t1 - t0).abs())),
+            Some(h) => Err(SolverError::InvalidParameter { name: "first_step", value: h, expected: "must be > 0" }),
+            None => self.initial_step(sys, t0, t1, &x, st),
         }
+    }
+
+    fn attempt(&self, sys: &S, trial: Trial, x: ArrayView2<f64>, st: &mut AdaptiveRkState) -> Result<f64> {
         let tab = &self.tableau;
-        let b_err = tab.b_err.expect("checked in new");
-        let s = tab.stages();
-        let dim = x.dim();
-        let mut k: Vec<Array2<f64>> = (0..s).map(|_| Array2::zeros(dim)).collect();
-        let mut tmp = Array2::zeros(dim);
-        let mut err = Array2::zeros(dim);
-        let dir = (t1 - t0).signum();
-        sys.rhs(t0, x.view(), k[0].view_mut())?;
-        let mut h = match self.opts.first_step {
-            Some(h) if h.is_finite() && h > 0.0 => h.min((t1 - t0).abs()),
-            Some(h) => {
-                return Err(SolverError::InvalidParameter { name: "first_step", value: h, expected: "must be > 0" })
-            }
-            None => {
-                let mut work = [Array2::zeros(dim), Array2::zeros(dim)];
-                self.initial_step(sys, t0, t1, &x, &k[0], &mut work)?
-            }
-        };
-        let q = (tab.embedded_order + 1) as f64;
-        let (beta1, beta2) = (0.7 / q, 0.4 / q);
-        let mut err_prev: f64 = 1.0;
-        let mut stats = AdaptiveStats::default();
-        let mut t = t0;
-        let mut last_rejected = false;
-        while (t1 - t) * dir > 0.0 {
-            if stats.accepted + stats.rejected >= self.opts.max_steps {
-                return Err(SolverError::MaxStepsExceeded { max_steps: self.opts.max_steps, t });
-            }
-            let remaining = (t1 - t).abs();
-            let last = h >= remaining * (1.0 - 1e-12);
-            let hs = if last { remaining * dir } else { h * dir };
-            if hs.abs() <= 16.0 * f64::EPSILON * t.abs().max(1.0) {
-                return Err(SolverError::StepSizeTooSmall { t, h: hs.abs() });
-            }
-            let t_new = if last { t1 } else { t + hs };
-            for i in 1..s {
-                tmp.assign(&x);
-                for (j, &a) in tab.a[i].iter().enumerate() {
-                    if a != 0.0 {
-                        tmp.scaled_add(hs * a, &k[j]);
-                    }
+        let Trial { t0: t, t1: t_new, h: hs } = trial;
+        let AdaptiveRkState { k, tmp, err } = st;
+        for i in 1..tab.stages() {
+            tmp.assign(&x);
+            for (j, &a) in tab.a[i].iter().enumerate() {
+                if a != 0.0 {
+                    tmp.scaled_add(hs * a, &k[j]);
                 }
-                let ti = if tab.c[i] == 1.0 { t_new } else { t + tab.c[i] * hs };
-                sys.rhs(ti, tmp.view(), k[i].view_mut())?;
             }
-            // Candidate solution: the last stage state of an FSAL pair, else x + h sum b_i k_i.
-            if !tab.fsal {
-                tmp.assign(&x);
-                combine(&mut tmp.view_mut(), hs, tab.b, &k);
-            }
-            err.fill(0.0);
-            combine(&mut err.view_mut(), hs, b_err, &k);
-            let e = self.scaled_rms(&err, &x, &tmp);
-            if !e.is_finite() {
-                // A non-finite trial state: shrink hard and retry.
-                stats.rejected += 1;
-                h *= self.opts.min_factor;
-                last_rejected = true;
-                continue;
-            }
-            if e <= 1.0 {
-                x.assign(&tmp);
-                check_finite(x.view(), stats.accepted, t, t_new)?;
-                observer(StepInfo { step: stats.accepted, total: 0, t0: t, t1: t_new });
-                stats.accepted += 1;
-                t = t_new;
-                if tab.fsal {
-                    k.swap(0, s - 1);
-                } else {
-                    sys.rhs(t, x.view(), k[0].view_mut())?;
-                }
-                let mut factor = if e == 0.0 {
-                    self.opts.max_factor
-                } else {
-                    self.opts.safety * e.powf(-beta1) * err_prev.powf(beta2)
-                };
-                factor = factor.clamp(self.opts.min_factor, self.opts.max_factor);
-                if last_rejected {
-                    factor = factor.min(1.0);
-                }
-                h = hs.abs() * factor;
-                err_prev = e.max(1e-4);
-                last_rejected = false;
-            } else {
-                stats.rejected += 1;
-                let factor = (self.opts.safety * e.powf(-1.0 / q)).max(self.opts.min_factor);
-                h = hs.abs() * factor;
-                last_rejected = true;
-            }
+            let ti = if tab.c[i] == 1.0 { t_new } else { t + tab.c[i] * hs };
+            sys.rhs(ti, tmp.view(), k[i].view_mut())?;
         }
-        Ok(stats)
+        // Candidate solution: the last stage state of an FSAL pair, else x + h sum b_i k_i.
+        if !tab.fsal {
+            tmp.assign(&x);
+            combine(&mut tmp.view_mut(), hs, tab.b, k);
+        }
+        err.fill(0.0);
+        combine(&mut err.view_mut(), hs, self.b_err, k);
+        Ok(self.scaled_rms(err, &x, tmp))
+    }
+
+    fn candidate<'a>(&self, st: &'a AdaptiveRkState) -> ArrayView2<'a, f64> {
+        st.tmp.view()
+    }
+
+    fn accepted(&self, sys: &S, t: f64, x: ArrayView2<f64>, st: &mut AdaptiveRkState) -> Result<()> {
+        if self.tableau.fsal {
+            let s = st.k.len();
+            st.k.swap(0, s - 1);
+            Ok(())
+        } else {
+            sys.rhs(t, x, st.k[0].view_mut())
+        }
     }
 }
