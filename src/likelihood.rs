@@ -7,7 +7,8 @@
 //! score (not eps), so t = 0 (sigma = 0) is a regular point.
 
 use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2, Zip};
-use scoresde_solvers::{tableau, AdaptiveOptions, AdaptiveRk, OdeSystem, SolverError};
+use scoresde_solvers::rk::tableau;
+use scoresde_solvers::{AdaptiveOptions, AdaptiveRk, OdeSystem, SolverError};
 
 use crate::error::{Result, ScoreError};
 use crate::gmm::GaussianMixture;

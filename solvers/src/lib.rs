@@ -1,72 +1,60 @@
-//! Generic numerics for scoresde: time grids, explicit Runge-Kutta steppers (fixed and adaptive),
-//! exponential integrators in sigma space (DDIM, multistep and singlestep DPM-Solver(++)),
-//! Euler-Maruyama, and sources of noise.
+//! The integrators of scoresde: time grids, steppers and the loops that drive them, and the
+//! noise they consume. States are `N x d` `ndarray` batches of `f64`, one sample per row.
 //!
-//! This crate knows nothing about diffusion models. Its steppers are written against small
-//! capability traits ([`OdeSystem`], [`SdeSystem`]) and tested here on linear ODEs and
-//! Ornstein-Uhlenbeck processes with exact solutions, so that a convergence-order claim is
-//! checked before any score model is in scope (the separation diffrax uses). States are `N x d`
-//! `ndarray` batches of `f64`, one sample per row.
+//! Steppers are written against small capability traits, not against a diffusion model:
+//! [`OdeSystem`] (a right-hand side), [`SdeSystem`] (drift and diffusion), [`SemiLinear`] (alpha,
+//! sigma and eps in process time) and [`SigmaSpace`] (eps in EDM's variables). The generic
+//! methods ([`rk`], Euler-Maruyama) are tested here on linear ODEs and Ornstein-Uhlenbeck
+//! processes with exact solutions; the diffusion samplers ([`exponential`], most of [`sde`]) need
+//! the last two traits, which the `scoresde` crate implements for a process and a score model.
+//!
+//! - [`stepper`]: the fixed-grid traits [`OdeStepper`], [`SdeStepper`] and their loops;
+//!   [`embedded`] and [`controller`]: the adaptive driver and its step-size controllers.
+//! - [`rk`]: Butcher tableaus, the explicit Runge-Kutta stepper, embedded pairs.
+//! - [`exponential`]: solvers in sigma space (DDIM, DPM-Solver(++), UniPC, DEIS, DPM-2, LMS).
+//! - [`sde`]: stochastic steppers (Euler-Maruyama, DDPM posterior, ancestral, EDM churn, PC).
+//! - [`noise`]: noise sources and the key space of their draws; the virtual Brownian tree.
+//! - [`grid`], [`system`], [`par`], [`error`]: grids, capability traits, parallel passes, errors.
 #![warn(missing_docs)]
 
-pub mod adaptive;
-pub mod ancestral;
-pub mod brownian;
 pub mod controller;
-pub mod ddim;
-pub mod deis;
-pub mod dpm2;
-pub mod dpm_adaptive;
-pub mod dpm_solver;
-pub mod dpm_solver_multistep;
-pub mod dpmpp_2m;
-pub mod dpmpp_2m_sde;
-pub mod dpmpp_multistep;
-pub mod dpmpp_singlestep;
-pub mod edm_sde;
-pub mod em;
 pub mod embedded;
 pub mod error;
-pub mod euler_ancestral;
-pub mod euler_logsnr;
 pub mod exponential;
 pub mod grid;
-pub mod lms;
 pub mod noise;
 pub mod par;
-pub mod pc;
 pub mod rk;
+pub mod sde;
 pub mod stepper;
 pub mod system;
-pub mod tableau;
-pub mod unipc;
 
-pub use adaptive::{AdaptiveOptions, AdaptiveRk, AdaptiveStats};
-pub use ancestral::{Ancestral, ReverseDiffusion};
-pub use brownian::{BrownianNoise, BrownianTree};
 pub use controller::{PiController, PidController, StepController, Verdict};
-pub use ddim::Ddim;
-pub use deis::Deis;
-pub use dpm2::Dpm2;
-pub use dpm_adaptive::DpmSolverAdaptive;
-pub use dpm_solver::{fast_orders, DpmSolver};
-pub use dpm_solver_multistep::DpmSolverMultistep;
-pub use dpmpp_2m::DpmPp2M;
-pub use dpmpp_2m_sde::DpmPp2MSde;
-pub use dpmpp_multistep::DpmSolverPpMultistep;
-pub use dpmpp_singlestep::DpmSolverPpSinglestep;
-pub use edm_sde::EdmSde;
-pub use em::EulerMaruyama;
 pub use embedded::{integrate_adaptive, EmbeddedStepper, Landing, Span, Trial};
 pub use error::{Result, SolverError};
-pub use euler_ancestral::EulerAncestral;
-pub use euler_logsnr::EulerLogSnr;
+pub use exponential::ddim::Ddim;
+pub use exponential::deis::Deis;
+pub use exponential::dpm2::Dpm2;
+pub use exponential::dpm_adaptive::DpmSolverAdaptive;
+pub use exponential::dpm_solver::{fast_orders, DpmSolver};
+pub use exponential::dpm_solver_multistep::DpmSolverMultistep;
+pub use exponential::dpmpp_2m::DpmPp2M;
+pub use exponential::dpmpp_multistep::DpmSolverPpMultistep;
+pub use exponential::dpmpp_singlestep::DpmSolverPpSinglestep;
+pub use exponential::euler_logsnr::EulerLogSnr;
+pub use exponential::lms::Lms;
+pub use exponential::unipc::UniPc;
 pub use grid::TimeGrid;
-pub use lms::Lms;
+pub use noise::brownian::{BrownianNoise, BrownianTree};
 pub use noise::{Draw, FixedNoise, KeyedNoise, NoiseSource};
-pub use pc::{LangevinCorrector, Pc};
-pub use rk::ExplicitRk;
+pub use rk::adaptive::{AdaptiveOptions, AdaptiveRk, AdaptiveStats};
+pub use rk::explicit::ExplicitRk;
+pub use rk::tableau::ButcherTableau;
+pub use sde::ancestral::{Ancestral, ReverseDiffusion};
+pub use sde::dpmpp_2m_sde::DpmPp2MSde;
+pub use sde::edm_sde::EdmSde;
+pub use sde::em::EulerMaruyama;
+pub use sde::euler_ancestral::EulerAncestral;
+pub use sde::pc::{LangevinCorrector, Pc};
 pub use stepper::{integrate_ode, integrate_sde, no_observer, OdeStepper, SdeStepper, StepInfo, StepNoise};
 pub use system::{Counted, OdeSystem, SdeSystem, SemiLinear, SigmaSpace};
-pub use tableau::ButcherTableau;
-pub use unipc::UniPc;

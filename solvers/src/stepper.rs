@@ -18,7 +18,8 @@ use crate::noise::{Draw, NoiseSource};
 ///
 /// ```
 /// use ndarray::{array, ArrayView2, ArrayViewMut2};
-/// use scoresde_solvers::{integrate_ode, no_observer, tableau, ExplicitRk, OdeSystem, TimeGrid};
+/// use scoresde_solvers::rk::tableau;
+/// use scoresde_solvers::{integrate_ode, no_observer, ExplicitRk, OdeSystem, TimeGrid};
 ///
 /// struct Decay;
 /// impl OdeSystem for Decay {

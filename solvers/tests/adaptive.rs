@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip};
-use scoresde_solvers::tableau::{DOPRI5, TSIT5};
+use scoresde_solvers::rk::tableau::{DOPRI5, TSIT5};
 use scoresde_solvers::*;
 
 /// x' = x, with row 1 NaN for t < 0.5.

@@ -8,7 +8,7 @@
 
 use ndarray::{array, Array2, ArrayView2, ArrayViewMut2};
 use scoresde_solvers::noise::Draw;
-use scoresde_solvers::tableau::{DOPRI5, EULER, HEUN, MIDPOINT, RK4, RK4_38, TSIT5};
+use scoresde_solvers::rk::tableau::{DOPRI5, EULER, HEUN, MIDPOINT, RK4, RK4_38, TSIT5};
 use scoresde_solvers::*;
 
 struct Rotating;

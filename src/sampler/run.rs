@@ -2,7 +2,7 @@
 //! without a way to run it does not compile.
 
 use ndarray::ArrayViewMut2;
-use scoresde_solvers::tableau::{self, ButcherTableau};
+use scoresde_solvers::rk::tableau::{self, ButcherTableau};
 use scoresde_solvers::{
     integrate_ode, integrate_sde, AdaptiveRk, Ancestral, Ddim, Deis, Dpm2, DpmPp2M, DpmPp2MSde, DpmSolver,
     DpmSolverAdaptive, DpmSolverMultistep, DpmSolverPpMultistep, DpmSolverPpSinglestep, EdmSde, EulerAncestral,

@@ -9,9 +9,9 @@ use ndarray::{Array2, ArrayViewMut2};
 
 use crate::error::Result;
 use crate::par;
+use crate::rk::tableau::ButcherTableau;
 use crate::stepper::{OdeStepper, StepInfo};
 use crate::system::OdeSystem;
-use crate::tableau::ButcherTableau;
 
 /// An explicit Runge-Kutta method taking the steps of a grid.
 ///

@@ -1,4 +1,7 @@
-//! Shared pieces of the exponential integrators (DDIM, DPM-Solver, DPM-Solver++) in sigma space.
+//! Solvers in EDM's variables (sigma space): the exponential integrators (DDIM, DPM-Solver,
+//! DPM-Solver++, UniPC, DEIS, their adaptive form) and k-diffusion's DPM-2, LMS and Euler in
+//! log-sigma; this module holds the pieces the exponential integrators share.
+//!
 //!
 //! In EDM's variables (state x = x_t / alpha_t, time sigma = sigma_t / alpha_t, see
 //! [`SigmaSpace`](crate::SigmaSpace)) the half log-SNR is lambda = -ln sigma, and the
@@ -16,6 +19,19 @@
 //! sigma-space updates (alpha_t / alpha_s x_s - sigma_t (e^h - 1) eps becomes
 //! x_s - (sigma_s - sigma_t) eps, and sigma_t / sigma_s x_s - alpha_t (e^{-h} - 1) D becomes
 //! (sigma_t / sigma_s) x_s + (1 - sigma_t / sigma_s) D).
+
+pub mod ddim;
+pub mod deis;
+pub mod dpm2;
+pub mod dpm_adaptive;
+pub mod dpm_solver;
+pub mod dpm_solver_multistep;
+pub mod dpmpp_2m;
+pub mod dpmpp_multistep;
+pub mod dpmpp_singlestep;
+pub mod euler_logsnr;
+pub mod lms;
+pub mod unipc;
 
 use ndarray::{Array2, ArrayViewMut2};
 

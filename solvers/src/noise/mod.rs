@@ -14,6 +14,8 @@
 //! Brownian tree ([`crate::BrownianNoise`]) answers by interval, so its main draws are the same
 //! Brownian path on every grid and under adaptive stepping.
 
+pub mod brownian;
+
 use ndarray::{Array3, ArrayViewMut2, Axis};
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;

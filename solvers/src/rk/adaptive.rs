@@ -19,10 +19,10 @@ use crate::controller::PiController;
 pub use crate::embedded::AdaptiveStats;
 use crate::embedded::{integrate_adaptive, EmbeddedStepper, Landing, Span, Trial};
 use crate::error::{Result, SolverError};
-use crate::rk::combine;
+use crate::rk::explicit::combine;
+use crate::rk::tableau::ButcherTableau;
 use crate::stepper::StepInfo;
 use crate::system::OdeSystem;
-use crate::tableau::ButcherTableau;
 
 /// Tolerances and controller settings of an adaptive solve.
 #[derive(Debug, Clone, Copy, PartialEq)]
