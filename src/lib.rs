@@ -19,6 +19,7 @@ pub mod io;
 pub mod likelihood;
 pub mod metrics;
 pub mod model;
+#[cfg(feature = "nn")]
 pub mod nn;
 pub mod process;
 pub mod reverse;

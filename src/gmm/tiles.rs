@@ -15,7 +15,7 @@
 
 use std::arch::x86_64::*;
 
-use super::kernel::{non_finite, RowMap, EXPONENT};
+use super::rowmap::{non_finite, RowMap, EXPONENT};
 
 /// `xs[i bs + b] = rows[b d + i]` for the `nb = rows.len() / d` rows of the block.
 ///
