@@ -318,7 +318,7 @@ pub fn run(a: SampleArgs) -> CmdResult {
             let given = a.process.spec();
             if trained != given {
                 return Err(format!(
-                    "--model {}: process mismatch: trained on {trained}, the flags give {given}",
+                    "--model {}: process mismatch: trained on process {trained}, the flags give {given}",
                     path.display()
                 )
                 .into());

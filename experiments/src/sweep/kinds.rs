@@ -200,7 +200,7 @@ fn trained_model(sweep: &Sweep) -> Result<NetScore, String> {
         let given = ProcessArgs::defaults(pk).spec();
         if trained != given {
             return Err(format!(
-                "model {}: process mismatch: trained on {trained}, the config asks for {given}",
+                "model {}: process mismatch: trained on process {trained}, the config asks for {given}",
                 path.display()
             ));
         }
