@@ -11,6 +11,8 @@
 use std::f64::consts::PI;
 use std::fmt::Debug;
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{Result, ScoreError};
 
 /// A forward SDE dx = f(t) x dt + g(t) dW with marginals N(alpha(t) x_0, sigma(t)^2 I).
@@ -46,6 +48,131 @@ pub trait ForwardProcess: Debug + Send + Sync {
     /// Inverse of [`ForwardProcess::sigma_tilde`].
     fn t_from_sigma_tilde(&self, sigma_tilde: f64) -> f64 {
         self.t_from_log_snr(-sigma_tilde.ln())
+    }
+    /// The process's description: its kind and every parameter it was built from.
+    fn spec(&self) -> ProcessSpec;
+}
+
+/// A process described by its kind and parameters: what checkpoints record and compare, and
+/// what [`ProcessSpec::build`] turns back into the process. Serialised with the kind under
+/// `"process"`, e.g. `{"process": "vp", "beta_min": 0.1, "beta_max": 20.0}`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "process", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ProcessSpec {
+    /// [`Vp`].
+    Vp {
+        /// beta(0).
+        beta_min: f64,
+        /// beta(1).
+        beta_max: f64,
+    },
+    /// [`SubVp`].
+    SubVp {
+        /// beta(0).
+        beta_min: f64,
+        /// beta(1).
+        beta_max: f64,
+    },
+    /// [`Ve`].
+    Ve {
+        /// sigma(0).
+        sigma_min: f64,
+        /// sigma(1), the prior std.
+        sigma_max: f64,
+    },
+    /// [`VpCosine`].
+    Cosine {
+        /// The offset s of abar(t).
+        s: f64,
+        /// The end T of the time domain.
+        t_max: f64,
+    },
+    /// [`Edm`].
+    Edm {
+        /// Default end of sampling.
+        sigma_min: f64,
+        /// T, the prior std.
+        sigma_max: f64,
+    },
+}
+
+/// The end of the cosine schedule's time domain used throughout (DPM-Solver's T).
+pub const COSINE_T_MAX: f64 = 0.9946;
+
+impl ProcessSpec {
+    /// The validated process.
+    pub fn build(&self) -> Result<Box<dyn ForwardProcess>> {
+        Ok(match *self {
+            Self::Vp { beta_min, beta_max } => Box::new(Vp::new(beta_min, beta_max)?),
+            Self::SubVp { beta_min, beta_max } => Box::new(SubVp::new(beta_min, beta_max)?),
+            Self::Ve { sigma_min, sigma_max } => Box::new(Ve::new(sigma_min, sigma_max)?),
+            Self::Cosine { s, t_max } => Box::new(VpCosine::new(s, t_max)?),
+            Self::Edm { sigma_min, sigma_max } => Box::new(Edm::new(sigma_min, sigma_max)?),
+        })
+    }
+
+    /// Short name, as [`ForwardProcess::name`].
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Vp { .. } => "vp",
+            Self::SubVp { .. } => "subvp",
+            Self::Ve { .. } => "ve",
+            Self::Cosine { .. } => "cosine",
+            Self::Edm { .. } => "edm",
+        }
+    }
+
+    /// Reads a description: this type's own form, or the form of checkpoints written before it
+    /// existed (`{"process": "vp", "beta_min", "beta_max", "sigma_min", "sigma_max", "cosine_s"}`,
+    /// every flag of the command line, null sigmas meaning the defaults: 0.01 and 50 for ve,
+    /// 0.002 and 80 for edm; cosine with T = 0.9946), read into the process it describes, so that
+    /// parameters the process does not use play no part.
+    pub fn from_json(value: &serde_json::Value) -> Result<Self> {
+        let bad = |why: String| ScoreError::Model { context: format!("process {value}"), message: why };
+        if let Ok(spec) = serde_json::from_value::<Self>(value.clone()) {
+            return Ok(spec);
+        }
+        let serde_json::Value::Object(fields) = value else {
+            return Err(bad("expected a JSON object".into()));
+        };
+        const LEGACY: [&str; 6] = ["process", "beta_min", "beta_max", "sigma_min", "sigma_max", "cosine_s"];
+        if let Some(k) = fields.keys().find(|k| !LEGACY.contains(&k.as_str())) {
+            return Err(bad(format!("unknown field {k:?}")));
+        }
+        let number = |key: &str, default: Option<f64>| -> Result<f64> {
+            match fields.get(key) {
+                Some(serde_json::Value::Number(n)) => n.as_f64().ok_or_else(|| bad(format!("{key}: not a number"))),
+                None | Some(serde_json::Value::Null) => default.ok_or_else(|| bad(format!("{key}: missing"))),
+                Some(other) => Err(bad(format!("{key} = {other}: not a number"))),
+            }
+        };
+        let kind = fields.get("process").and_then(|k| k.as_str()).ok_or_else(|| bad("no process name".into()))?;
+        Ok(match kind {
+            "vp" => Self::Vp { beta_min: number("beta_min", None)?, beta_max: number("beta_max", None)? },
+            "subvp" => Self::SubVp { beta_min: number("beta_min", None)?, beta_max: number("beta_max", None)? },
+            "ve" => {
+                Self::Ve { sigma_min: number("sigma_min", Some(0.01))?, sigma_max: number("sigma_max", Some(50.0))? }
+            }
+            "cosine" => Self::Cosine { s: number("cosine_s", None)?, t_max: COSINE_T_MAX },
+            "edm" => {
+                Self::Edm { sigma_min: number("sigma_min", Some(0.002))?, sigma_max: number("sigma_max", Some(80.0))? }
+            }
+            other => return Err(bad(format!("unknown process {other:?}"))),
+        })
+    }
+}
+
+impl std::fmt::Display for ProcessSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Self::Vp { beta_min, beta_max } | Self::SubVp { beta_min, beta_max } => {
+                write!(f, "{} (beta_min {beta_min}, beta_max {beta_max})", self.name())
+            }
+            Self::Ve { sigma_min, sigma_max } | Self::Edm { sigma_min, sigma_max } => {
+                write!(f, "{} (sigma_min {sigma_min}, sigma_max {sigma_max})", self.name())
+            }
+            Self::Cosine { s, t_max } => write!(f, "cosine (s {s}, T {t_max})"),
+        }
     }
 }
 
@@ -116,6 +243,9 @@ impl Vp {
 }
 
 impl ForwardProcess for Vp {
+    fn spec(&self) -> ProcessSpec {
+        ProcessSpec::Vp { beta_min: self.beta.beta_min, beta_max: self.beta.beta_max }
+    }
     fn name(&self) -> &'static str {
         "vp"
     }
@@ -168,6 +298,9 @@ impl SubVp {
 }
 
 impl ForwardProcess for SubVp {
+    fn spec(&self) -> ProcessSpec {
+        ProcessSpec::SubVp { beta_min: self.beta.beta_min, beta_max: self.beta.beta_max }
+    }
     fn name(&self) -> &'static str {
         "subvp"
     }
@@ -227,6 +360,9 @@ impl Ve {
 }
 
 impl ForwardProcess for Ve {
+    fn spec(&self) -> ProcessSpec {
+        ProcessSpec::Ve { sigma_min: self.sigma_min, sigma_max: self.sigma_max }
+    }
     fn name(&self) -> &'static str {
         "ve"
     }
@@ -297,11 +433,14 @@ impl VpCosine {
 
 impl Default for VpCosine {
     fn default() -> Self {
-        Self::new(0.008, 0.9946).expect("valid defaults")
+        Self::new(0.008, COSINE_T_MAX).expect("valid defaults")
     }
 }
 
 impl ForwardProcess for VpCosine {
+    fn spec(&self) -> ProcessSpec {
+        ProcessSpec::Cosine { s: self.s, t_max: self.t_max }
+    }
     fn name(&self) -> &'static str {
         "cosine"
     }
@@ -360,6 +499,9 @@ impl Edm {
 }
 
 impl ForwardProcess for Edm {
+    fn spec(&self) -> ProcessSpec {
+        ProcessSpec::Edm { sigma_min: self.sigma_min, sigma_max: self.sigma_max }
+    }
     fn name(&self) -> &'static str {
         "edm"
     }
@@ -395,5 +537,48 @@ impl ForwardProcess for Edm {
     }
     fn t_from_sigma_tilde(&self, s: f64) -> f64 {
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_round_trips_through_json_and_build() {
+        let specs = [
+            ProcessSpec::Vp { beta_min: 0.1, beta_max: 20.0 },
+            ProcessSpec::SubVp { beta_min: 0.2, beta_max: 10.0 },
+            ProcessSpec::Ve { sigma_min: 0.01, sigma_max: 50.0 },
+            ProcessSpec::Cosine { s: 0.008, t_max: COSINE_T_MAX },
+            ProcessSpec::Edm { sigma_min: 0.002, sigma_max: 80.0 },
+        ];
+        for spec in specs {
+            let json = serde_json::to_value(spec).unwrap();
+            assert_eq!(json["process"], spec.name());
+            assert_eq!(ProcessSpec::from_json(&json).unwrap(), spec);
+            let p = spec.build().unwrap();
+            assert_eq!(p.spec(), spec);
+            assert_eq!(p.name(), spec.name());
+        }
+    }
+
+    #[test]
+    fn legacy_checkpoint_metadata_reads_as_the_process_it_describes() {
+        let legacy = |kind: &str, sigma_min: serde_json::Value| {
+            serde_json::json!({"process": kind, "beta_min": 0.1, "beta_max": 20.0, "sigma_min": sigma_min,
+                "sigma_max": null, "cosine_s": 0.008})
+        };
+        let vp = ProcessSpec::from_json(&legacy("vp", serde_json::json!(0.5))).unwrap();
+        assert_eq!(vp, ProcessSpec::Vp { beta_min: 0.1, beta_max: 20.0 });
+        let ve = ProcessSpec::from_json(&legacy("ve", serde_json::Value::Null)).unwrap();
+        assert_eq!(ve, ProcessSpec::Ve { sigma_min: 0.01, sigma_max: 50.0 });
+        let edm = ProcessSpec::from_json(&legacy("edm", serde_json::json!(0.01))).unwrap();
+        assert_eq!(edm, ProcessSpec::Edm { sigma_min: 0.01, sigma_max: 80.0 });
+        let cosine = ProcessSpec::from_json(&legacy("cosine", serde_json::Value::Null)).unwrap();
+        assert_eq!(cosine, ProcessSpec::Cosine { s: 0.008, t_max: COSINE_T_MAX });
+        assert!(ProcessSpec::from_json(&legacy("bogus", serde_json::Value::Null)).is_err());
+        assert!(ProcessSpec::from_json(&serde_json::json!({"process": "vp", "beta_min": 0.1})).is_err());
+        assert!(ProcessSpec::from_json(&serde_json::json!([1, 2])).is_err());
     }
 }

@@ -19,7 +19,7 @@ use scoresde::sampler::{prior_noise, sample_owned, SamplerConfig, Solver, Steps}
 use scoresde::targets;
 use scoresde_solvers::{KeyedNoise, NoiseSource};
 
-use crate::cli::CmdResult;
+use crate::choices::CmdResult;
 
 /// Flags of `scoresde bench`.
 #[derive(Debug, Args)]

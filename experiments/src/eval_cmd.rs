@@ -1,5 +1,8 @@
 //! `scoresde eval`: metrics of a sample file against the exact target.
 
+use std::path::PathBuf;
+
+use clap::Args;
 use rand::SeedableRng;
 use rand_pcg::Pcg64;
 use scoresde::io::{read_npy_2d, write_atomic};
@@ -8,7 +11,39 @@ use scoresde::metrics::target::{ks_per_coordinate, missed_modes, mode_occupancy,
 use scoresde::metrics::{covariance_error, mean_error, random_directions, sliced_w2_with_directions};
 use scoresde::targets;
 
-use crate::cli::{CmdResult, EvalArgs};
+use crate::choices::CmdResult;
+
+/// Flags of `scoresde eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Target: a built-in name or a JSON file.
+    #[arg(long, default_value = "ring8")]
+    pub target: String,
+    /// Samples to evaluate, (N, d) float64 .npy.
+    #[arg(long, default_value = "samples.npy")]
+    pub samples: PathBuf,
+    /// Also write the metrics as JSON here (atomically).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Compare with the noised target p_t at signal coefficient alpha (with --sigma); 1 = data.
+    #[arg(long, default_value_t = 1.0)]
+    pub alpha: f64,
+    /// Compare with the noised target p_t at noise level sigma; 0 = data.
+    #[arg(long, default_value_t = 0.0)]
+    pub sigma: f64,
+    /// Exact reference samples for sliced W2 [default: as many as the samples].
+    #[arg(long)]
+    pub reference_n: Option<usize>,
+    /// Random projections for sliced W2.
+    #[arg(long, default_value_t = 256)]
+    pub projections: usize,
+    /// Seed of the reference samples and projections.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Rows used by the O(n^2) metrics (MMD, energy distance).
+    #[arg(long, default_value_t = 2000)]
+    pub pairwise_max: usize,
+}
 
 /// Runs `scoresde eval`.
 pub fn run(a: EvalArgs) -> CmdResult {

@@ -6,6 +6,7 @@
 //! naming the bad field and value and exits with status 1, leaving no output file behind.
 
 mod bench_cmd;
+mod choices;
 mod cli;
 mod eval_cmd;
 mod nll_cmd;

@@ -1,5 +1,8 @@
 //! `scoresde nll`: log-likelihood of points through the probability-flow ODE.
 
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
 use ndarray::Array1;
 use scoresde::io::{read_npy_2d, write_npy};
 use scoresde::likelihood::{log_likelihood, Hutchinson, Prior, ProbeKind};
@@ -7,7 +10,63 @@ use scoresde::model::ExactScore;
 use scoresde::targets;
 use scoresde_solvers::AdaptiveOptions;
 
-use crate::cli::{CmdResult, NllArgs, PriorKind, ProbeArg};
+use crate::choices::{CmdResult, ProcessArgs};
+
+/// The density used at the noise end of the likelihood ODE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PriorKind {
+    /// The process's Gaussian prior N(0, prior_std^2 I), as with a trained model.
+    Gaussian,
+    /// The target's exact p_T, so that only the ODE error remains.
+    Exact,
+}
+
+/// Flags of `scoresde nll`.
+#[derive(Debug, Args)]
+pub struct NllArgs {
+    /// Target: a built-in name or a JSON file.
+    #[arg(long, default_value = "ring8")]
+    pub target: String,
+    /// Points, (N, d) float64 .npy.
+    #[arg(long)]
+    pub points: PathBuf,
+    /// Output log-likelihoods, (N,) float64 .npy (written atomically).
+    #[arg(long, default_value = "loglik.npy")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub process: ProcessArgs,
+    /// Time the points live at (0 = data).
+    #[arg(long, default_value_t = 0.0)]
+    pub t_start: f64,
+    /// Relative tolerance of the adaptive Dormand-Prince solve.
+    #[arg(long, default_value_t = 1e-8)]
+    pub rtol: f64,
+    /// Absolute tolerance.
+    #[arg(long, default_value_t = 1e-8)]
+    pub atol: f64,
+    /// Density at the noise end T.
+    #[arg(long, value_enum, default_value_t = PriorKind::Gaussian)]
+    pub prior: PriorKind,
+    /// Estimate the divergence with Hutchinson's estimator and this many probes per point, instead
+    /// of the exact divergence (0 = exact).
+    #[arg(long, default_value_t = 0)]
+    pub hutchinson: usize,
+    /// Distribution of Hutchinson's probe vectors.
+    #[arg(long, value_enum, default_value_t = ProbeArg::Rademacher)]
+    pub probe: ProbeArg,
+    /// Seed of the probe vectors.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// Distribution of Hutchinson's probe vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProbeArg {
+    /// Entries +-1.
+    Rademacher,
+    /// Standard normal entries.
+    Gaussian,
+}
 
 /// Runs `scoresde nll`.
 pub fn run(a: NllArgs) -> CmdResult {

@@ -1,18 +1,183 @@
 //! `scoresde sample`: flags -> validated sampler -> samples on disk.
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::time::Instant;
 
+use clap::{ArgGroup, Args};
 use indicatif::{ProgressBar, ProgressStyle};
 use scoresde::grids::Space;
 use scoresde::io::{read_npy_1d, read_npy_2d, read_npy_3d, write_npy};
 use scoresde::model::{ExactScore, ScoreModel};
-use scoresde::process::ForwardProcess;
-use scoresde::sampler::{prior_noise, sample_owned, SamplerConfig, SolverId, Steps};
+use scoresde::process::{ForwardProcess, ProcessSpec};
+use scoresde::sampler::{prior_noise, sample_owned, OptionValue, Predictor, SamplerConfig, Solver, SolverId, Steps};
 use scoresde::targets;
 use scoresde_solvers::{AdaptiveOptions, BrownianNoise, Draw, FixedNoise, KeyedNoise, NoiseSource, TimeGrid};
 
-use crate::cli::{CmdResult, SampleArgs};
+use crate::choices::{parse_classes, CmdResult, PredictorKind, ProcessArgs, ScheduleKind, SolverParser, SpaceKind};
+
+/// Flags of `scoresde sample`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("init").args(["z_init", "n"])))]
+#[command(group(ArgGroup::new("steps_from").args(["grid", "sigmas", "steps"])))]
+pub struct SampleArgs {
+    /// Target: a built-in name (ring8, aniso16, gauss2, quad4, diag16) or a JSON file
+    /// {"weights", "means", and one of "variances" | "diag" | "full"}.
+    #[arg(long, default_value = "ring8")]
+    pub target: String,
+    /// A trained score model (`scoresde train --out`) instead of the target's exact score; the
+    /// process flags must match the ones it was trained with.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Classifier-free guidance towards this class (a class-conditional --model, or a class of
+    /// --classes with the exact score).
+    #[arg(long)]
+    pub class: Option<usize>,
+    /// Guidance weight w: eps = (1 + w) eps(x | class) - w eps(x).
+    #[arg(long, default_value_t = 0.0, requires = "class")]
+    pub guidance: f64,
+    /// With the exact score: the classes as component groups, e.g. `0,1;2,3`.
+    #[arg(long, requires = "class")]
+    pub classes: Option<String>,
+    /// Initial standard-normal draws, (N, d) float64 .npy; x at the grid start = prior_std * z.
+    #[arg(long)]
+    pub z_init: Option<PathBuf>,
+    /// Number of samples when --z-init is not given.
+    #[arg(long, default_value_t = 1000)]
+    pub n: usize,
+    /// Seed of the prior draws and of the SDE noise (sample i depends only on (seed, i)).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub process: ProcessArgs,
+    /// Solver (`scoresde solvers` lists them with order, NFE, space and options).
+    #[arg(long, value_parser = SolverParser, default_value = "heun")]
+    pub solver: SolverId,
+    /// Time grid, (K+1,) float64 .npy of times t from noise to data; the solver steps in t.
+    #[arg(long)]
+    pub grid: Option<PathBuf>,
+    /// Sigma~ levels, (K+1,) float64 .npy from noise to data (the last may be 0); the solver steps
+    /// in sigma space (x~ = x/alpha against sigma~ = sigma/alpha).
+    #[arg(long)]
+    pub sigmas: Option<PathBuf>,
+    /// Number of steps of a generated grid (used when neither --grid nor --sigmas nor
+    /// --rtol/--atol is given) [default: 50].
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Spacing of the generated grid.
+    #[arg(long, value_enum, default_value_t = ScheduleKind::UniformT)]
+    pub schedule: ScheduleKind,
+    /// rho of the Karras schedule.
+    #[arg(long, default_value_t = 7.0)]
+    pub rho: f64,
+    /// Variable the ODE solver steps in, for generated grids and adaptive solves (solvers that step
+    /// in one space only get the same grid points expressed in theirs: euler-maruyama steps in t).
+    #[arg(long, value_enum, default_value_t = SpaceKind::T)]
+    pub space: SpaceKind,
+    /// Start time (noise end) of a generated grid or adaptive solve [default: T of the process].
+    #[arg(long)]
+    pub t_start: Option<f64>,
+    /// End time (data end) [default: 1e-3 for vp/subvp/cosine, 1e-5 for ve, sigma_min for edm].
+    #[arg(long)]
+    pub t_end: Option<f64>,
+    /// Adaptive solve in sigma space: start level sigma~ (with --sigma-end, --rtol, --atol).
+    #[arg(long, requires = "sigma_end", conflicts_with_all = ["t_start", "t_end"])]
+    pub sigma_start: Option<f64>,
+    /// Adaptive solve in sigma space: end level sigma~.
+    #[arg(long, requires = "sigma_start")]
+    pub sigma_end: Option<f64>,
+    /// Relative tolerance: makes dopri5/tsit5 adaptive [default when --atol is given: 1e-5].
+    #[arg(long, conflicts_with_all = ["grid", "sigmas", "steps"])]
+    pub rtol: Option<f64>,
+    /// Absolute tolerance: makes dopri5/tsit5 adaptive [default when --rtol is given: 1e-5].
+    #[arg(long, conflicts_with_all = ["grid", "sigmas", "steps"])]
+    pub atol: Option<f64>,
+    /// Fixed standard-normal noise for stochastic solvers, (draws, N, d) float64 .npy: slice k is
+    /// the noise of step k; a solver with extra draws per step (pc: one per corrector move) reads
+    /// them after all steps' main draws, extra j of step k at steps + k * extras + j
+    /// [default: drawn from --seed].
+    #[arg(long)]
+    pub noise: Option<PathBuf>,
+    /// Stochastic solvers: draw the noise from a virtual Brownian tree over the grid, so a sample's
+    /// Brownian path is the same for every step count (strong errors, step-count comparisons); about
+    /// 35 normal draws per step and sample instead of 1.
+    #[arg(long)]
+    pub brownian: bool,
+    /// Ancestral / SDE samplers: noise scale eta (1 = full ancestral step, 0 = deterministic).
+    #[arg(long, default_value_t = 1.0)]
+    pub eta: f64,
+    /// Stochastic samplers: multiplier of the fresh noise (s_noise, EDM's S_noise).
+    #[arg(long, default_value_t = 1.0)]
+    pub s_noise: f64,
+    /// Singlestep DPM-Solver: per-step orders, e.g. 3,3,3,1 [default: 3 on every step].
+    #[arg(long, value_delimiter = ',', conflicts_with = "nfe")]
+    pub orders: Option<Vec<usize>>,
+    /// dpm-solver only: DPM-Solver-fast for this NFE budget (floor(nfe/3) + 1 log-SNR-uniform steps
+    /// between --t-start and --t-end, orders 3,..,3 then 2,1 or nfe mod 3).
+    #[arg(long, conflicts_with_all = ["grid", "sigmas", "steps", "rtol", "atol"])]
+    pub nfe: Option<usize>,
+    /// EDM stochastic sampler: S_churn.
+    #[arg(long, default_value_t = 0.0)]
+    pub s_churn: f64,
+    /// EDM stochastic sampler: S_tmin.
+    #[arg(long, default_value_t = 0.0)]
+    pub s_tmin: f64,
+    /// EDM stochastic sampler: S_tmax [default: infinity].
+    #[arg(long, default_value_t = f64::INFINITY)]
+    pub s_tmax: f64,
+    /// Multistep solvers: lower the order on the last steps of grids under 15 steps; singlestep
+    /// DPM-Solver++: shorten the last block (diffusers' lower_order_final).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub lower_order_final: bool,
+    /// Langevin corrector: signal-to-noise ratio r.
+    #[arg(long, default_value_t = 0.16)]
+    pub snr: f64,
+    /// Langevin corrector: corrector steps per noise level.
+    #[arg(long, default_value_t = 1)]
+    pub corrector_steps: usize,
+    /// Predictor-corrector: the SDE step between corrector moves.
+    #[arg(long, value_enum, default_value_t = PredictorKind::ReverseDiffusion)]
+    pub predictor: PredictorKind,
+    /// Finish with one Tweedie denoising step (x <- E[x0 | x]).
+    #[arg(long)]
+    pub denoise_final: bool,
+    /// Output samples, (N, d) float64 .npy (written atomically).
+    #[arg(long, default_value = "samples.npy")]
+    pub out: PathBuf,
+    /// No progress bar and no summary line.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl SampleArgs {
+    /// The solver with the options its registry entry lists, taken from the flags (flags of
+    /// options the solver does not take are not read), validated.
+    pub fn solver(&self) -> scoresde::Result<Solver> {
+        let mut solver = Solver::new(self.solver);
+        for option in self.solver.info().options {
+            let value = match option.name {
+                "eta" => OptionValue::F64(self.eta),
+                "s_noise" => OptionValue::F64(self.s_noise),
+                "s_churn" => OptionValue::F64(self.s_churn),
+                "s_tmin" => OptionValue::F64(self.s_tmin),
+                "s_tmax" => OptionValue::F64(self.s_tmax),
+                "snr" => OptionValue::F64(self.snr),
+                "corrector_steps" => OptionValue::Usize(self.corrector_steps),
+                "predictor" => OptionValue::Name(Predictor::from(self.predictor).name().to_string()),
+                "lower_order_final" => OptionValue::Bool(self.lower_order_final),
+                "orders" => match &self.orders {
+                    Some(o) => OptionValue::List(o.clone()),
+                    None => continue,
+                },
+                // A registry option without a flag: its default stays.
+                _ => continue,
+            };
+            solver.set_option(option.name, value)?;
+        }
+        solver.validate()?;
+        Ok(solver)
+    }
+}
 
 /// Reads a grid file and names the flag in any error.
 fn grid_file(path: &std::path::Path, flag: &str) -> Result<TimeGrid, String> {
@@ -137,23 +302,23 @@ fn progress(total: u64, quiet: bool) -> ProgressBar {
 /// Runs `scoresde sample`.
 pub fn run(a: SampleArgs) -> CmdResult {
     let process = a.process.build()?;
-    let model: Box<dyn ScoreModel> = match &a.model {
-        None if a.class.is_some() => {
+    let model: Box<dyn ScoreModel> = match (&a.model, a.class) {
+        (None, Some(c)) => {
             let target = targets::load(&a.target)?;
             let spec = a.classes.as_deref().ok_or("--class with the exact score needs --classes (e.g. 0,1;2,3)")?;
-            let classes = crate::train_cmd::parse_classes(spec, target.n_components())?;
-            let c = a.class.expect("checked");
+            let classes = parse_classes(spec, target.n_components())?;
             let group = classes.get(c).ok_or_else(|| format!("--class = {c}: --classes defines {}", classes.len()))?;
             Box::new(scoresde::guidance::GuidedExact::new(&target, group, a.guidance)?)
         }
-        None => Box::new(ExactScore::new(targets::load(&a.target)?)),
-        Some(path) => {
+        (None, None) => Box::new(ExactScore::new(targets::load(&a.target)?)),
+        (Some(path), _) => {
             let net = scoresde::nn::NetScore::load(path, &scoresde::nn::device())?;
-            let trained = &net.checkpoint().meta["process"];
-            let given = crate::train_cmd::process_meta(&a.process);
-            if *trained != given {
+            let trained = ProcessSpec::from_json(&net.checkpoint().meta["process"])
+                .map_err(|e| format!("--model {}: {e}", path.display()))?;
+            let given = a.process.spec();
+            if trained != given {
                 return Err(format!(
-                    "--model {}: trained on process {trained}, the flags give {given}",
+                    "--model {}: process mismatch: trained on process {trained}, the flags give {given}",
                     path.display()
                 )
                 .into());

@@ -8,9 +8,11 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use scoresde::nn::{save_checkpoint, Conditioning, MlpConfig, NetOutput, TrainConfig, Trainer, Weighting};
+use scoresde::process::ProcessSpec;
 use scoresde::targets;
 
-use crate::cli::{CmdResult, ProcessArgs};
+use crate::choices::{parse_classes, CmdResult, ProcessArgs};
+use crate::sweep::plot;
 
 /// What the network outputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -102,38 +104,10 @@ pub struct TrainArgs {
     pub quiet: bool,
 }
 
-/// The checkpoint metadata of a process: what `--model` checks against the sampling flags.
-pub fn process_meta(p: &ProcessArgs) -> serde_json::Value {
-    serde_json::json!({
-        "process": format!("{:?}", p.process).to_lowercase(),
-        "beta_min": p.beta_min, "beta_max": p.beta_max,
-        "sigma_min": p.sigma_min, "sigma_max": p.sigma_max, "cosine_s": p.cosine_s,
-    })
-}
-
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(suffix);
     PathBuf::from(s)
-}
-
-/// Parses `0,1;2,3` into component groups, checking each index against the target.
-pub fn parse_classes(spec: &str, components: usize) -> Result<Vec<Vec<usize>>, String> {
-    let bad = |why: String| format!("--classes {spec:?}: {why} (expected component groups like 0,1;2,3)");
-    spec.split(';')
-        .map(|group| {
-            group
-                .split(',')
-                .map(|c| {
-                    let k: usize = c.trim().parse().map_err(|_| bad(format!("{c:?} is not a component index")))?;
-                    if k >= components {
-                        return Err(bad(format!("component {k}: the target has {components}")));
-                    }
-                    Ok(k)
-                })
-                .collect::<Result<Vec<usize>, String>>()
-        })
-        .collect()
 }
 
 /// Runs `scoresde train`.
@@ -177,7 +151,8 @@ pub fn run(a: TrainArgs) -> CmdResult {
         importance: a.importance_sampling,
         classes,
     };
-    let meta = serde_json::json!({"target": a.target, "process": process_meta(&a.process)});
+    let spec = a.process.spec();
+    let meta = serde_json::json!({"target": a.target, "process": spec});
     let device = scoresde::nn::device();
     let mut trainer = if a.resume {
         let (trainer, old_meta) = Trainer::from_checkpoint(&a.out, &device)?;
@@ -188,8 +163,13 @@ pub fn run(a: TrainArgs) -> CmdResult {
             )
             .into())
         };
-        if old_meta != meta {
-            mismatch("target/process", old_meta.to_string(), meta.to_string())?;
+        let old_spec =
+            ProcessSpec::from_json(&old_meta["process"]).map_err(|e| format!("--resume {}: {e}", a.out.display()))?;
+        if old_spec != spec {
+            mismatch("process", old_spec.to_string(), spec.to_string())?;
+        }
+        if old_meta["target"] != meta["target"] {
+            mismatch("target", old_meta["target"].to_string(), meta["target"].to_string())?;
         }
         if *trainer.net.config() != net {
             mismatch("network", format!("{:?}", trainer.net.config()), format!("{net:?}"))?;
@@ -261,10 +241,10 @@ fn write_loss_curve(out: &Path, losses: &[f64]) -> CmdResult {
         .filter(|(_, v)| *v > 0.0)
         .collect();
     let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    if !pts.is_empty() && crate::sweep::plot::prepare(dir)? {
+    if !pts.is_empty() && plot::prepare(dir)? {
         let lines = [(format!("DSM loss (mean of {window} steps)"), pts)].into_iter().collect();
         let stem = with_suffix(out, ".loss");
-        crate::sweep::plot::draw_both(&stem, "training loss", ("step", "loss"), &lines, None)?;
+        plot::draw_both(&stem, "training loss", ("step", "loss"), &lines, None)?;
     }
     Ok(())
 }

@@ -436,3 +436,30 @@ fn guided_sampling_with_a_conditional_model_and_the_exact_score() {
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("\"x\" is not a component index"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The committed checkpoint (written before processes described themselves: its metadata holds
+/// every process flag) is compared as the process it describes: VP ignores --sigma-min, so that
+/// flag changes nothing; a different beta_max is a one-line process mismatch.
+#[test]
+fn committed_vp_model_is_compared_by_process_not_by_flags() {
+    let tmp = Tmp::new("committed-model");
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/../plots/ring8_vp_model.safetensors");
+    let x = tmp.p("x.npy");
+    let sample = |extra: &[&str]| {
+        run(
+            &[&["sample", "--model", model, "--steps", "4", "--n", "16", "--quiet", "--out", s(&x)][..], extra]
+                .concat(),
+            None,
+        )
+    };
+    let o = sample(&["--sigma-min", "0.01"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Array2<f64> = read_npy(&x).unwrap();
+    assert!(v.dim() == (16, 2) && v.iter().all(|t| t.is_finite()));
+    std::fs::remove_file(&x).unwrap();
+    let o = sample(&["--beta-max", "10"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && !x.exists(), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("process mismatch") && err.contains("beta_max 20") && err.contains("beta_max 10"), "{err}");
+}

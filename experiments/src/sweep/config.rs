@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use scoresde::sampler::SolverId;
 
-use crate::cli::{ProcessKind, ScheduleKind, SpaceKind};
+use crate::choices::{ProcessKind, ScheduleKind, SpaceKind};
 
 /// One solver of a sweep: its name and the space it steps in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -21,9 +21,11 @@ use scoresde::sampler::{prior_noise, sample, Solver};
 use scoresde::targets;
 use scoresde_solvers::{no_observer, KeyedNoise};
 
+use super::cells::{cell_config, process_of};
 use super::config::Sweep;
+use super::output::{write_sidecar, HEADER};
 use super::plot::{draw_both, label, prepare, Lines};
-use super::{cell_config, process_of, space_name, HEADER};
+use crate::choices::space_name;
 
 /// (precision, diversity, mean log p(x | c)) per weight.
 type Curve = Vec<(f64, [f64; 3])>;
@@ -59,7 +61,7 @@ pub fn run(sweep: &Sweep, out_dir: &Path, quiet: bool) -> Result<(), String> {
         let cond = sub_mixture(&target, class).map_err(|e| format!("class: {e}"))?;
         let tname = Path::new(tname).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or(tname.clone());
         for &pk in &sweep.processes {
-            let p = process_of(pk).map_err(|e| e.to_string())?;
+            let p = process_of(pk)?;
             let config = cell_config(sweep, &*p, solver_choice, steps)?;
             let solver = config.solver();
             let t_end = p.t_end_default();
@@ -189,7 +191,7 @@ pub fn run(sweep: &Sweep, out_dir: &Path, quiet: bool) -> Result<(), String> {
     write_atomic(&csv_path, csv.as_bytes()).map_err(|e| e.to_string())?;
     write_atomic(&md_path, md.as_bytes()).map_err(|e| e.to_string())?;
     let tables = [md_path.display().to_string()];
-    super::write_sidecar(sweep, &csv_path, started, &figures, &tables, serde_json::Value::Null)?;
+    write_sidecar(sweep, &csv_path, started, &figures, &tables, serde_json::Value::Null)?;
     if !quiet {
         println!("{md}");
         eprintln!("wrote {name}.csv, {name}.md and {} figure(s) in {}", figures.len(), out_dir.display());

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::Row;
+use super::output::Row;
 
 /// Fonts tried for text in the figures (plotters draws text itself, with ab_glyph).
 const FONTS: [&str; 3] = [

@@ -5,9 +5,15 @@ use std::collections::BTreeMap;
 
 use scoresde::sampler::Solver;
 
-use super::config::Sweep;
+use super::cells::process_of;
+use super::config::{SolverChoice, Sweep};
+use super::output::Row;
 use super::plot::{collect, label, tail_slope, XAxis};
-use super::{process_of, space_name, BudgetPlan, Row};
+use crate::choices::{space_name, ProcessKind};
+
+/// For each process and solver: the budgets with the most steps whose NFE fits, as
+/// `(budget, steps, nfe)`; `None` where even one step costs more than the budget.
+pub type BudgetPlan = Vec<(ProcessKind, SolverChoice, Vec<(usize, Option<(usize, usize)>)>)>;
 
 /// Three significant digits in scientific notation.
 fn sci(v: f64) -> String {

@@ -23,9 +23,11 @@ use scoresde::sampler::{prior_noise, sample, SamplerConfig, Steps};
 use scoresde::targets;
 use scoresde_solvers::{no_observer, KeyedNoise, TimeGrid};
 
+use super::cells::{cell_config, process_of};
 use super::config::{SolverChoice, Sweep};
+use super::output::write_sidecar;
 use super::plot::{label, prepare};
-use super::{cell_config, process_of, space_name};
+use crate::choices::space_name;
 
 /// Paths of one solver: (steps + 1) x particles x 2, and the process time of each grid point.
 struct Paths {
@@ -82,7 +84,7 @@ pub fn run(sweep: &Sweep, out_dir: &Path, quiet: bool) -> Result<(), String> {
         }
         let tname = Path::new(tname).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or(tname.clone());
         for &pk in &sweep.processes {
-            let p = process_of(pk).map_err(|e| e.to_string())?;
+            let p = process_of(pk)?;
             let all: Vec<Paths> =
                 sweep.solvers.iter().map(|&s| paths(sweep, &*p, &target, s, seed)).collect::<Result<_, _>>()?;
             for (s, path) in sweep.solvers.iter().zip(&all) {
@@ -122,7 +124,7 @@ pub fn run(sweep: &Sweep, out_dir: &Path, quiet: bool) -> Result<(), String> {
     }
     let csv_path = out_dir.join(format!("{name}.csv"));
     write_atomic(&csv_path, csv.as_bytes()).map_err(|e| e.to_string())?;
-    super::write_sidecar(sweep, &csv_path, started, &figures, &[], serde_json::Value::Null)?;
+    write_sidecar(sweep, &csv_path, started, &figures, &[], serde_json::Value::Null)?;
     if !quiet {
         eprintln!("wrote {} and {} figure(s)", csv_path.display(), figures.len());
     }

@@ -1,0 +1,211 @@
+//! The one driver of the cell-based sweeps: cells -> shard filter -> resume -> parallel run ->
+//! CSV -> sidecar -> the kind's tables and figures. What differs between kinds is the
+//! [`SweepKind`] trait.
+//!
+//! Cells run in parallel and are written in cell order, so the CSV is identical for any thread
+//! count; `--shard i/n` runs the cells whose index is i mod n; a rerun skips the cells already in
+//! the CSV. The Monte Carlo floor of each metric (its value between independent exact sample sets
+//! of the same size) is written as solver `exact-floor`, one row per repetition.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::IsTerminal;
+use std::path::Path;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use scoresde::io::write_atomic;
+use scoresde::sampler::Solver;
+
+use super::cells::{exact_set, metrics, process_of, Cell, Ctx, SAMPLE_METRICS};
+use super::output::{csv_bytes, read_csv, write_sidecar, Row};
+use super::plot;
+use super::trained::NET_SUFFIX;
+use crate::choices::space_name;
+
+/// The tables and figures a kind writes after the CSV, and its fields of the sidecar.
+#[derive(Debug, Default)]
+pub struct Finished {
+    /// Figure files.
+    pub figures: Vec<String>,
+    /// Table files.
+    pub tables: Vec<String>,
+    /// Sidecar fields (merged over the driver's).
+    pub sidecar: serde_json::Map<String, serde_json::Value>,
+}
+
+/// One cell-based experiment kind.
+pub trait SweepKind: Sync {
+    /// The kind's own state from the sweep's targets (a step plan, a trained model).
+    fn prepare(&mut self, _ctx: &Ctx) -> Result<(), String> {
+        Ok(())
+    }
+    /// Every cell, in CSV order.
+    fn cells(&self, ctx: &Ctx) -> Vec<Cell>;
+    /// Repetitions of the Monte Carlo floor per (target, process).
+    fn floor_reps(&self, ctx: &Ctx) -> usize {
+        ctx.sweep.config.floor_reps
+    }
+    /// Whether a cell already in the CSV with these metrics is complete (otherwise it runs
+    /// again: a CSV written before a metric was added is completed rather than trusted).
+    fn complete(&self, metrics: &BTreeSet<&str>) -> bool {
+        SAMPLE_METRICS.iter().all(|m| metrics.contains(m))
+    }
+    /// The rows of one cell.
+    fn run_cell(&self, ctx: &Ctx, cell: &Cell) -> Result<Vec<Row>, String>;
+    /// Sidecar fields written with every shard.
+    fn sidecar(&self) -> serde_json::Map<String, serde_json::Value> {
+        Default::default()
+    }
+    /// Tables and figures from all rows (unsharded runs only).
+    fn finish(&self, ctx: &Ctx, rows: &[Row], out_dir: &Path, quiet: bool) -> Result<Finished, String>;
+    /// Print the fitted path-error slopes after the summary line.
+    fn shows_slopes(&self) -> bool {
+        false
+    }
+}
+
+/// Where a sweep writes and which part of it runs.
+pub struct RunOptions<'a> {
+    /// Output directory.
+    pub out_dir: &'a Path,
+    /// `(i, n)`: run the cells with index i mod n.
+    pub shard: (usize, usize),
+    /// No progress bar and no summary.
+    pub quiet: bool,
+    /// When the command started (the sidecar's `seconds`).
+    pub started: Instant,
+}
+
+/// The floor rows of every (target, process).
+fn floor_rows(ctx: &Ctx, reps: usize) -> Result<Vec<Row>, String> {
+    let mut rows = vec![];
+    for (ti, target) in ctx.targets.iter().enumerate() {
+        for &pk in &ctx.sweep.processes {
+            let p = process_of(pk)?;
+            let refs = ctx.refs(ti, pk)?;
+            for rep in 0..reps as u64 {
+                let x = exact_set(target, &*p, ctx.sweep.config.n, 2_000_003 + rep);
+                for (metric, value) in metrics(target, &*p, &x, &refs.reference, &refs.dirs) {
+                    rows.push(Row {
+                        target: ctx.names[ti].clone(),
+                        process: p.name().into(),
+                        solver: "exact-floor".into(),
+                        space: "-".into(),
+                        steps: 0,
+                        nfe: 0,
+                        seed: rep,
+                        metric: metric.into(),
+                        value,
+                    });
+                }
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Cell order of a row: target, process, solver (config order), space, network, steps, seed.
+fn order_key(ctx: &Ctx, r: &Row) -> (usize, usize, usize, bool, usize, u64) {
+    let sweep = ctx.sweep;
+    let t = ctx.names.iter().position(|n| *n == r.target).unwrap_or(usize::MAX);
+    let p = sweep
+        .processes
+        .iter()
+        .position(|&k| process_of(k).map(|p| p.name() == r.process).unwrap_or(false))
+        .unwrap_or(usize::MAX);
+    let is_net = r.solver.ends_with(NET_SUFFIX);
+    let base = r.solver.trim_end_matches(NET_SUFFIX);
+    let s = sweep
+        .solvers
+        .iter()
+        .position(|c| Solver::from(c.solver).name() == base && space_name(c.space) == r.space)
+        .unwrap_or(usize::MAX);
+    (t, p, s, is_net, r.steps, r.seed)
+}
+
+fn progress(len: usize, quiet: bool) -> Result<ProgressBar, String> {
+    let bar =
+        if std::io::stderr().is_terminal() && !quiet { ProgressBar::new(len as u64) } else { ProgressBar::hidden() };
+    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} cells (eta {eta})").map_err(|e| e.to_string())?);
+    Ok(bar)
+}
+
+/// Runs a cell-based sweep of `kind`.
+pub fn run(kind: &mut dyn SweepKind, ctx: &Ctx, opts: &RunOptions) -> Result<(), String> {
+    let started = opts.started;
+    let sweep = ctx.sweep;
+    let name = &sweep.config.experiment;
+    let (shard, shards) = opts.shard;
+    let csv_path = if shards > 1 {
+        opts.out_dir.join(format!("{name}.shard{shard}of{shards}.csv"))
+    } else {
+        opts.out_dir.join(format!("{name}.csv"))
+    };
+    let floor = floor_rows(ctx, kind.floor_reps(ctx))?;
+    kind.prepare(ctx)?;
+    let kind: &dyn SweepKind = kind;
+    let cells = kind.cells(ctx);
+
+    let existing = read_csv(&csv_path);
+    let mut found: BTreeMap<String, BTreeSet<&str>> = Default::default();
+    for r in existing.iter().filter(|r| r.solver != "exact-floor") {
+        found.entry(r.cell_key()).or_default().insert(&r.metric);
+    }
+    let done: BTreeSet<String> = found.into_iter().filter(|(_, m)| kind.complete(m)).map(|(k, _)| k).collect();
+    let todo: Vec<Cell> = cells
+        .into_iter()
+        .enumerate()
+        .filter(|(i, c)| i % shards == shard && !done.contains(&ctx.key(c)))
+        .map(|(_, c)| c)
+        .collect();
+    let bar = progress(todo.len(), opts.quiet)?;
+    let results: Vec<Result<Vec<Row>, String>> = todo
+        .par_iter()
+        .map(|c| {
+            let r = kind.run_cell(ctx, c);
+            bar.inc(1);
+            r
+        })
+        .collect();
+    bar.finish_and_clear();
+    let mut rows: Vec<Row> =
+        existing.into_iter().filter(|r| r.solver != "exact-floor" && done.contains(&r.cell_key())).collect();
+    for r in results {
+        rows.extend(r?);
+    }
+    rows.sort_by_key(|r| order_key(ctx, r));
+    rows.extend(floor);
+    write_atomic(&csv_path, &csv_bytes(&rows, name, &sweep.config.schedule)?).map_err(|e| e.to_string())?;
+
+    let slopes = plot::fitted_slopes(&rows, "path_error");
+    let finished = if shards == 1 { kind.finish(ctx, &rows, opts.out_dir, opts.quiet)? } else { Finished::default() };
+    let mut extra = serde_json::json!({
+        "shard": format!("{shard}/{shards}"),
+        "cells_run": todo.len(),
+        "fitted_slopes_path_error_vs_nfe": slopes,
+        "fitted_orders_vs_steps": null,
+        "budget_steps": [],
+        "model": null,
+    });
+    if let Some(fields) = extra.as_object_mut() {
+        fields.extend(kind.sidecar());
+        fields.extend(finished.sidecar);
+    }
+    let json_path = write_sidecar(sweep, &csv_path, started, &finished.figures, &finished.tables, extra)?;
+    if !opts.quiet {
+        eprintln!(
+            "wrote {} ({} rows), {} and {} figure(s) in {:.1} s",
+            csv_path.display(),
+            rows.len(),
+            json_path.display(),
+            finished.figures.len(),
+            started.elapsed().as_secs_f64()
+        );
+        let shown = if kind.shows_slopes() { slopes.as_object() } else { None };
+        for (k, v) in shown.into_iter().flatten() {
+            eprintln!("  {k}: slope {v}");
+        }
+    }
+    Ok(())
+}

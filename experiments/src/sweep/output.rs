@@ -1,0 +1,175 @@
+//! The files every sweep writes: the long CSV (`experiment,target,process,solver,space,schedule,
+//! steps,nfe,seed,metric,value`, read back on resume) through the `csv` crate, and the JSON
+//! sidecar (config, git commit, version, threads, time, files written, the kind's own fields).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use scoresde::io::write_atomic;
+
+use super::config::Sweep;
+
+/// CSV header.
+pub const HEADER: &str = "experiment,target,process,solver,space,schedule,steps,nfe,seed,metric,value";
+/// Columns of [`HEADER`].
+const COLUMNS: usize = 11;
+
+/// One CSV row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// Target name.
+    pub target: String,
+    /// Process name.
+    pub process: String,
+    /// Solver name (or `exact-floor`).
+    pub solver: String,
+    /// `t`, `sigma` or `-`.
+    pub space: String,
+    /// Steps (0 for floor rows).
+    pub steps: usize,
+    /// Model evaluations.
+    pub nfe: usize,
+    /// Seed (floor rows: repetition).
+    pub seed: u64,
+    /// Metric name.
+    pub metric: String,
+    /// Value.
+    pub value: f64,
+}
+
+impl Row {
+    /// The key of the cell the row belongs to (target, process, solver, space, steps, seed).
+    pub fn cell_key(&self) -> String {
+        cell_key(&self.target, &self.process, &self.solver, &self.space, self.steps, self.seed)
+    }
+}
+
+/// The key of a cell, as [`Row::cell_key`].
+pub fn cell_key(target: &str, process: &str, solver: &str, space: &str, steps: usize, seed: u64) -> String {
+    format!("{target}|{process}|{solver}|{space}|{steps}|{seed}")
+}
+
+/// The rows of the sweep CSV at `path`; none if it is missing or has another header. Records
+/// that do not have the header's fields or whose numbers do not parse are left out (their cells
+/// run again).
+pub fn read_csv(path: &Path) -> Vec<Row> {
+    let Ok(mut reader) = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_path(path) else {
+        return vec![];
+    };
+    match reader.headers() {
+        Ok(h) if h.len() == COLUMNS && h.iter().eq(HEADER.split(',')) => {}
+        _ => return vec![],
+    }
+    reader
+        .records()
+        .filter_map(|record| {
+            let f = record.ok()?;
+            if f.len() != COLUMNS {
+                return None;
+            }
+            Some(Row {
+                target: f[1].into(),
+                process: f[2].into(),
+                solver: f[3].into(),
+                space: f[4].into(),
+                steps: f[6].parse().ok()?,
+                nfe: f[7].parse().ok()?,
+                seed: f[8].parse().ok()?,
+                metric: f[9].into(),
+                value: f[10].parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+/// The CSV text of `rows`: the header, then one record per row with the experiment's name and
+/// schedule, values in Rust's shortest round-trip `{:e}` form.
+pub fn csv_bytes(rows: &[Row], experiment: &str, schedule: &str) -> Result<Vec<u8>, String> {
+    let mut writer = csv::WriterBuilder::new().from_writer(vec![]);
+    let err = |e: csv::Error| format!("sweep CSV: {e}");
+    writer.write_record(HEADER.split(',')).map_err(err)?;
+    for r in rows {
+        let (steps, nfe, seed, value) =
+            (r.steps.to_string(), r.nfe.to_string(), r.seed.to_string(), format!("{:e}", r.value));
+        let record =
+            [experiment, &r.target, &r.process, &r.solver, &r.space, schedule, &steps, &nfe, &seed, &r.metric, &value];
+        writer.write_record(record).map_err(err)?;
+    }
+    writer.into_inner().map_err(|e| format!("sweep CSV: {e}"))
+}
+
+/// Writes the JSON sidecar beside `csv_path` (same stem, `.json`): the full config, git commit,
+/// version, threads, time, the files written, and the kind's own `extra` fields. Returns its path.
+pub fn write_sidecar(
+    sweep: &Sweep,
+    csv_path: &Path,
+    started: Instant,
+    figures: &[String],
+    tables: &[String],
+    extra: serde_json::Value,
+) -> Result<PathBuf, String> {
+    let mut sidecar = serde_json::json!({
+        "config": sweep.config,
+        "git_commit": git_commit(),
+        "scoresde_version": env!("CARGO_PKG_VERSION"),
+        "threads": rayon::current_num_threads(),
+        "seconds": started.elapsed().as_secs_f64(),
+        "csv": csv_path.display().to_string(),
+        "figures": figures,
+        "tables": tables,
+    });
+    if let (Some(all), serde_json::Value::Object(more)) = (sidecar.as_object_mut(), extra) {
+        all.extend(more);
+    }
+    let text = serde_json::to_string_pretty(&sidecar).map_err(|e| e.to_string())?;
+    let json_path = csv_path.with_extension("json");
+    write_atomic(&json_path, format!("{text}\n").as_bytes()).map_err(|e| e.to_string())?;
+    Ok(json_path)
+}
+
+fn git_commit() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(value: f64) -> Row {
+        Row {
+            target: "ring8".into(),
+            process: "vp".into(),
+            solver: "heun".into(),
+            space: "t".into(),
+            steps: 8,
+            nfe: 15,
+            seed: 0,
+            metric: "sliced_w2".into(),
+            value,
+        }
+    }
+
+    #[test]
+    fn csv_bytes_are_the_plain_comma_joined_lines_and_read_back() {
+        let rows = [row(0.125), row(1.5e-7)];
+        let bytes = csv_bytes(&rows, "exp", "logsnr").unwrap();
+        let want = format!(
+            "{HEADER}\nexp,ring8,vp,heun,t,logsnr,8,15,0,sliced_w2,1.25e-1\nexp,ring8,vp,heun,t,logsnr,8,15,0,sliced_w2,1.5e-7\n"
+        );
+        assert_eq!(String::from_utf8(bytes.clone()).unwrap(), want);
+        let dir = std::env::temp_dir().join(format!("scoresde_output_test_{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.csv");
+        std::fs::write(&path, format!("{want}bad,line\nexp,ring8,vp,heun,t,logsnr,x,15,0,m,1\n")).unwrap();
+        assert_eq!(read_csv(&path), rows);
+        std::fs::write(&path, "other,header\n1,2\n").unwrap();
+        assert!(read_csv(&path).is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
