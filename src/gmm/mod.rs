@@ -147,6 +147,20 @@ impl GaussianMixture {
     /// they are then symmetrised) and numerically positive definite (smallest eigenvalue above
     /// `d * f64::EPSILON` times the largest). Each violation is reported by the matching
     /// [`ScoreError`] variant naming the field and the value.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use scoresde::gmm::{Covariance, GaussianMixture};
+    ///
+    /// let gm = GaussianMixture::new(vec![0.5, 0.5], array![[-1.0, 0.0], [1.0, 0.0]], Covariance::Isotropic(vec![0.1, 0.1]))?;
+    /// // At the midpoint the two components pull equally: the score is 0.
+    /// let mut s = array![[0.0, 0.0]];
+    /// gm.score(1.0, 0.0, array![[0.0, 0.0]].view(), s.view_mut());
+    /// assert!(s.iter().all(|v| v.abs() < 1e-15));
+    /// let err = GaussianMixture::new(vec![1.2, -0.2], array![[0.0], [1.0]], Covariance::Isotropic(vec![1.0, 1.0]));
+    /// assert_eq!(err.unwrap_err().to_string(), "weights[1] = -0.2: must be positive and finite");
+    /// # Ok::<(), scoresde::ScoreError>(())
+    /// ```
     pub fn new(weights: Vec<f64>, means: Array2<f64>, cov: Covariance) -> Result<Self> {
         check_weights(&weights)?;
         let k = weights.len();

@@ -237,9 +237,9 @@ impl SweepConfig {
             Some(k) => serde_json::from_value(k.clone()).map_err(|e| format!("{}: kind: {e}", path.display()))?,
             None => ExperimentKind::StepsVsQuality,
         };
-        let serde_json::Value::Object(mut merged) = serde_json::to_value(Self::defaults(kind)).expect("serialisable")
-        else {
-            unreachable!("a struct serialises to an object")
+        let defaults = serde_json::to_value(Self::defaults(kind)).map_err(|e| format!("defaults of {kind:?}: {e}"))?;
+        let serde_json::Value::Object(mut merged) = defaults else {
+            return Err(format!("defaults of {kind:?}: not a JSON object"));
         };
         for (k, v) in given {
             if !merged.contains_key(&k) {

@@ -44,7 +44,9 @@ fn paths(
     seed: u64,
 ) -> Result<Paths, String> {
     let full = cell_config(sweep, p, solver, sweep.config.steps[0])?;
-    let Steps::Grid(grid) = full.steps() else { unreachable!("cell_config builds a grid") };
+    let Steps::Grid(grid) = full.steps() else {
+        return Err(format!("trajectories: {} needs a fixed grid", full.solver().name()));
+    };
     let points = grid.points().to_vec();
     let space: Space = solver.space.into();
     let t: Vec<f64> =
