@@ -129,6 +129,15 @@ fn flow_matrix(
     u: f64,
     t: f64,
 ) -> Result<(Array1<f64>, DMatrix<f64>)> {
+    flow_matrix_at(target, (process.alpha(u), process.sigma(u)), (process.alpha(t), process.sigma(t)))
+}
+
+/// [`flow_matrix`] between two noise levels (alpha, sigma).
+fn flow_matrix_at(
+    target: &GaussianMixture,
+    (au, su): (f64, f64),
+    (at, st): (f64, f64),
+) -> Result<(Array1<f64>, DMatrix<f64>)> {
     if target.n_components() != 1 {
         return Err(ScoreError::InvalidParameter {
             name: "target components".into(),
@@ -137,7 +146,6 @@ fn flow_matrix(
         });
     }
     let e = SymmetricEigen::new(to_na(&target.component_covariance(0)));
-    let (au, su, at, st) = (process.alpha(u), process.sigma(u), process.alpha(t), process.sigma(t));
     let ratio = e.eigenvalues.map(|l| ((at * at * l + st * st) / (au * au * l + su * su)).sqrt());
     Ok((
         target.means().row(0).to_owned(),
@@ -165,6 +173,29 @@ pub fn exact_flow_law(
     let mut cov = Array2::zeros((d, d));
     for a in 0..d {
         mean[a] = at * mu[a] - (0..d).map(|b| m[(a, b)] * au * mu[b]).sum::<f64>();
+        for b in 0..d {
+            cov[[a, b]] = v * (0..d).map(|c| m[(a, c)] * m[(b, c)]).sum::<f64>();
+        }
+    }
+    Ok(GaussianLaw { mean, cov })
+}
+
+/// [`exact_flow_law`] in k-diffusion's convention (alpha = 1, the state x~ = x / alpha against
+/// sigma~): the law at `sigma_end` of the exact flow from x~ ~ N(0, sigma_start^2 I) at
+/// `sigma_start`, the law a consistent sampler started there converges to.
+pub fn exact_flow_law_sigma(target: &GaussianMixture, sigma_start: f64, sigma_end: f64) -> Result<GaussianLaw> {
+    for (name, value) in [("sigma_start", sigma_start), ("sigma_end", sigma_end)] {
+        if !(value.is_finite() && value >= 0.0) {
+            return Err(ScoreError::InvalidParameter { name: name.into(), value, expected: "must be finite and >= 0" });
+        }
+    }
+    let d = target.dim();
+    let (mu, m) = flow_matrix_at(target, (1.0, sigma_start), (1.0, sigma_end))?;
+    let v = sigma_start * sigma_start;
+    let mut mean = Array1::zeros(d);
+    let mut cov = Array2::zeros((d, d));
+    for a in 0..d {
+        mean[a] = mu[a] - (0..d).map(|b| m[(a, b)] * mu[b]).sum::<f64>();
         for b in 0..d {
             cov[[a, b]] = v * (0..d).map(|c| m[(a, c)] * m[(b, c)]).sum::<f64>();
         }

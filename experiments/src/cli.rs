@@ -51,3 +51,18 @@ pub fn run(cli: Cli) -> CmdResult {
         }
     }
 }
+
+/// An error and its causes as the one line the command line prints (`error: ...`), each cause
+/// added unless its text is already in the line.
+pub fn error_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut msg = format!("error: {e}");
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(&format!(": {text}"));
+        }
+        source = s.source();
+    }
+    msg
+}

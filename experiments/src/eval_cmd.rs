@@ -11,7 +11,11 @@ use scoresde::metrics::target::{ks_per_coordinate, missed_modes, mode_occupancy,
 use scoresde::metrics::{covariance_error, mean_error, random_directions, sliced_w2_with_directions};
 use scoresde::targets;
 
+use ndarray::ArrayView2;
+use scoresde::gmm::GaussianMixture;
+
 use crate::choices::CmdResult;
+use crate::sample_cmd::CmdError;
 
 /// Flags of `scoresde eval`.
 #[derive(Debug, Args)]
@@ -49,6 +53,18 @@ pub struct EvalArgs {
 pub fn run(a: EvalArgs) -> CmdResult {
     let target = targets::load(&a.target)?;
     let x = read_npy_2d(&a.samples, "samples")?;
+    let metrics = metrics(&a, &target, x.view())?;
+    let text = serde_json::to_string_pretty(&metrics)?;
+    if let Some(p) = &a.json {
+        write_atomic(p, format!("{text}\n").as_bytes())?;
+    }
+    println!("{text}");
+    Ok(())
+}
+
+/// The metrics `scoresde eval` prints, of samples `x` against `target` (the flags give the rest;
+/// `--samples` and `--target` only name the inputs in the result and in messages).
+pub fn metrics(a: &EvalArgs, target: &GaussianMixture, x: ArrayView2<f64>) -> Result<serde_json::Value, CmdError> {
     let (n, d) = x.dim();
     if d != target.dim() {
         return Err(format!(
@@ -88,7 +104,7 @@ pub fn run(a: EvalArgs) -> CmdResult {
     let dirs = random_directions(a.projections, d, &mut rng);
     let (mean, cov) = target.moments(alpha, sigma);
     let mut logp = ndarray::Array1::zeros(n);
-    target.log_prob(alpha, sigma, x.view(), logp.view_mut());
+    target.log_prob(alpha, sigma, x, logp.view_mut());
     let mut logp_ref = ndarray::Array1::zeros(n);
     target.log_prob(alpha, sigma, independent.view(), logp_ref.view_mut());
     // Pairwise (O(n^2)) metrics on the first rows only.
@@ -96,11 +112,11 @@ pub fn run(a: EvalArgs) -> CmdResult {
     let (xs, rs, is) =
         (x.slice(ndarray::s![..m, ..]), reference.slice(ndarray::s![..m, ..]), independent.slice(ndarray::s![..m, ..]));
     let bw = median_distance(rs, 1000);
-    let occupancy = mode_occupancy(&target, x.view());
-    let ks = ks_per_coordinate(&target, alpha, sigma, x.view()).fold(0.0f64, |a, &b| a.max(b));
-    let ks_floor = ks_per_coordinate(&target, alpha, sigma, independent.view()).fold(0.0f64, |a, &b| a.max(b));
-    let w2m = w2_per_coordinate(&target, alpha, sigma, x.view()).fold(0.0f64, |a, &b| a.max(b));
-    let w2m_floor = w2_per_coordinate(&target, alpha, sigma, independent.view()).fold(0.0f64, |a, &b| a.max(b));
+    let occupancy = mode_occupancy(target, x);
+    let ks = ks_per_coordinate(target, alpha, sigma, x).fold(0.0f64, |a, &b| a.max(b));
+    let ks_floor = ks_per_coordinate(target, alpha, sigma, independent.view()).fold(0.0f64, |a, &b| a.max(b));
+    let w2m = w2_per_coordinate(target, alpha, sigma, x).fold(0.0f64, |a, &b| a.max(b));
+    let w2m_floor = w2_per_coordinate(target, alpha, sigma, independent.view()).fold(0.0f64, |a, &b| a.max(b));
     let metrics = serde_json::json!({
         "samples": a.samples.display().to_string(),
         "target": a.target,
@@ -108,9 +124,9 @@ pub fn run(a: EvalArgs) -> CmdResult {
         "d": d,
         "alpha": alpha,
         "sigma": sigma,
-        "mean_error": mean_error(x.view(), mean.view()),
-        "cov_error_rel_fro": covariance_error(x.view(), cov.view()),
-        "sliced_w2": sliced_w2_with_directions(x.view(), reference.view(), dirs.view()),
+        "mean_error": mean_error(x, mean.view()),
+        "cov_error_rel_fro": covariance_error(x, cov.view()),
+        "sliced_w2": sliced_w2_with_directions(x, reference.view(), dirs.view()),
         "sliced_w2_floor": sliced_w2_with_directions(independent.view(), reference.view(), dirs.view()),
         "mean_log_density": logp.mean().unwrap_or(f64::NAN),
         "exact_mean_log_density": logp_ref.mean().unwrap_or(f64::NAN),
@@ -120,22 +136,17 @@ pub fn run(a: EvalArgs) -> CmdResult {
         "energy_distance": energy_distance(xs, rs),
         "energy_distance_floor": energy_distance(is, rs),
         "pairwise_n": m,
-        "frechet": frechet_distance(x.view(), reference.view()),
+        "frechet": frechet_distance(x, reference.view()),
         "frechet_floor": frechet_distance(independent.view(), reference.view()),
         "ks_max": ks,
         "ks_max_floor": ks_floor,
         "w2_marginal_max": w2m,
         "w2_marginal_max_floor": w2m_floor,
         "mode_occupancy": occupancy.to_vec(),
-        "missed_modes": missed_modes(&target, &occupancy),
+        "missed_modes": missed_modes(target, &occupancy),
         "projections": a.projections,
         "reference_n": n_ref,
         "seed": a.seed,
     });
-    let text = serde_json::to_string_pretty(&metrics)?;
-    if let Some(p) = &a.json {
-        write_atomic(p, format!("{text}\n").as_bytes())?;
-    }
-    println!("{text}");
-    Ok(())
+    Ok(metrics)
 }

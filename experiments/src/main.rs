@@ -5,34 +5,17 @@
 //! for replaying peer runs are fixed by shared/reference/README.md. Every failure prints one line
 //! naming the bad field and value and exits with status 1, leaving no output file behind.
 
-mod bench_cmd;
-mod choices;
-mod cli;
-mod eval_cmd;
-mod nll_cmd;
-mod sample_cmd;
-mod sweep;
-mod train_cmd;
-
 use std::process::ExitCode;
 
 use clap::Parser;
+use scoresde_experiments::cli;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let mut msg = format!("error: {e}");
-            let mut source = std::error::Error::source(&*e);
-            while let Some(s) = source {
-                let text = s.to_string();
-                if !msg.contains(&text) {
-                    msg.push_str(&format!(": {text}"));
-                }
-                source = s.source();
-            }
-            eprintln!("{msg}");
+            eprintln!("{}", cli::error_line(&*e));
             ExitCode::FAILURE
         }
     }

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use ndarray::Array1;
+use ndarray::{Array1, ArrayView2};
+use scoresde::gmm::GaussianMixture;
 use scoresde::io::{read_npy_2d, write_npy};
 use scoresde::likelihood::{log_likelihood, Hutchinson, Prior, ProbeKind};
 use scoresde::model::ExactScore;
@@ -11,6 +12,7 @@ use scoresde::targets;
 use scoresde_solvers::AdaptiveOptions;
 
 use crate::choices::{CmdResult, ProcessArgs};
+use crate::sample_cmd::CmdError;
 
 /// The density used at the noise end of the likelihood ODE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -71,8 +73,21 @@ pub enum ProbeArg {
 /// Runs `scoresde nll`.
 pub fn run(a: NllArgs) -> CmdResult {
     let target = targets::load(&a.target)?;
-    let process = a.process.build()?;
     let points = read_npy_2d(&a.points, "points")?;
+    let (logp, summary) = loglik(&a, &target, points.view())?;
+    write_npy(&a.out, &logp)?;
+    println!("{summary}");
+    Ok(())
+}
+
+/// The log-likelihoods of `points` under the flags' ODE and a summary (the line `scoresde nll`
+/// prints: n, mean log-likelihood, the exact mean log-density and the largest error against it).
+pub fn loglik(
+    a: &NllArgs,
+    target: &GaussianMixture,
+    points: ArrayView2<f64>,
+) -> Result<(Array1<f64>, serde_json::Value), CmdError> {
+    let process = a.process.build()?;
     if points.ncols() != target.dim() || points.nrows() == 0 {
         return Err(format!(
             "--points {}: shape ({}, {}) but the target has dimension {} (need N >= 1 rows)",
@@ -90,25 +105,23 @@ pub fn run(a: NllArgs) -> CmdResult {
     let model = ExactScore::new(target.clone());
     let options = AdaptiveOptions::new(a.rtol, a.atol)?;
     let logp = if a.hutchinson == 0 {
-        log_likelihood(&*process, &model, points.view(), a.t_start, options, prior, Some(&target))?
+        log_likelihood(&*process, &model, points, a.t_start, options, prior, Some(target))?
     } else {
         let kind = match a.probe {
             ProbeArg::Rademacher => ProbeKind::Rademacher,
             ProbeArg::Gaussian => ProbeKind::Gaussian,
         };
         let estimator = Hutchinson::new(&model, a.hutchinson, kind, a.seed)?;
-        log_likelihood(&*process, &estimator, points.view(), a.t_start, options, prior, Some(&target))?
+        log_likelihood(&*process, &estimator, points, a.t_start, options, prior, Some(target))?
     };
-    write_npy(&a.out, &logp)?;
     let mut exact = Array1::zeros(points.nrows());
-    target.log_prob(process.alpha(a.t_start), process.sigma(a.t_start), points.view(), exact.view_mut());
+    target.log_prob(process.alpha(a.t_start), process.sigma(a.t_start), points, exact.view_mut());
     let err = logp.iter().zip(&exact).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
-    println!(
-        "{{\"n\": {}, \"mean_log_likelihood\": {}, \"exact_mean_log_density\": {}, \"max_abs_error_vs_exact\": {}}}",
-        logp.len(),
-        logp.mean().unwrap_or(f64::NAN),
-        exact.mean().unwrap_or(f64::NAN),
-        err
-    );
-    Ok(())
+    let summary = serde_json::json!({
+        "n": logp.len(),
+        "mean_log_likelihood": logp.mean().unwrap_or(f64::NAN),
+        "exact_mean_log_density": exact.mean().unwrap_or(f64::NAN),
+        "max_abs_error_vs_exact": err,
+    });
+    Ok((logp, summary))
 }

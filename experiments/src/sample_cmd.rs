@@ -6,13 +6,17 @@ use std::time::Instant;
 
 use clap::{ArgGroup, Args};
 use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::{Array2, Array3};
+use scoresde::gmm::GaussianMixture;
 use scoresde::grids::Space;
 use scoresde::io::{read_npy_1d, read_npy_2d, read_npy_3d, write_npy};
 use scoresde::model::{ExactScore, ScoreModel};
 use scoresde::process::{ForwardProcess, ProcessSpec};
-use scoresde::sampler::{prior_noise, sample_owned, OptionValue, Predictor, SamplerConfig, Solver, SolverId, Steps};
+use scoresde::sampler::{
+    prior_noise, sample_owned, OptionValue, Predictor, SampleReport, SamplerConfig, Solver, SolverId, Steps,
+};
 use scoresde::targets;
-use scoresde_solvers::{AdaptiveOptions, BrownianNoise, Draw, FixedNoise, KeyedNoise, NoiseSource, TimeGrid};
+use scoresde_solvers::{AdaptiveOptions, BrownianNoise, Draw, FixedNoise, KeyedNoise, NoiseSource, StepInfo, TimeGrid};
 
 use crate::choices::{parse_classes, CmdResult, PredictorKind, ProcessArgs, ScheduleKind, SolverParser, SpaceKind};
 
@@ -179,19 +183,60 @@ impl SampleArgs {
     }
 }
 
-/// Reads a grid file and names the flag in any error.
-fn grid_file(path: &std::path::Path, flag: &str) -> Result<TimeGrid, String> {
-    let points = read_npy_1d(path, flag).map_err(|e| e.to_string())?;
-    TimeGrid::new(points.to_vec()).map_err(|e| format!("{flag} {}: {e}", path.display()))
+/// In-memory values for the file flags and the model, used in place of reading the flag's file
+/// when set (the Python package passes arrays and callables). The flag itself is still given, so
+/// that the same flag rules apply; its value is then only a name for messages.
+#[derive(Default)]
+pub struct SampleInputs {
+    /// The target, in place of `--target`.
+    pub target: Option<GaussianMixture>,
+    /// A score model, in place of `--model` and the target's exact score.
+    pub model: Option<Box<dyn ScoreModel>>,
+    /// `--z-init`: (N, d) standard-normal draws.
+    pub z_init: Option<Array2<f64>>,
+    /// `--grid`: times from noise to data.
+    pub grid: Option<Vec<f64>>,
+    /// `--sigmas`: sigma~ levels from noise to data.
+    pub sigmas: Option<Vec<f64>>,
+    /// `--noise`: (draws, N, d) standard-normal noise.
+    pub noise: Option<Array3<f64>>,
+}
+
+/// What [`sample`] returns.
+#[derive(Debug)]
+pub struct SampleOutput {
+    /// The samples, (N, d).
+    pub x: Array2<f64>,
+    /// Steps, rejections and NFE of the run.
+    pub report: SampleReport,
+    /// The solver's registry name.
+    pub solver: &'static str,
+    /// The process's name.
+    pub process: &'static str,
+    /// The space the solver stepped in.
+    pub space: Space,
+}
+
+/// A grid from its file or its in-memory points, naming the flag in any error.
+fn grid_input(path: &std::path::Path, given: Option<&[f64]>, flag: &str) -> Result<TimeGrid, String> {
+    let points = match given {
+        Some(p) => p.to_vec(),
+        None => read_npy_1d(path, flag).map_err(|e| e.to_string())?.to_vec(),
+    };
+    TimeGrid::new(points).map_err(|e| format!("{flag} {}: {e}", path.display()))
 }
 
 /// The space and steps the flags ask for.
-fn steps_from_args(a: &SampleArgs, process: &dyn ForwardProcess) -> Result<(Space, Steps), CmdError> {
+fn steps_from_args(
+    a: &SampleArgs,
+    inputs: &SampleInputs,
+    process: &dyn ForwardProcess,
+) -> Result<(Space, Steps), CmdError> {
     if let Some(p) = &a.grid {
-        return Ok((Space::Time, Steps::Grid(grid_file(p, "--grid")?)));
+        return Ok((Space::Time, Steps::Grid(grid_input(p, inputs.grid.as_deref(), "--grid")?)));
     }
     if let Some(p) = &a.sigmas {
-        return Ok((Space::SigmaTilde, Steps::Grid(grid_file(p, "--sigmas")?)));
+        return Ok((Space::SigmaTilde, Steps::Grid(grid_input(p, inputs.sigmas.as_deref(), "--sigmas")?)));
     }
     let (t_start, t_end) = time_range(a, process);
     if a.rtol.is_some() || a.atol.is_some() {
@@ -219,7 +264,11 @@ fn time_range(a: &SampleArgs, process: &dyn ForwardProcess) -> (f64, f64) {
 
 /// The validated sampler the flags ask for (`--nfe`: DPM-Solver-fast, its budget decoded by the
 /// library).
-fn sampler_from_args(a: &SampleArgs, process: &dyn ForwardProcess) -> Result<SamplerConfig, CmdError> {
+pub fn sampler_from_args(
+    a: &SampleArgs,
+    inputs: &SampleInputs,
+    process: &dyn ForwardProcess,
+) -> Result<SamplerConfig, CmdError> {
     let config = match a.nfe {
         Some(nfe) => {
             if a.solver != SolverId::DpmSolver {
@@ -229,17 +278,19 @@ fn sampler_from_args(a: &SampleArgs, process: &dyn ForwardProcess) -> Result<Sam
             SamplerConfig::dpm_solver_fast(process, nfe, t_start, t_end)?
         }
         None => {
-            let (space, steps) = steps_from_args(a, process)?;
+            let (space, steps) = steps_from_args(a, inputs, process)?;
             SamplerConfig::new(process, a.solver()?, space, steps)?
         }
     };
     Ok(config.with_denoise_final(a.denoise_final))
 }
 
-type CmdError = Box<dyn std::error::Error + Send + Sync>;
+/// Error type of the command's steps.
+pub type CmdError = Box<dyn std::error::Error + Send + Sync>;
 
 fn noise_source(
     a: &SampleArgs,
+    given: Option<Array3<f64>>,
     n: usize,
     d: usize,
     config: &SamplerConfig,
@@ -264,7 +315,10 @@ fn noise_source(
         },
         (None, true) => Ok(Some(Box::new(KeyedNoise::new(a.seed)))),
         (Some(p), true) => {
-            let z = read_npy_3d(p, "noise")?;
+            let z = match given {
+                Some(z) => z,
+                None => read_npy_3d(p, "noise")?,
+            };
             let (k, rows, cols) = z.dim();
             if rows != n || cols != d {
                 return Err(format!(
@@ -299,18 +353,28 @@ fn progress(total: u64, quiet: bool) -> ProgressBar {
     bar
 }
 
-/// Runs `scoresde sample`.
-pub fn run(a: SampleArgs) -> CmdResult {
-    let process = a.process.build()?;
-    let model: Box<dyn ScoreModel> = match (&a.model, a.class) {
+/// The model the flags ask for: the exact score of the target (guided towards a class of
+/// `--classes` with `--class`), or a trained network (`--model`), or the in-memory model.
+fn model_from_args(a: &SampleArgs, inputs: &mut SampleInputs) -> Result<Box<dyn ScoreModel>, CmdError> {
+    let target = |inputs: &mut SampleInputs| match inputs.target.take() {
+        Some(t) => Ok::<_, CmdError>(t),
+        None => Ok(targets::load(&a.target)?),
+    };
+    if let Some(model) = inputs.model.take() {
+        if a.class.is_some() {
+            return Err("--class: guidance needs the exact score or a class-conditional --model file".into());
+        }
+        return Ok(model);
+    }
+    Ok(match (&a.model, a.class) {
         (None, Some(c)) => {
-            let target = targets::load(&a.target)?;
+            let target = target(inputs)?;
             let spec = a.classes.as_deref().ok_or("--class with the exact score needs --classes (e.g. 0,1;2,3)")?;
             let classes = parse_classes(spec, target.n_components())?;
             let group = classes.get(c).ok_or_else(|| format!("--class = {c}: --classes defines {}", classes.len()))?;
             Box::new(scoresde::guidance::GuidedExact::new(&target, group, a.guidance)?)
         }
-        (None, None) => Box::new(ExactScore::new(targets::load(&a.target)?)),
+        (None, None) => Box::new(ExactScore::new(target(inputs)?)),
         (Some(path), _) => {
             let net = scoresde::nn::NetScore::load(path, &scoresde::nn::device())?;
             let trained = ProcessSpec::from_json(&net.checkpoint().meta["process"])
@@ -331,11 +395,31 @@ pub fn run(a: SampleArgs) -> CmdResult {
                 None => Box::new(net),
             }
         }
-    };
+    })
+}
+
+/// The validated sampler and the grid it would step on, without running it (`scoresde.grid`).
+pub fn plan(a: &SampleArgs, inputs: &SampleInputs) -> Result<SamplerConfig, CmdError> {
+    let process = a.process.build()?;
+    sampler_from_args(a, inputs, &*process)
+}
+
+/// Draws the samples the flags (and the in-memory `inputs`) ask for; `observer` sees every
+/// accepted step. Nothing is written.
+pub fn sample(
+    a: &SampleArgs,
+    mut inputs: SampleInputs,
+    observer: &mut dyn FnMut(StepInfo),
+) -> Result<SampleOutput, CmdError> {
+    let process = a.process.build()?;
+    let model = model_from_args(a, &mut inputs)?;
     let d = model.dim();
-    let z = match &a.z_init {
-        Some(p) => {
-            let z = read_npy_2d(p, "z-init")?;
+    let z = match (&a.z_init, inputs.z_init.take()) {
+        (Some(p), given) => {
+            let z = match given {
+                Some(z) => z,
+                None => read_npy_2d(p, "z-init")?,
+            };
             if z.ncols() != d || z.nrows() == 0 {
                 return Err(format!(
                     "--z-init {}: shape ({}, {}) but the target has dimension {d} (need N >= 1 rows)",
@@ -347,32 +431,38 @@ pub fn run(a: SampleArgs) -> CmdResult {
             }
             z
         }
-        None if a.n == 0 => return Err("--n = 0: must be at least 1".into()),
-        None => prior_noise(a.seed, a.n, d),
+        (None, _) if a.n == 0 => return Err("--n = 0: must be at least 1".into()),
+        (None, _) => prior_noise(a.seed, a.n, d),
     };
-    let config = sampler_from_args(&a, &*process)?;
-    let solver = config.solver();
-    let n_steps = config.steps().count();
-    let mut noise = noise_source(&a, z.nrows(), d, &config)?;
-    let bar = progress(n_steps as u64, a.quiet);
+    let config = sampler_from_args(a, &inputs, &*process)?;
+    let mut noise = noise_source(a, inputs.noise.take(), z.nrows(), d, &config)?;
+    let (x, report) = sample_owned(&*process, &*model, &config, z, noise.as_deref_mut(), observer)?;
+    Ok(SampleOutput { x, report, solver: config.solver().name(), process: process.name(), space: config.space() })
+}
+
+/// Runs `scoresde sample`.
+pub fn run(a: SampleArgs) -> CmdResult {
+    let steps = plan(&a, &SampleInputs::default())?.steps().count();
+    let bar = progress(steps as u64, a.quiet);
     let started = Instant::now();
-    let (x, report) = sample_owned(&*process, &*model, &config, z, noise.as_deref_mut(), &mut |info| {
+    let out = sample(&a, SampleInputs::default(), &mut |info| {
         bar.inc(1);
         bar.set_message(format!("{:.4}", info.t1));
     })?;
     bar.finish_and_clear();
-    write_npy(&a.out, &x)?;
+    write_npy(&a.out, &out.x)?;
     if !a.quiet {
         eprintln!(
-            "wrote {} ({} x {d}): {} on {} in {:?} space, {} steps ({} rejected), NFE {}, {:.3} s",
+            "wrote {} ({} x {}): {} on {} in {:?} space, {} steps ({} rejected), NFE {}, {:.3} s",
             a.out.display(),
-            x.nrows(),
-            solver.name(),
-            process.name(),
-            config.space(),
-            report.steps,
-            report.rejected,
-            report.nfe,
+            out.x.nrows(),
+            out.x.ncols(),
+            out.solver,
+            out.process,
+            out.space,
+            out.report.steps,
+            out.report.rejected,
+            out.report.nfe,
             started.elapsed().as_secs_f64()
         );
     }

@@ -382,6 +382,40 @@ impl GaussianMixture {
         }
     }
 
+    /// Checks that the noised marginal at (`alpha`, `sigma`) is a proper Gaussian mixture that
+    /// the kernel can evaluate: both finite and >= 0, and every `alpha^2 S_k + sigma^2 I` positive
+    /// definite with finite entries (the evaluation methods assert this; callers with user input
+    /// check first). The error names `alpha` or `sigma` and the value.
+    pub fn check_level(&self, alpha: f64, sigma: f64) -> Result<()> {
+        for (name, value) in [("alpha", alpha), ("sigma", sigma)] {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(ScoreError::InvalidParameter {
+                    name: name.into(),
+                    value,
+                    expected: "must be finite and >= 0",
+                });
+            }
+        }
+        let (a2, s2) = (alpha * alpha, sigma * sigma);
+        if !(a2.is_finite() && s2.is_finite()) {
+            let (name, value) = if a2.is_finite() { ("sigma", sigma) } else { ("alpha", alpha) };
+            return Err(ScoreError::InvalidParameter {
+                name: name.into(),
+                value,
+                expected: "its square overflows f64",
+            });
+        }
+        if self.lambda.iter().any(|&l| !(a2 * l + s2 > 0.0 && (a2 * l + s2).is_finite())) {
+            let (name, value) = if sigma == 0.0 { ("sigma", sigma) } else { ("alpha", alpha) };
+            return Err(ScoreError::InvalidParameter {
+                name: name.into(),
+                value,
+                expected: "alpha^2 S_k + sigma^2 I must be positive definite and finite for every component",
+            });
+        }
+        Ok(())
+    }
+
     /// Exact `log p_t(x)` per row of `x` (N x d), including the `2 pi` constants, into `out`
     /// (length N).
     pub fn log_prob(&self, alpha: f64, sigma: f64, x: ArrayView2<f64>, out: ArrayViewMut1<f64>) {
