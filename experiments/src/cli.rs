@@ -36,6 +36,18 @@ enum Command {
     Solvers,
 }
 
+/// Parses the process's arguments (exits with clap's message and usage on bad ones), noting
+/// which flags of `sample` were given explicitly.
+pub fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let (Command::Sample(a), Some(("sample", sub))) = (&mut cli.command, matches.subcommand()) {
+        a.given = crate::flags::given(sub);
+    }
+    cli
+}
+
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> CmdResult {
     match cli.command {

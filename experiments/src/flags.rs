@@ -23,10 +23,21 @@ fn command<A: Args>(name: &'static str) -> Command {
     A::augment_args(Command::new(name).no_binary_name(true).disable_help_flag(true))
 }
 
-/// Parses `words` (`["--solver", "heun", "--steps", "20"]`) as the flags of one command.
-pub fn parse<A: Args + FromArgMatches>(name: &'static str, words: &[String]) -> Result<A, clap::Error> {
+/// Parses `words` (`["--solver", "heun", "--steps", "20"]`) as the flags of one command; also
+/// returns the ids of the flags the words give (see [`given`]).
+pub fn parse<A: Args + FromArgMatches>(name: &'static str, words: &[String]) -> Result<(A, Vec<String>), clap::Error> {
     let mut matches = command::<A>(name).try_get_matches_from(words)?;
-    A::from_arg_matches_mut(&mut matches)
+    let given = given(&matches);
+    Ok((A::from_arg_matches_mut(&mut matches)?, given))
+}
+
+/// The ids (field names: `s_noise`) of the flags given explicitly, not by their defaults.
+pub fn given(matches: &clap::ArgMatches) -> Vec<String> {
+    matches
+        .ids()
+        .filter(|id| matches.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine))
+        .map(|id| id.as_str().to_string())
+        .collect()
 }
 
 /// The flags of one command, in declaration order.
@@ -66,7 +77,8 @@ mod tests {
     #[test]
     fn parses_and_describes_sample_flags() {
         let words: Vec<String> = ["--solver", "dpmpp-2m", "--steps", "12", "--brownian"].map(String::from).to_vec();
-        let a: SampleArgs = parse("sample", &words).unwrap();
+        let (a, given): (SampleArgs, _) = parse("sample", &words).unwrap();
+        assert_eq!(given, ["solver", "steps", "brownian"]);
         assert_eq!(a.solver.info().name, "dpmpp-2m");
         assert_eq!(a.steps, Some(12));
         assert!(a.brownian);

@@ -7,11 +7,10 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use scoresde_experiments::cli;
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    let args = cli::parse();
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -151,6 +151,10 @@ pub struct SampleArgs {
     /// No progress bar and no summary line.
     #[arg(long)]
     pub quiet: bool,
+    /// The ids of the flags given explicitly (`flags::given`): a solver option given to a solver
+    /// that does not take it is an error, not silently ignored.
+    #[arg(skip)]
+    pub given: Vec<String>,
 }
 
 impl SampleArgs {
@@ -158,6 +162,16 @@ impl SampleArgs {
     /// options the solver does not take are not read), validated.
     pub fn solver(&self) -> scoresde::Result<Solver> {
         let mut solver = Solver::new(self.solver);
+        let takes = |name: &str| self.solver.info().options.iter().any(|o| o.name == name);
+        let is_option = |name: &str| SolverId::ALL.iter().any(|id| id.info().options.iter().any(|o| o.name == name));
+        if let Some(name) = self.given.iter().find(|g| is_option(g) && !takes(g)) {
+            return Err(scoresde::ScoreError::InvalidOption {
+                solver: self.solver.info().name,
+                option: name.clone(),
+                value: self.option_text(name),
+                expected: "not an option of this solver (`scoresde solvers` lists the options of each)",
+            });
+        }
         for option in self.solver.info().options {
             let value = match option.name {
                 "eta" => OptionValue::F64(self.eta),
@@ -215,6 +229,25 @@ pub struct SampleOutput {
     pub process: &'static str,
     /// The space the solver stepped in.
     pub space: Space,
+}
+
+impl SampleArgs {
+    /// The value of the flag of solver option `name`, as text.
+    fn option_text(&self, name: &str) -> String {
+        match name {
+            "eta" => self.eta.to_string(),
+            "s_noise" => self.s_noise.to_string(),
+            "s_churn" => self.s_churn.to_string(),
+            "s_tmin" => self.s_tmin.to_string(),
+            "s_tmax" => self.s_tmax.to_string(),
+            "snr" => self.snr.to_string(),
+            "corrector_steps" => self.corrector_steps.to_string(),
+            "predictor" => Predictor::from(self.predictor).name().to_string(),
+            "lower_order_final" => self.lower_order_final.to_string(),
+            "orders" => format!("{:?}", self.orders.clone().unwrap_or_default()),
+            _ => "(given)".to_string(),
+        }
+    }
 }
 
 /// A grid from its file or its in-memory points, naming the flag in any error.

@@ -24,7 +24,15 @@ use crate::mixture::PyMixture;
 use crate::ModelError;
 
 fn parse<A: clap::Args + clap::FromArgMatches>(name: &'static str, words: &[String]) -> PyResult<A> {
-    cli_flags::parse::<A>(name, words).map_err(|e| value_error(cli_flags::clap_line(&e)))
+    cli_flags::parse::<A>(name, words).map(|(a, _)| a).map_err(|e| value_error(cli_flags::clap_line(&e)))
+}
+
+/// The flags of `sample`, with the ones given noted.
+fn parse_sample(words: &[String]) -> PyResult<SampleArgs> {
+    let (mut a, given): (SampleArgs, _) =
+        cli_flags::parse("sample", words).map_err(|e| value_error(cli_flags::clap_line(&e)))?;
+    a.given = given;
+    Ok(a)
 }
 
 fn json_to_py<'py>(py: Python<'py>, value: &serde_json::Value) -> PyResult<Bound<'py, PyAny>> {
@@ -80,7 +88,7 @@ pub fn sample<'py>(
     sigmas: Option<&Bound<'py, PyAny>>,
     noise: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyArray2<f64>>> {
-    let args: SampleArgs = parse("sample", &words)?;
+    let args = parse_sample(&words)?;
     let mut inputs = inputs(target.as_deref(), z_init, grid, sigmas, noise)?;
     let steps = sample_cmd::plan(&args, &inputs).map_err(|e| cmd_error(&*e))?.steps().count();
     let state = Arc::new(CallState { steps, ..CallState::default() });
@@ -99,7 +107,7 @@ pub fn sample<'py>(
             }
         };
         let parameterisation = self::parameterisation(parameterisation)?;
-        inputs.model = Some(Box::new(PyModel { f, dim, parameterisation, state: state.clone() }));
+        inputs.model = Some(Box::new(PyModel::new(f, dim, parameterisation, state.clone())));
     } else if parameterisation != "eps" {
         return Err(value_error("parameterisation: applies to a model callable only"));
     }
@@ -132,7 +140,7 @@ pub fn grid<'py>(
     grid: Option<&Bound<'py, PyAny>>,
     sigmas: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let args: SampleArgs = parse("sample", &words)?;
+    let args = parse_sample(&words)?;
     let inputs = inputs(None, None, grid, sigmas, None)?;
     let config = sample_cmd::plan(&args, &inputs).map_err(|e| cmd_error(&*e))?;
     let process = args.process.build().map_err(value_error)?;
