@@ -139,3 +139,33 @@ fn exact_flow_map_matches_the_diagonal_formula_and_inverts() {
     let back = exact_flow_map(&vp, &full, there.view(), t, u).unwrap();
     assert!((&back - &x).iter().all(|v| v.abs() < 1e-12));
 }
+
+#[test]
+fn exact_flow_law_in_sigma_space_is_the_ve_flow_law() {
+    // VE has alpha = 1, so its flow from t = 1 (sigma_max, the prior std) is the sigma-space
+    // flow from sigma_max: the two laws agree to round-off, at interior and end levels alike.
+    let ve = Ve::new(0.01, 50.0).unwrap();
+    for target in [
+        targets::gauss2(),
+        scoresde::gmm::GaussianMixture::new(
+            vec![1.0],
+            array![[0.5, -1.0, 2.0]],
+            scoresde::gmm::Covariance::Diagonal(array![[0.2, 1.5, 3.0]]),
+        )
+        .unwrap(),
+    ] {
+        for t_end in [0.9, 0.3, 0.0] {
+            let by_time = exact_flow_law(&ve, &target, 1.0, t_end).unwrap();
+            let by_sigma = scoresde::gaussian::exact_flow_law_sigma(&target, 50.0, ve.sigma(t_end)).unwrap();
+            // W2 of equal laws is round-off of the traces: up to sqrt(eps tr S) (S ~ 10^3 at t = 0.9).
+            let tr: f64 = by_time.cov.diag().sum();
+            assert!(w2_gaussian(&by_time, &by_sigma) < 1e-7 * tr.sqrt(), "t_end = {t_end}");
+            let mean_gap = (&by_time.mean - &by_sigma.mean).iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            assert!(mean_gap < 1e-12, "{mean_gap}");
+            let worst = (&by_time.cov - &by_sigma.cov).iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            assert!(worst < 1e-10 * by_time.cov.iter().fold(1.0f64, |m, v| m.max(v.abs())), "{worst}");
+        }
+    }
+    assert!(scoresde::gaussian::exact_flow_law_sigma(&targets::gauss2(), -1.0, 0.0).is_err());
+    assert!(scoresde::gaussian::exact_flow_law_sigma(&targets::ring8(), 80.0, 0.0).is_err());
+}

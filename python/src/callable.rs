@@ -51,7 +51,9 @@ impl PyModel {
         let mut slot = self.input.lock().expect("not poisoned");
         if let Some(held) = slot.as_ref() {
             let arr = held.bind(py);
-            if arr.get_refcnt() == 1 && arr.shape() == [x.nrows(), x.ncols()] {
+            // SAFETY: reading the reference count of a live object while attached.
+            let refs = unsafe { pyo3::ffi::Py_REFCNT(arr.as_ptr()) };
+            if refs == 1 && arr.shape() == [x.nrows(), x.ncols()] {
                 let arr = arr.clone();
                 // SAFETY: the only other reference is the slot's own (refcount 1 before the clone),
                 // so no Python code can see the array while it is written.
