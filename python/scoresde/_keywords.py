@@ -98,7 +98,8 @@ def keyword_doc(command, skip=()):
         if key in skip:
             continue
         default = _default(flag)
-        choices = f" (one of {', '.join(flag['choices'])})" if flag["choices"] else ""
+        listed = flag["choices"] if sorted(flag["choices"]) != ["false", "true"] else []
+        choices = f" (one of {', '.join(listed)})" if listed else ""
         lines.append(f"    {key} = {default!r}{choices}")
         help_text = " ".join(flag["help"].split())
         if help_text:
