@@ -4,14 +4,14 @@
 //! so that the CLI can print a single line a user can act on (`weights[3] = -0.2: must be positive`).
 //! Errors of the generic numerics are wrapped with `#[from]`.
 
-use scoresde_solvers::SolverError;
+use scoresde_solvers::{Num, SolverError};
 
 /// Everything that can go wrong in the `scoresde` crate.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ScoreError {
     /// A scalar parameter outside its admissible range.
-    #[error("{name} = {value}: {expected}")]
+    #[error("{name} = {}: {expected}", Num(*value))]
     InvalidParameter {
         /// Field name as the user wrote it (`beta_max`, `sigma_min`, ...).
         name: String,
@@ -136,6 +136,20 @@ pub enum ScoreError {
         value: String,
         /// What would have been accepted.
         expected: &'static str,
+    },
+    /// A size whose allocation could not fit in memory, refused before allocating.
+    #[error("{field} = {value}: {what} need {needs}, more than this machine's {available} of memory")]
+    TooLarge {
+        /// The flag or field.
+        field: String,
+        /// Its value.
+        value: usize,
+        /// What would be allocated.
+        what: String,
+        /// Bytes needed, human-readable.
+        needs: String,
+        /// The machine's memory, human-readable.
+        available: String,
     },
     /// A solver or a system it integrates met a problem.
     #[error(transparent)]

@@ -68,6 +68,8 @@ impl ScoreModel for GuidedExact {
         Parameterisation::Eps
     }
     fn predict(&self, level: NoiseLevel, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) -> Result<()> {
+        self.cond.check_level(level.alpha, level.sigma)?;
+        self.uncond.check_level(level.alpha, level.sigma)?;
         self.cond.eps(level.alpha, level.sigma, x, out.view_mut());
         let mut u = Array2::zeros(x.dim());
         self.uncond.eps(level.alpha, level.sigma, x, u.view_mut());

@@ -50,12 +50,57 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic_with(path, |mut f| f.write_all(bytes))
 }
 
+/// Where and how `path` is written. A regular file (or a new path) gets a temporary file beside
+/// it renamed into place; a symbolic link is followed, so the link stays and its target is
+/// replaced; anything else that exists (a character device such as /dev/null, a FIFO, a socket)
+/// is written through, never replaced; a directory is an error.
+enum Destination {
+    Replace(PathBuf),
+    WriteThrough,
+}
+
+fn destination(path: &Path) -> Result<Destination> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Destination::Replace(path.to_path_buf())),
+        Err(e) => return Err(io_err(path)(e)),
+    };
+    let file_type = meta.file_type();
+    if file_type.is_symlink() {
+        // The link's target, which may not exist yet (then it is created) but whose directory must.
+        let target = fs::read_link(path).map_err(io_err(path))?;
+        let target = match target.is_absolute() {
+            true => target,
+            false => path.parent().unwrap_or(Path::new("")).join(target),
+        };
+        return match fs::metadata(&target) {
+            Ok(m) if m.is_dir() => Err(io_err(path)(std::io::Error::other("is a link to a directory"))),
+            Ok(m) if !m.is_file() => Ok(Destination::WriteThrough),
+            _ => Ok(Destination::Replace(target)),
+        };
+    }
+    if meta.is_dir() {
+        return Err(io_err(path)(std::io::Error::other("is a directory")));
+    }
+    Ok(if meta.is_file() { Destination::Replace(path.to_path_buf()) } else { Destination::WriteThrough })
+}
+
 /// Runs `write` on a temporary file beside `path`, then syncs it and renames it to `path`;
-/// removes it on any error.
+/// removes it on any error. Special files and links are handled as [`Destination`] says; the
+/// temporary files of killed runs to the same path (their process gone) are removed first.
 fn write_atomic_with(path: &Path, write: impl FnOnce(&fs::File) -> std::io::Result<()>) -> Result<()> {
+    let path = match destination(path)? {
+        Destination::WriteThrough => {
+            let result = fs::OpenOptions::new().write(true).open(path).and_then(|f| write(&f));
+            return result.map_err(io_err(path));
+        }
+        Destination::Replace(p) => p,
+    };
+    let path = path.as_path();
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir).map_err(io_err(path))?;
     }
+    remove_stale_temps(path);
     let tmp = temp_path(path);
     let result = (|| {
         let f = fs::File::create(&tmp)?;
@@ -67,6 +112,29 @@ fn write_atomic_with(path: &Path, write: impl FnOnce(&fs::File) -> std::io::Resu
         let _ = fs::remove_file(&tmp);
     }
     result.map_err(io_err(path))
+}
+
+/// Removes `.NAME.PID.tmp` files beside `path` whose process no longer runs (left by a run that
+/// was killed while writing `path`). Best effort: a file that cannot be removed is left.
+fn remove_stale_temps(path: &Path) {
+    if !cfg!(target_os = "linux") {
+        return; // whether a process runs is read from /proc
+    }
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else { return };
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(d) => d.to_path_buf(),
+        None => PathBuf::from("."),
+    };
+    let Ok(entries) = fs::read_dir(&dir) else { return };
+    let prefix = format!(".{name}.");
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file.strip_prefix(&prefix).and_then(|rest| rest.strip_suffix(".tmp")) else { continue };
+        let Ok(pid) = pid.parse::<u32>() else { continue };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Writes a float64 array as `.npy` atomically, streamed to the temporary file (no copy of the
@@ -116,6 +184,64 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
             .collect();
         assert!(leftovers.is_empty());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn links_are_followed_and_special_files_written_through() {
+        let dir = std::env::temp_dir().join(format!("scoresde-io-special-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let a = ndarray::array![[1.0, 2.0]];
+        // A link to a file: the link stays a link, its target gets the samples.
+        let target = dir.join("real.npy");
+        fs::write(&target, b"old").unwrap();
+        let link = dir.join("link.npy");
+        std::os::unix::fs::symlink("real.npy", &link).unwrap();
+        write_npy(&link, &a).unwrap();
+        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert_eq!(read_npy_2d(&target, "x").unwrap(), a);
+        // A dangling link: its target is created.
+        let dangling = dir.join("dangling.npy");
+        std::os::unix::fs::symlink("made.npy", &dangling).unwrap();
+        write_npy(&dangling, &a).unwrap();
+        assert!(fs::symlink_metadata(&dangling).unwrap().file_type().is_symlink());
+        assert_eq!(read_npy_2d(&dir.join("made.npy"), "x").unwrap(), a);
+        // /dev/null stays a character device (as root the old rename would have replaced it).
+        write_atomic(Path::new("/dev/null"), b"discarded").unwrap();
+        use std::os::unix::fs::FileTypeExt;
+        assert!(fs::metadata("/dev/null").unwrap().file_type().is_char_device());
+        // A FIFO is written through to its reader.
+        let fifo = dir.join("pipe");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || fs::read(fifo).unwrap())
+        };
+        write_atomic(&fifo, b"through the pipe").unwrap();
+        assert_eq!(reader.join().unwrap(), b"through the pipe");
+        assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+        // A directory is refused with its name.
+        let e = write_atomic(&dir, b"x").unwrap_err().to_string();
+        assert!(e.contains("is a directory"), "{e}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn temp_files_of_killed_runs_are_removed() {
+        let dir = std::env::temp_dir().join(format!("scoresde-io-stale-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        // pid_max is at most 2^22 on Linux: this process cannot exist.
+        let dead = dir.join(".x.npy.4999999.tmp");
+        let other_name = dir.join(".y.npy.4999999.tmp");
+        fs::write(&dead, b"half").unwrap();
+        fs::write(&other_name, b"half").unwrap();
+        write_atomic(&dir.join("x.npy"), b"whole").unwrap();
+        assert!(!dead.exists(), "a dead run's temp file of the same path is removed");
+        assert!(other_name.exists(), "another path's temp file is left alone");
+        let names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 2, "{names:?}");
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -17,6 +17,7 @@ pub mod grids;
 pub mod guidance;
 pub mod io;
 pub mod likelihood;
+pub mod limits;
 pub mod metrics;
 pub mod model;
 #[cfg(feature = "nn")]

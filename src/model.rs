@@ -234,6 +234,7 @@ impl ScoreModel for ExactScore {
         Parameterisation::Eps
     }
     fn predict(&self, level: NoiseLevel, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) -> Result<()> {
+        self.target.check_level(level.alpha, level.sigma)?;
         self.target.eps(level.alpha, level.sigma, x, out);
         Ok(())
     }
@@ -245,6 +246,7 @@ impl ScoreModel for ExactScore {
         a: f64,
         b: f64,
     ) -> Result<()> {
+        self.target.check_level(level.alpha, level.sigma)?;
         self.target.eps_affine(level.alpha, level.sigma, x, out, a, b);
         Ok(())
     }
@@ -255,6 +257,7 @@ impl ScoreModel for ExactScore {
         x: ArrayViewMut2<f64>,
         _scratch: ArrayViewMut2<f64>,
     ) -> Result<bool> {
+        self.target.check_level(level.alpha, level.sigma)?;
         Ok(self.target.eps_affine_update(level.alpha, level.sigma, x, step.a, step.b, step.h))
     }
 }

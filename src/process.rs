@@ -349,12 +349,28 @@ pub struct Ve {
     log_ratio: f64,
 }
 
+/// The largest sigma_max: the samplers square sigma (variances, g^2 = d sigma^2 / dt), so sigma_max^2
+/// must stay far inside f64's range.
+pub const SIGMA_MAX_LIMIT: f64 = 1e100;
+
+fn check_sigma_max(sigma_max: f64) -> Result<()> {
+    if sigma_max > SIGMA_MAX_LIMIT {
+        return Err(ScoreError::InvalidParameter {
+            name: "sigma_max".into(),
+            value: sigma_max,
+            expected: "must be at most 1e100 (sigma_max^2 must stay far inside f64's range)",
+        });
+    }
+    Ok(())
+}
+
 impl Ve {
-    /// Validates 0 < sigma_min < sigma_max. score_sde's CIFAR-10 values are 0.01 and 50.
+    /// Validates 0 < sigma_min < sigma_max <= 1e100. score_sde's CIFAR-10 values are 0.01 and 50.
     pub fn new(sigma_min: f64, sigma_max: f64) -> Result<Self> {
         check_positive("sigma_min", sigma_min)?;
         check_positive("sigma_max", sigma_max)?;
         check_greater("sigma_max", sigma_max, sigma_min, "must be greater than sigma_min")?;
+        check_sigma_max(sigma_max)?;
         Ok(Self { sigma_min, sigma_max, log_ratio: (sigma_max / sigma_min).ln() })
     }
 }
@@ -489,11 +505,12 @@ pub struct Edm {
 }
 
 impl Edm {
-    /// Validates 0 < sigma_min < sigma_max. EDM's values are 0.002 and 80.
+    /// Validates 0 < sigma_min < sigma_max <= 1e100. EDM's values are 0.002 and 80.
     pub fn new(sigma_min: f64, sigma_max: f64) -> Result<Self> {
         check_positive("sigma_min", sigma_min)?;
         check_positive("sigma_max", sigma_max)?;
         check_greater("sigma_max", sigma_max, sigma_min, "must be greater than sigma_min")?;
+        check_sigma_max(sigma_max)?;
         Ok(Self { sigma_min, sigma_max })
     }
 }

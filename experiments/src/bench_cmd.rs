@@ -53,6 +53,13 @@ pub fn run(a: BenchArgs) -> CmdResult {
     if a.n == 0 || a.repeats == 0 {
         return Err(format!("--n = {}, --repeats = {}: both must be at least 1", a.n, a.repeats).into());
     }
+    // The widest benchmarked target is 16-d; a run holds about ten N x d arrays.
+    scoresde::limits::check_f64s(
+        "--n",
+        a.n,
+        10 * 16 * a.n as u128,
+        "the benchmark's batches (about 10 x N x 16 float64)",
+    )?;
     let mut pool = rayon::ThreadPoolBuilder::new();
     if let Some(t) = a.threads {
         if t == 0 {

@@ -85,6 +85,10 @@ pub fn metrics(a: &EvalArgs, target: &GaussianMixture, x: ArrayView2<f64>) -> Re
     if a.alpha == 0.0 && a.sigma == 0.0 {
         return Err("--alpha = 0 and --sigma = 0: the law would be a point mass at 0".into());
     }
+    target.check_level(a.alpha, a.sigma).map_err(|e| format!("--{e}"))?;
+    if a.pairwise_max < 2 {
+        return Err(format!("--pairwise-max = {}: must be at least 2", a.pairwise_max).into());
+    }
     if a.projections == 0 {
         return Err("--projections = 0: must be at least 1".into());
     }
@@ -92,6 +96,9 @@ pub fn metrics(a: &EvalArgs, target: &GaussianMixture, x: ArrayView2<f64>) -> Re
     if n_ref < 2 {
         return Err(format!("--reference-n = {n_ref}: must be at least 2").into());
     }
+    // The reference and an independent draw of N rows, each d wide, plus the projections.
+    let elements = (n_ref as u128 + n as u128) * d as u128 * 2 + a.projections as u128 * (d as u128 + n_ref as u128);
+    scoresde::limits::check_f64s("--reference-n", n_ref, elements, "the reference draws and their projections")?;
     let (alpha, sigma) = (a.alpha, a.sigma);
     let mut rng = Pcg64::seed_from_u64(a.seed);
     let draw = |rng: &mut Pcg64, m: usize| {

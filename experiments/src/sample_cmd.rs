@@ -10,6 +10,7 @@ use ndarray::{Array2, Array3};
 use scoresde::gmm::GaussianMixture;
 use scoresde::grids::Space;
 use scoresde::io::{read_npy_1d, read_npy_2d, read_npy_3d, write_npy};
+use scoresde::limits::check_f64s;
 use scoresde::model::{ExactScore, ScoreModel};
 use scoresde::process::{ForwardProcess, ProcessSpec};
 use scoresde::sampler::{
@@ -232,6 +233,32 @@ pub struct SampleOutput {
 }
 
 impl SampleArgs {
+    /// Flags given for another process or schedule than the chosen one are errors (solver
+    /// options are checked with the solver): one rule, so that no given flag is silently ignored.
+    fn check_flags_apply(&self) -> Result<(), String> {
+        use crate::choices::ProcessKind as P;
+        let process = self.process.process;
+        let applies = |flag: &str| match flag {
+            "beta_min" | "beta_max" => matches!(process, P::Vp | P::Subvp),
+            "sigma_min" | "sigma_max" => matches!(process, P::Ve | P::Edm),
+            "cosine_s" => process == P::Cosine,
+            "rho" => self.schedule == ScheduleKind::Karras,
+            _ => true,
+        };
+        match self.given.iter().find(|g| !applies(g)) {
+            Some(flag) if flag == "rho" => {
+                let name = clap::ValueEnum::to_possible_value(&self.schedule).map(|v| v.get_name().to_string());
+                Err(format!("--rho: applies to --schedule karras only (the schedule is {})", name.unwrap_or_default()))
+            }
+            Some(flag) => Err(format!(
+                "--{}: does not apply to --process {} (see `scoresde sample --help` for each process's flags)",
+                flag.replace('_', "-"),
+                self.process.spec().name()
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// The value of the flag of solver option `name`, as text.
     fn option_text(&self, name: &str) -> String {
         match name {
@@ -287,6 +314,7 @@ fn steps_from_args(
         return Err("--sigma-start/--sigma-end set the range of an adaptive solve: give --rtol and --atol too".into());
     }
     let steps = a.steps.unwrap_or(50);
+    scoresde::limits::check_steps("--steps", steps)?;
     Ok((a.space.into(), Steps::Schedule { schedule: a.schedule.schedule(a.rho), steps, t_start, t_end }))
 }
 
@@ -302,6 +330,7 @@ pub fn sampler_from_args(
     inputs: &SampleInputs,
     process: &dyn ForwardProcess,
 ) -> Result<SamplerConfig, CmdError> {
+    a.check_flags_apply()?;
     let config = match a.nfe {
         Some(nfe) => {
             if a.solver != SolverId::DpmSolver {
@@ -317,6 +346,11 @@ pub fn sampler_from_args(
     };
     Ok(config.with_denoise_final(a.denoise_final))
 }
+
+/// N x d arrays a run may hold at once (the state, a solver's stages or history, its scratch):
+/// dopri5's seven stages and error estimate are the most.
+const WORKSPACE: u128 = 10;
+const WORKSPACE_WHAT: &str = "the samples and the solver's buffers (about 10 x N x d float64)";
 
 /// Error type of the command's steps.
 pub type CmdError = Box<dyn std::error::Error + Send + Sync>;
@@ -465,7 +499,10 @@ pub fn sample(
             z
         }
         (None, _) if a.n == 0 => return Err("--n = 0: must be at least 1".into()),
-        (None, _) => prior_noise(a.seed, a.n, d),
+        (None, _) => {
+            check_f64s("--n", a.n, WORKSPACE * (a.n as u128) * (d as u128), WORKSPACE_WHAT)?;
+            prior_noise(a.seed, a.n, d)
+        }
     };
     let config = sampler_from_args(a, &inputs, &*process)?;
     let mut noise = noise_source(a, inputs.noise.take(), z.nrows(), d, &config)?;

@@ -129,6 +129,21 @@ pub fn run(a: TrainArgs) -> CmdResult {
         Some(spec) => parse_classes(spec, target.n_components())?,
         None => vec![],
     };
+    // Weights with their gradients and two Adam moments and an EMA copy (5 x depth x width^2),
+    // and a batch's activations and their gradients (about 8 x depth x batch x width).
+    let (w, depth, batch) = (a.width as u128, a.depth.max(1) as u128, a.batch as u128);
+    scoresde::limits::check_f64s(
+        "--width",
+        a.width,
+        5 * depth * w * w,
+        "the weights, their gradients, Adam moments and EMA",
+    )?;
+    scoresde::limits::check_f64s(
+        "--batch",
+        a.batch,
+        8 * depth * batch * w.max(1),
+        "a batch's activations and their gradients",
+    )?;
     let net = MlpConfig {
         dim: target.dim(),
         width: a.width,

@@ -438,8 +438,8 @@ fn guided_sampling_with_a_conditional_model_and_the_exact_score() {
 }
 
 /// The committed checkpoint (written before processes described themselves: its metadata holds
-/// every process flag) is compared as the process it describes: VP ignores --sigma-min, so that
-/// flag changes nothing; a different beta_max is a one-line process mismatch.
+/// every process flag) is compared as the process it describes, not by its flags; a different
+/// beta_max is a one-line process mismatch.
 #[test]
 fn committed_vp_model_is_compared_by_process_not_by_flags() {
     let tmp = Tmp::new("committed-model");
@@ -452,7 +452,11 @@ fn committed_vp_model_is_compared_by_process_not_by_flags() {
             None,
         )
     };
+    // A flag of another process is refused, not ignored (issue #19).
     let o = sample(&["--sigma-min", "0.01"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("--sigma-min: does not apply to --process vp"), "{err}");
+    let o = sample(&[]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: Array2<f64> = read_npy(&x).unwrap();
     assert!(v.dim() == (16, 2) && v.iter().all(|t| t.is_finite()));

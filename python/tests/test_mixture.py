@@ -137,7 +137,7 @@ def test_bad_method_input(ring):
         mix.eps(points(), 1.0, -1.0)
     with pytest.raises(ValueError, match=r"^alpha = inf"):
         mix.score(points(), float("inf"), 1.0)
-    with pytest.raises(ValueError, match=r"^sigma = 10000+: its square overflows f64$"):
+    with pytest.raises(ValueError, match=r"^sigma = 1e200: its square overflows f64$"):
         mix.eps(points(), 1.0, 1e200)
     with pytest.raises(ValueError, match=r"sigma = 0: alpha\^2 S_k"):
         mix.log_prob(points(), 0.0, 0.0)

@@ -32,7 +32,7 @@ pub enum SolverError {
         next: f64,
     },
     /// A solver parameter outside its admissible range.
-    #[error("{name} = {value}: {expected}")]
+    #[error("{name} = {}: {expected}", Num(*value))]
     InvalidParameter {
         /// Name of the parameter (`rtol`, `steps`, ...).
         name: &'static str,
@@ -96,6 +96,23 @@ pub enum SolverError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+/// A number as error messages print it: plain where that is short (`-1`, `0.16`, `NaN`), in
+/// exponent form where plain would be long (`1e300`, `2.5e-9`): Rust's `Display` writes every
+/// digit of 1e300.
+#[derive(Debug, Clone, Copy)]
+pub struct Num(pub f64);
+
+impl std::fmt::Display for Num {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = self.0;
+        if v == 0.0 || !v.is_finite() || (1e-5..1e16).contains(&v.abs()) {
+            write!(f, "{v}")
+        } else {
+            write!(f, "{v:e}")
+        }
+    }
 }
 
 /// Result alias of the crate.

@@ -31,7 +31,7 @@ pub mod system;
 
 pub use controller::{PiController, PidController, StepController, Verdict};
 pub use embedded::{integrate_adaptive, EmbeddedStepper, Landing, Span, Trial};
-pub use error::{Result, SolverError};
+pub use error::{Num, Result, SolverError};
 pub use exponential::ddim::Ddim;
 pub use exponential::deis::Deis;
 pub use exponential::dpm2::Dpm2;

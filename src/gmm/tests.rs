@@ -978,8 +978,7 @@ fn check_level_names_the_bad_level() {
     let message = |a: f64, s: f64| ring.check_level(a, s).unwrap_err().to_string();
     assert_eq!(message(1.0, -1.0), "sigma = -1: must be finite and >= 0");
     assert_eq!(message(f64::NAN, 1.0), "alpha = NaN: must be finite and >= 0");
-    assert!(message(1.0, 1e200).starts_with("sigma = 1000"), "{}", message(1.0, 1e200));
-    assert!(message(1.0, 1e200).ends_with("its square overflows f64"));
+    assert_eq!(message(1.0, 1e200), "sigma = 1e200: its square overflows f64");
     assert!(message(0.0, 0.0).starts_with("sigma = 0: alpha^2 S_k + sigma^2 I must be positive definite"));
     // Every level check_level accepts can be evaluated (the kernel asserts the same conditions).
     let x = ndarray::Array2::from_elem((3, 2), 1.0);

@@ -321,6 +321,13 @@ impl SweepConfig {
                 return Err(format!("{name} = {v}: must be at least {min}"));
             }
         }
+        for &k in &self.steps {
+            scoresde::limits::check_steps("steps", k).map_err(|e| e.to_string())?;
+        }
+        // A cell holds about ten N x d arrays of the widest target (d <= 16 built in; files are
+        // checked when they are read).
+        scoresde::limits::check_f64s("n", self.n, 10 * 16 * self.n as u128, "a cell's samples and solver buffers")
+            .map_err(|e| e.to_string())?;
         if self.experiment.is_empty()
             || !self.experiment.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         {
