@@ -37,6 +37,11 @@ pub fn builtin(name: &str) -> Option<GaussianMixture> {
 pub fn load(name_or_path: &str) -> Result<GaussianMixture> {
     match builtin(name_or_path) {
         Some(t) => Ok(t),
+        None if !Path::new(name_or_path).exists() => Err(crate::error::ScoreError::UnknownName {
+            field: "target",
+            value: name_or_path.to_string(),
+            expected: format!("{}, or a JSON file (no such file)", BUILTIN.join(", ")),
+        }),
         None => GaussianMixture::from_json_file(Path::new(name_or_path)),
     }
 }

@@ -125,6 +125,18 @@ fn bad_checkpoints_are_clear_errors() {
     save_checkpoint(&path, &t, serde_json::json!(null)).unwrap();
     let json = d.join("m.safetensors.json");
     let good = std::fs::read_to_string(&json).unwrap();
+    // The description inside the checkpoint is the truth: an edited copy beside it is refused.
+    std::fs::write(&json, good.replace("\"width\": 16", "\"width\": 32")).unwrap();
+    let e = message(NetScore::load(&path, &dev));
+    assert!(e.contains("m.safetensors.json") && e.contains("differs from the description inside"), "{e}");
+    std::fs::write(&json, &good).unwrap();
+    assert!(NetScore::load(&path, &dev).is_ok());
+    // A checkpoint of the older layout (description in the JSON file only): its config is
+    // checked against the tensors.
+    let mut tensors = candle_core::safetensors::load(&path, &dev).unwrap();
+    assert!(tensors.remove("checkpoint.json").is_some());
+    candle_core::safetensors::save(&tensors, &path).unwrap();
+    assert!(NetScore::load(&path, &dev).is_ok());
     // Config says width 32, the tensors are 16 wide.
     std::fs::write(&json, good.replace("\"width\": 16", "\"width\": 32")).unwrap();
     let e = message(NetScore::load(&path, &dev));
@@ -133,6 +145,10 @@ fn bad_checkpoints_are_clear_errors() {
     std::fs::write(&json, good.replace("\"depth\": 1", "\"depth\": 2")).unwrap();
     let e = message(NetScore::load(&path, &dev));
     assert!(e.contains("tensor \"block1.0.w\" is missing"), "{e}");
+    // One block fewer than stored: a tensor the network does not have (depth 0 is a valid MLP).
+    std::fs::write(&json, good.replace("\"depth\": 1", "\"depth\": 0")).unwrap();
+    let e = message(NetScore::load(&path, &dev));
+    assert!(e.contains("tensor \"block0.0.b\" is not part of the configured network"), "{e}");
     std::fs::write(&json, good.replace("\"output\": \"eps\"", "\"output\": \"score2\"")).unwrap();
     let e = message(NetScore::load(&path, &dev));
     assert!(e.contains("m.safetensors.json") && e.contains("unknown variant `score2`"), "{e}");

@@ -36,12 +36,28 @@ enum Command {
     Solvers,
 }
 
-/// Parses the process's arguments (exits with clap's message and usage on bad ones), noting
-/// which flags of `sample` were given explicitly.
+/// Parses the process's arguments, noting which flags of `sample` were given explicitly.
+///
+/// A usage error is one line (`error: ...`, clap's first line, then where the flags are listed)
+/// with exit status 1, like every other error; `--help` and `--version` print and exit 0.
 pub fn parse() -> Cli {
     use clap::{CommandFactory, FromArgMatches};
-    let matches = Cli::command().get_matches();
-    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let usage_error = |e: clap::Error| -> ! {
+        use clap::error::ErrorKind;
+        if matches!(
+            e.kind(),
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        ) {
+            e.exit()
+        }
+        eprintln!(
+            "error: {} (`scoresde help` and `scoresde COMMAND --help` list the flags)",
+            crate::flags::clap_line(&e)
+        );
+        std::process::exit(1)
+    };
+    let matches = Cli::command().try_get_matches().unwrap_or_else(|e| usage_error(e));
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| usage_error(e));
     if let (Command::Sample(a), Some(("sample", sub))) = (&mut cli.command, matches.subcommand()) {
         a.given = crate::flags::given(sub);
     }

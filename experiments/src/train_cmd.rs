@@ -96,8 +96,9 @@ pub struct TrainArgs {
     /// Continue the checkpoint at --out up to --steps (the flags must match its config).
     #[arg(long)]
     pub resume: bool,
-    /// Write a checkpoint every N steps (0: only at the end).
-    #[arg(long, default_value_t = 0)]
+    /// Write a checkpoint every N steps (0: only at the end), so that a killed run loses at most
+    /// N steps (`--resume` continues it bit-identically).
+    #[arg(long, default_value_t = 500)]
     pub checkpoint_every: u64,
     /// No progress bar and no summary.
     #[arg(long)]

@@ -149,3 +149,211 @@ fn options_a_solver_does_not_take_are_refused() {
         run(&["sample", "--solver", "euler-ancestral", "--eta", "0.5", "--steps", "3", "--n", "4", "--out", s(&o)]);
     assert!(out.status.success());
 }
+
+const SMALL_SWEEP: &str = r#"{"kind": "steps_vs_quality", "experiment": "small",
+  "processes": ["vp", "ve"], "steps": [4, 8, 16, 32, 64], "n": 2000, "seeds": [0, 1],
+  "solvers": [{"solver": "euler", "space": "t"}, {"solver": "heun", "space": "t"},
+              {"solver": "dpmpp-2m", "space": "sigma"}]}"#;
+
+fn sweep(cfg: &Path, out: &Path, extra: &[&str]) -> Output {
+    run(&[&["sweep", s(cfg), "--out-dir", s(out), "--quiet"][..], extra].concat())
+}
+
+fn sidecar(out: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join("small.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn a_killed_sweep_keeps_its_finished_cells_and_resumes_to_the_same_csv() {
+    let d = Dir::new("kill");
+    let cfg = d.p("small.json");
+    std::fs::write(&cfg, SMALL_SWEEP).unwrap();
+    let whole = d.p("whole");
+    assert!(sweep(&cfg, &whole, &[]).status.success());
+    let total = sidecar(&whole)["cells_run"].as_u64().unwrap();
+    assert_eq!(total, 60);
+
+    let part = d.p("part");
+    let journal = part.join("small.csv.journal");
+    let mut child = bin().args(["sweep", s(&cfg), "--out-dir", s(&part), "--quiet"]).spawn().unwrap();
+    // Kill -9 once a few cells are in the journal (its first line is the header).
+    let started = std::time::Instant::now();
+    loop {
+        let lines = std::fs::read_to_string(&journal).map(|t| t.lines().count()).unwrap_or(0);
+        if lines >= 4 {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the sweep finished before it could be killed");
+        assert!(started.elapsed().as_secs() < 120, "no cell finished in 2 minutes");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!part.join("small.csv").exists());
+    let kept = std::fs::read_to_string(&journal).unwrap().lines().count() - 1;
+    assert!(kept >= 3);
+    // A kill mid-write leaves a torn last line: it is dropped and its cell runs again.
+    let mut f = std::fs::OpenOptions::new().append(true).open(&journal).unwrap();
+    std::io::Write::write_all(&mut f, br#"{"key": "ring8|vp|eul"#).unwrap();
+    drop(f);
+    let out = sweep(&cfg, &part, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(part.join("small.csv")).unwrap(), std::fs::read(whole.join("small.csv")).unwrap());
+    let rerun = sidecar(&part)["cells_run"].as_u64().unwrap();
+    assert_eq!(rerun, total - kept as u64, "only the cells not in the journal ran again");
+    assert!(!journal.exists(), "the journal is removed once the CSV is written");
+}
+
+#[test]
+fn a_sweep_never_reuses_rows_of_another_configuration_or_a_damaged_csv() {
+    let d = Dir::new("stale-sweep");
+    let cfg = d.p("small.json");
+    let tiny = SMALL_SWEEP
+        .replace(r#""steps": [4, 8, 16, 32, 64]"#, r#""steps": [4, 8]"#)
+        .replace(r#""seeds": [0, 1]"#, r#""seeds": [0]"#);
+    std::fs::write(&cfg, &tiny).unwrap();
+    let out = d.p("out");
+    assert!(sweep(&cfg, &out, &[]).status.success());
+    let csv = out.join("small.csv");
+    let good = std::fs::read(&csv).unwrap();
+    // Another sample size into the same directory.
+    std::fs::write(&cfg, tiny.replace(r#""n": 2000"#, r#""n": 500"#)).unwrap();
+    refused(
+        &["sweep", s(&cfg), "--out-dir", s(&out), "--quiet"],
+        &["made by another configuration", "n = 2000 then, 500 now", "--force"],
+    );
+    assert_eq!(std::fs::read(&csv).unwrap(), good);
+    // Another schedule.
+    std::fs::write(&cfg, tiny.replace(r#""kind""#, r#""schedule": "karras", "kind""#)).unwrap();
+    refused(&["sweep", s(&cfg), "--out-dir", s(&out), "--quiet"], &["schedule"]);
+    // The same configuration resumes; more steps extend it.
+    std::fs::write(&cfg, &tiny).unwrap();
+    assert!(sweep(&cfg, &out, &[]).status.success());
+    assert_eq!(sidecar(&out)["cells_run"].as_u64(), Some(0));
+    // An edited value, a truncated file, a duplicated row: refused, never trusted or rewritten.
+    let text = String::from_utf8(good.clone()).unwrap();
+    let edited = text.replacen("e-", "1e-", 1);
+    for damaged in [edited, text[..text.len() / 2].to_string(), format!("{text}{}", text.lines().nth(1).unwrap())] {
+        std::fs::write(&csv, &damaged).unwrap();
+        refused(&["sweep", s(&cfg), "--out-dir", s(&out), "--quiet"], &["changed after it was written"]);
+        assert_eq!(std::fs::read_to_string(&csv).unwrap(), damaged);
+    }
+    // A CSV without the sidecar that vouches for it.
+    std::fs::write(&csv, &good).unwrap();
+    std::fs::remove_file(out.join("small.json")).unwrap();
+    refused(&["sweep", s(&cfg), "--out-dir", s(&out), "--quiet"], &["does not record how it was made"]);
+    // --force starts over and gives the same CSV.
+    assert!(sweep(&cfg, &out, &["--force"]).status.success());
+    assert_eq!(std::fs::read(&csv).unwrap(), good);
+    // A target whose contents changed under the same name.
+    let mix = d.p("mix.json");
+    std::fs::write(&mix, r#"{"weights": [1.0], "means": [[0.0, 0.0]], "variances": [1.0]}"#).unwrap();
+    let with_file = tiny.replace(r#""kind""#, &format!(r#""targets": [{:?}], "kind""#, s(&mix)));
+    std::fs::write(&cfg, &with_file).unwrap();
+    let out2 = d.p("out2");
+    assert!(sweep(&cfg, &out2, &[]).status.success());
+    std::fs::write(&mix, r#"{"weights": [1.0], "means": [[0.0, 0.5]], "variances": [1.0]}"#).unwrap();
+    refused(&["sweep", s(&cfg), "--out-dir", s(&out2), "--quiet"], &["different contents of target mix"]);
+}
+
+#[test]
+fn sweep_configs_with_colliding_names_or_repeated_axes_are_refused() {
+    let d = Dir::new("axes");
+    for sub in ["ta", "tb"] {
+        std::fs::create_dir_all(d.p(sub)).unwrap();
+        std::fs::write(d.p(sub).join("mix.json"), r#"{"weights": [1.0], "means": [[0.0, 0.0]], "variances": [1.0]}"#)
+            .unwrap();
+    }
+    let cfg = d.p("c.json");
+    let targets = format!(
+        r#"{{"kind": "convergence", "targets": [{:?}, {:?}]}}"#,
+        s(&d.p("ta/mix.json")),
+        s(&d.p("tb/mix.json"))
+    );
+    std::fs::write(&cfg, targets).unwrap();
+    refused(&["sweep", s(&cfg), "--out-dir", s(&d.p("o")), "--quiet"], &["would both be named \"mix\""]);
+    for (axis, value) in [("steps", "[4, 8, 4]"), ("seeds", "[0, 0]"), ("processes", r#"["vp", "vp"]"#)] {
+        std::fs::write(&cfg, format!(r#"{{"kind": "convergence", "{axis}": {value}}}"#)).unwrap();
+        refused(&["sweep", s(&cfg), "--out-dir", s(&d.p("o")), "--quiet"], &[&format!("{axis}["), "repeats"]);
+    }
+}
+
+fn train_args<'a>(out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut a =
+        vec!["train", "--target", "ring8", "--steps", "1500", "--width", "16", "--checkpoint-every", "100", "--quiet"];
+    a.extend_from_slice(extra);
+    a.extend_from_slice(&["--out", s(out)]);
+    a
+}
+
+#[test]
+fn a_killed_training_resumes_bit_identically() {
+    let d = Dir::new("train-kill");
+    let whole = d.p("whole.safetensors");
+    assert!(run(&train_args(&whole, &[])).status.success());
+    // Kill -9 at a few points after the first checkpoint, resume each time.
+    let part = d.p("part.safetensors");
+    for delay_ms in [0u64, 130, 370] {
+        let mut child = bin().args(train_args(&part, if part.exists() { &["--resume"] } else { &[] })).spawn().unwrap();
+        let started = std::time::Instant::now();
+        while !part.exists() && child.try_wait().unwrap().is_none() {
+            assert!(started.elapsed().as_secs() < 60);
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        child.wait().unwrap();
+    }
+    let out = run(&train_args(&part, &["--resume"]));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(&part).unwrap(), std::fs::read(&whole).unwrap(), "weights, moments, EMA and description");
+    let json = |p: &Path| std::fs::read(format!("{}.json", p.display())).unwrap();
+    assert_eq!(json(&part), json(&whole));
+}
+
+#[test]
+fn a_checkpoint_and_a_foreign_or_edited_description_are_refused() {
+    let d = Dir::new("torn");
+    let (a, b, x) = (d.p("a.safetensors"), d.p("b.safetensors"), d.p("x.npy"));
+    let (a_s, b_s, x_s) = (s(&a), s(&b), s(&x));
+    let train = |out: &str, steps: &str| -> Vec<String> {
+        ["train", "--target", "ring8", "--width", "16", "--quiet", "--steps", steps, "--out", out]
+            .map(String::from)
+            .to_vec()
+    };
+    let call = |v: &[String]| run(&v.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(call(&train(a_s, "100")).status.success());
+    assert!(call(&train(b_s, "101")).status.success());
+    // Step-101 weights with the step-100 description beside them.
+    std::fs::copy(d.p("a.safetensors.json"), d.p("b.safetensors.json")).unwrap();
+    refused(
+        &["sample", "--model", b_s, "--steps", "3", "--out", x_s],
+        &["b.safetensors.json", "differs from the description inside"],
+    );
+    let mut resume = train(b_s, "200");
+    resume.push("--resume".into());
+    refused(&resume.iter().map(String::as_str).collect::<Vec<_>>(), &["differs from the description inside"]);
+    // An edited depth.
+    let text = std::fs::read_to_string(d.p("a.safetensors.json")).unwrap().replace("\"depth\": 3", "\"depth\": 2");
+    std::fs::write(d.p("a.safetensors.json"), text).unwrap();
+    refused(&["sample", "--model", a_s, "--steps", "3", "--out", x_s], &["differs from the description inside"]);
+    // Without the readable copy the checkpoint is whole on its own.
+    std::fs::remove_file(d.p("a.safetensors.json")).unwrap();
+    assert!(run(&["sample", "--model", a_s, "--steps", "3", "--n", "4", "--quiet", "--out", x_s]).status.success());
+}
+
+#[test]
+fn every_error_is_one_line_with_status_one() {
+    let d = Dir::new("wording");
+    let o = d.p("o.npy");
+    refused(
+        &["sample", "--target", "ring9", "--out", s(&o)],
+        &["target = \"ring9\"", "ring8, aniso16, gauss2, quad4, diag16"],
+    );
+    // Usage errors from the flag parser: one line and status 1 too.
+    refused(&["sample", "--stepz", "3"], &["unexpected argument '--stepz'", "--help"]);
+    refused(&["sample", "--steps", "x"], &["invalid value 'x' for '--steps <STEPS>'"]);
+    refused(&["frobnicate"], &["unrecognized subcommand"]);
+    let help = run(&["sample", "--help"]);
+    assert!(help.status.success() && String::from_utf8_lossy(&help.stdout).contains("--steps"));
+}

@@ -1,7 +1,12 @@
-//! Checkpoints: `PATH` (safetensors: `param.*`, `ema.*`, `adam_m.*`, `adam_v.*`) and
-//! `PATH.json` beside it (format tag, network and training config, the caller's metadata such as
-//! process and target, steps done, Adam's step count, the loss curve). Both are written to
-//! temporary names and renamed, weights first, so a crash never leaves a torn checkpoint.
+//! Checkpoints: `PATH` (safetensors: `param.*`, `ema.*`, `adam_m.*`, `adam_v.*`, and the
+//! checkpoint's description as the UTF-8 bytes of a `checkpoint.json` tensor: format tag, network
+//! and training config, the caller's metadata such as process and target, steps done, the loss
+//! curve) and a readable copy of that description in `PATH.json` beside it.
+//!
+//! The weights and their description are one file, renamed into place at once, so no kill can
+//! pair step-101 weights with a step-100 config. On load the copy must equal the embedded
+//! description: an edited or left-over `PATH.json` is a one-line error, never silently used.
+//! Checkpoints written before the description was embedded are read from `PATH.json` alone.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -17,6 +22,8 @@ use super::train::{TrainConfig, Trainer};
 
 /// Format tag of the JSON half.
 const FORMAT: &str = "scoresde-dsm-1";
+/// The tensor holding the description's bytes.
+const EMBEDDED: &str = "checkpoint.json";
 
 /// The JSON half of a checkpoint.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -68,9 +75,6 @@ pub fn save_checkpoint(path: &Path, trainer: &Trainer, meta: serde_json::Value) 
         tensors.insert(format!("adam_m.{name}"), host(&trainer.adam.m[name]).map_err(err)?);
         tensors.insert(format!("adam_v.{name}"), host(&trainer.adam.v[name]).map_err(err)?);
     }
-    let tmp = tmp_path(path);
-    candle_core::safetensors::save(&tensors, &tmp).map_err(|e| model_err(path, e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(|e| ScoreError::Io { path: path.display().to_string(), source: e })?;
     let ckpt = Checkpoint {
         format: FORMAT.into(),
         network: trainer.net.config().clone(),
@@ -80,6 +84,12 @@ pub fn save_checkpoint(path: &Path, trainer: &Trainer, meta: serde_json::Value) 
         losses: trainer.losses.clone(),
     };
     let text = serde_json::to_string_pretty(&ckpt).map_err(|e| model_err(path, e.to_string()))?;
+    let bytes = text.as_bytes().to_vec();
+    let len = bytes.len();
+    tensors.insert(EMBEDDED.into(), Tensor::from_vec(bytes, len, &candle_core::Device::Cpu).map_err(err)?);
+    let tmp = tmp_path(path);
+    candle_core::safetensors::save(&tensors, &tmp).map_err(|e| model_err(path, e.to_string()))?;
+    std::fs::rename(&tmp, path).map_err(|e| ScoreError::Io { path: path.display().to_string(), source: e })?;
     crate::io::write_atomic(&json_path(path), text.as_bytes())
 }
 
@@ -90,8 +100,26 @@ pub fn load_checkpoint(path: &Path, device: &candle_core::Device) -> Result<(Che
     if !path.exists() {
         return Err(model_err(path, "no such checkpoint file"));
     }
-    let text = std::fs::read_to_string(&jpath)
-        .map_err(|e| model_err(&jpath, format!("cannot read the checkpoint's config: {e}")))?;
+    let mut tensors: BTreeMap<String, Tensor> =
+        candle_core::safetensors::load(path, device).map_err(|e| model_err(path, e.to_string()))?.into_iter().collect();
+    let copy = std::fs::read_to_string(&jpath);
+    let text = match tensors.remove(EMBEDDED) {
+        Some(t) => {
+            let bytes = t.to_vec1::<u8>().map_err(|e| model_err(path, e.to_string()))?;
+            let embedded = String::from_utf8(bytes).map_err(|e| model_err(path, format!("{EMBEDDED}: {e}")))?;
+            if let Ok(copy) = &copy {
+                if *copy != embedded {
+                    return Err(model_err(
+                        &jpath,
+                        "differs from the description inside the checkpoint (edited, or left by another run): \
+                         delete it (the next save rewrites it) or restore it",
+                    ));
+                }
+            }
+            embedded
+        }
+        None => copy.map_err(|e| model_err(&jpath, format!("cannot read the checkpoint's config: {e}")))?,
+    };
     let ckpt: Checkpoint = serde_json::from_str(&text).map_err(|e| model_err(&jpath, e.to_string()))?;
     if ckpt.format != FORMAT {
         return Err(model_err(&jpath, format!("format = {:?}: expected {FORMAT:?}", ckpt.format)));
@@ -101,8 +129,7 @@ pub fn load_checkpoint(path: &Path, device: &candle_core::Device) -> Result<(Che
     }
     ckpt.network.validate()?;
     ckpt.train.validate()?;
-    let tensors = candle_core::safetensors::load(path, device).map_err(|e| model_err(path, e.to_string()))?;
-    Ok((ckpt, tensors.into_iter().collect()))
+    Ok((ckpt, tensors))
 }
 
 /// The tensors under `prefix.` with the prefix removed.

@@ -178,7 +178,17 @@ impl ScoreMlp {
         config.validate()?;
         let mut params = BTreeMap::new();
         let mut device = Device::Cpu;
-        for (name, shape) in config.shapes() {
+        let shapes = config.shapes();
+        if let Some(extra) = tensors.keys().find(|k| !shapes.iter().any(|(name, _)| name == *k)) {
+            return Err(ScoreError::Model {
+                context: context.into(),
+                message: format!(
+                    "tensor {extra:?} is not part of the configured network (width {}, depth {})",
+                    config.width, config.depth
+                ),
+            });
+        }
+        for (name, shape) in shapes {
             let t = tensors.get(&name).ok_or_else(|| ScoreError::Model {
                 context: context.into(),
                 message: format!("tensor {name:?} is missing"),

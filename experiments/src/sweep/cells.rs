@@ -155,7 +155,8 @@ fn tight_ode(target: &GaussianMixture, p: &dyn ForwardProcess, n: usize, seed: u
 }
 
 /// Per (target, process): exact reference samples, projection directions, and the PF-ODE
-/// solution from the sweep's prior draws by Dormand-Prince at rtol = atol = 1e-10 (seed 0's draws).
+/// solution from each seed's prior draws by Dormand-Prince at rtol = atol = 1e-10 (the path
+/// error of a cell compares its samples with the solution from its own draws).
 pub struct RefSet {
     /// Target index.
     pub target: usize,
@@ -165,8 +166,8 @@ pub struct RefSet {
     pub reference: Array2<f64>,
     /// Directions of sliced W2.
     pub dirs: Array2<f64>,
-    /// The tight ODE solution.
-    pub ode: Array2<f64>,
+    /// The tight ODE solution from each seed's draws, in the config's seed order.
+    pub ode: Vec<(u64, Array2<f64>)>,
 }
 
 /// What every cell of a sweep reads: the validated sweep, its targets and their names, the
@@ -197,7 +198,16 @@ impl<'a> Ctx<'a> {
             .targets
             .iter()
             .map(|t| Path::new(t).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| t.clone()))
-            .collect();
+            .collect::<Vec<String>>();
+        for (i, name) in names.iter().enumerate() {
+            if let Some(j) = names[..i].iter().position(|n| n == name) {
+                let t = &sweep.config.targets;
+                return Err(format!(
+                    "targets {:?} and {:?} would both be named {name:?} in the CSV: rename one file",
+                    t[j], t[i]
+                ));
+            }
+        }
         let n = sweep.config.n;
         let mut refs = vec![];
         for (ti, target) in targets.iter().enumerate() {
@@ -206,7 +216,12 @@ impl<'a> Ctx<'a> {
                 let reference = exact_set(target, &*p, n, 1_000_003);
                 let mut rng = rand_pcg::Pcg64::seed_from_u64(7);
                 let dirs = random_directions(sweep.config.projections, target.dim(), &mut rng);
-                let ode = tight_ode(target, &*p, n, sweep.config.seeds[0])?;
+                let ode = sweep
+                    .config
+                    .seeds
+                    .iter()
+                    .map(|&seed| Ok((seed, tight_ode(target, &*p, n, seed)?)))
+                    .collect::<Result<Vec<_>, String>>()?;
                 refs.push(RefSet { target: ti, process: pk, reference, dirs, ode });
             }
         }
@@ -274,9 +289,10 @@ pub fn sample_cell(
     let (x, report) = sample(&*p, model, &config, z.view(), noise, &mut no_observer).map_err(|e| context(&e))?;
     let refs = ctx.refs(cell.target, cell.process)?;
     let mut values = if with_metrics { metrics(target, &*p, &x, &refs.reference, &refs.dirs) } else { vec![] };
-    if !solver.is_stochastic() && z.nrows() == refs.ode.nrows() {
+    let ode = refs.ode.iter().find(|(seed, _)| *seed == cell.seed).map(|(_, x)| x);
+    if let (false, Some(ode)) = (solver.is_stochastic(), ode) {
         // Discretisation error alone: mean distance to the tight PF-ODE solution from the same draws.
-        values.push(("path_error", mean_distance(&x, &refs.ode)));
+        values.push(("path_error", mean_distance(&x, ode)));
     }
     if let Some(probe) = &probe {
         values.push(("score_mse_eps", probe.mean_squared_error()));

@@ -311,6 +311,19 @@ impl SweepConfig {
             return Err("particles = 0: must be at least 1".into());
         }
         nonempty("seeds", self.seeds.len())?;
+        fn no_repeats<T: PartialEq + std::fmt::Debug>(name: &str, values: &[T]) -> Result<(), String> {
+            for (i, v) in values.iter().enumerate() {
+                if let Some(j) = values[..i].iter().position(|w| w == v) {
+                    return Err(format!("{name}[{i}] = {v:?}: repeats {name}[{j}] (every cell would run twice)"));
+                }
+            }
+            Ok(())
+        }
+        no_repeats("targets", &self.targets)?;
+        no_repeats("processes", &self.processes)?;
+        no_repeats("solvers", &self.solvers)?;
+        no_repeats("steps", &self.steps)?;
+        no_repeats("seeds", &self.seeds)?;
         if let Some(i) = self.steps.iter().position(|&s| s == 0) {
             return Err(format!("steps[{i}] = 0: must be at least 1"));
         }

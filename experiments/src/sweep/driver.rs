@@ -4,7 +4,8 @@
 //!
 //! Cells run in parallel and are written in cell order, so the CSV is identical for any thread
 //! count; `--shard i/n` runs the cells whose index is i mod n; a rerun skips the cells already in
-//! the CSV. The Monte Carlo floor of each metric (its value between independent exact sample sets
+//! the CSV or the journal, after checking that they were made by the same configuration
+//! ([`resume`]). The Monte Carlo floor of each metric (its value between independent exact sample sets
 //! of the same size) is written as solver `exact-floor`, one row per repetition.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,8 +19,9 @@ use scoresde::io::write_atomic;
 use scoresde::sampler::Solver;
 
 use super::cells::{exact_set, metrics, process_of, Cell, Ctx, SAMPLE_METRICS};
-use super::output::{csv_bytes, read_csv, write_sidecar, Row};
+use super::output::{csv_bytes, write_sidecar, Row};
 use super::plot;
+use super::resume::{self, Resume};
 use super::trained::NET_SUFFIX;
 use crate::choices::space_name;
 
@@ -75,6 +77,8 @@ pub struct RunOptions<'a> {
     pub quiet: bool,
     /// When the command started (the sidecar's `seconds`).
     pub started: Instant,
+    /// Start over: remove this shard's CSV, sidecar and journal first.
+    pub force: bool,
 }
 
 /// The floor rows of every (target, process).
@@ -147,12 +151,19 @@ pub fn run(kind: &mut dyn SweepKind, ctx: &Ctx, opts: &RunOptions) -> Result<(),
     let kind: &dyn SweepKind = kind;
     let cells = kind.cells(ctx);
 
-    let existing = read_csv(&csv_path);
+    let fp = resume::fingerprint(ctx)?;
+    let hashes = resume::target_hashes(ctx);
+    let resume = Resume::open(&csv_path, &fp, &hashes, opts.force)?;
     let mut found: BTreeMap<String, BTreeSet<&str>> = Default::default();
-    for r in existing.iter().filter(|r| r.solver != "exact-floor") {
+    for r in &resume.rows {
         found.entry(r.cell_key()).or_default().insert(&r.metric);
     }
-    let done: BTreeSet<String> = found.into_iter().filter(|(_, m)| kind.complete(m)).map(|(k, _)| k).collect();
+    let done: BTreeSet<String> = found
+        .into_iter()
+        .filter(|(_, m)| kind.complete(m))
+        .map(|(k, _)| k)
+        .chain(resume.journaled.iter().cloned())
+        .collect();
     let todo: Vec<Cell> = cells
         .into_iter()
         .enumerate()
@@ -160,23 +171,32 @@ pub fn run(kind: &mut dyn SweepKind, ctx: &Ctx, opts: &RunOptions) -> Result<(),
         .map(|(_, c)| c)
         .collect();
     let bar = progress(todo.len(), opts.quiet)?;
+    // Each finished cell goes to the journal at once: a kill loses only the cells in flight.
     let results: Vec<Result<Vec<Row>, String>> = todo
         .par_iter()
         .map(|c| {
-            let r = kind.run_cell(ctx, c);
+            let rows = kind.run_cell(ctx, c)?;
+            resume.record(&ctx.key(c), &rows)?;
             bar.inc(1);
-            r
+            Ok(rows)
         })
         .collect();
     bar.finish_and_clear();
-    let mut rows: Vec<Row> =
-        existing.into_iter().filter(|r| r.solver != "exact-floor" && done.contains(&r.cell_key())).collect();
-    for r in results {
-        rows.extend(r?);
+    let mut rows: Vec<Row> = resume.rows.iter().filter(|r| done.contains(&r.cell_key())).cloned().collect();
+    let with_rows: BTreeSet<String> = rows.iter().map(Row::cell_key).collect();
+    // Cells done without a row: recorded so that a rerun does not redo them.
+    let mut empty: BTreeSet<String> = resume.journaled.iter().filter(|k| !with_rows.contains(*k)).cloned().collect();
+    for (cell, r) in todo.iter().zip(results) {
+        let r = r?;
+        if r.is_empty() {
+            empty.insert(ctx.key(cell));
+        }
+        rows.extend(r);
     }
     rows.sort_by_key(|r| order_key(ctx, r));
     rows.extend(floor);
-    write_atomic(&csv_path, &csv_bytes(&rows, name, &sweep.config.schedule)?).map_err(|e| e.to_string())?;
+    let bytes = csv_bytes(&rows, name, &sweep.config.schedule)?;
+    write_atomic(&csv_path, &bytes).map_err(|e| e.to_string())?;
 
     let slopes = plot::fitted_slopes(&rows, "path_error");
     let finished = if shards == 1 { kind.finish(ctx, &rows, opts.out_dir, opts.quiet)? } else { Finished::default() };
@@ -187,12 +207,14 @@ pub fn run(kind: &mut dyn SweepKind, ctx: &Ctx, opts: &RunOptions) -> Result<(),
         "fitted_orders_vs_steps": null,
         "budget_steps": [],
         "model": null,
+        "resume": resume::record(&fp, &hashes, &bytes, &empty),
     });
     if let Some(fields) = extra.as_object_mut() {
         fields.extend(kind.sidecar());
         fields.extend(finished.sidecar);
     }
     let json_path = write_sidecar(sweep, &csv_path, started, &finished.figures, &finished.tables, extra)?;
+    resume.finish()?;
     if !opts.quiet {
         eprintln!(
             "wrote {} ({} rows), {} and {} figure(s) in {:.1} s",

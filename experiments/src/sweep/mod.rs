@@ -7,7 +7,7 @@
 //!
 //! Modules: `config` (kinds and defaults), `cells` (a cell, its sampler, reference sets,
 //! metrics), `driver` (the [`driver::SweepKind`] trait and the shared run), `kinds` (its four
-//! implementations), `output` (CSV and sidecar), `plot` (figures, slopes), `table` (solver and
+//! implementations), `output` (CSV and sidecar), `resume` (fingerprint, journal, checks), `plot` (figures, slopes), `table` (solver and
 //! order tables), `trained` (network vs exact probe), `trajectories`, `guidance`.
 
 mod cells;
@@ -17,6 +17,7 @@ mod guidance;
 mod kinds;
 mod output;
 pub mod plot;
+mod resume;
 mod table;
 mod trained;
 mod trajectories;
@@ -45,6 +46,10 @@ pub struct SweepArgs {
     /// No progress bar and no summary.
     #[arg(long)]
     pub quiet: bool,
+    /// Start over: remove the CSV, sidecar and journal a previous run left in --out-dir for
+    /// this experiment (and shard) instead of resuming from them.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Parses `i/n`.
@@ -73,5 +78,9 @@ pub fn run(a: SweepArgs) -> CmdResult {
         ExperimentKind::TrainedVsExact => Box::<kinds::TrainedVsExact>::default(),
     };
     let ctx = cells::Ctx::new(&sweep)?;
-    Ok(driver::run(&mut *kind, &ctx, &RunOptions { out_dir: &out_dir, shard, quiet: a.quiet, started })?)
+    Ok(driver::run(
+        &mut *kind,
+        &ctx,
+        &RunOptions { out_dir: &out_dir, shard, quiet: a.quiet, started, force: a.force },
+    )?)
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use scoresde::io::write_atomic;
+use scoresde_solvers::Num;
 
 use super::config::Sweep;
 
@@ -15,7 +16,7 @@ pub const HEADER: &str = "experiment,target,process,solver,space,schedule,steps,
 const COLUMNS: usize = 11;
 
 /// One CSV row.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Row {
     /// Target name.
     pub target: String,
@@ -49,37 +50,55 @@ pub fn cell_key(target: &str, process: &str, solver: &str, space: &str, steps: u
     format!("{target}|{process}|{solver}|{space}|{steps}|{seed}")
 }
 
-/// The rows of the sweep CSV at `path`; none if it is missing or has another header. Records
-/// that do not have the header's fields or whose numbers do not parse are left out (their cells
-/// run again).
-pub fn read_csv(path: &Path) -> Vec<Row> {
-    let Ok(mut reader) = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_path(path) else {
-        return vec![];
-    };
+/// The rows of the sweep CSV at `path`, checked: the header must be this version's, every record
+/// must have its fields with numbers that parse and finite values, and no (cell, metric) may
+/// appear twice. Any violation is an error naming the file and the line.
+pub fn read_csv(path: &Path) -> Result<Vec<Row>, String> {
+    let at = |line: u64, why: String| format!("{} line {line}: {why}", path.display());
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_path(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     match reader.headers() {
-        Ok(h) if h.len() == COLUMNS && h.iter().eq(HEADER.split(',')) => {}
-        _ => return vec![],
+        Ok(h) if h.iter().eq(HEADER.split(',')) => {}
+        Ok(h) => return Err(at(1, format!("header {:?} is not {HEADER:?}", h.iter().collect::<Vec<_>>().join(",")))),
+        Err(e) => return Err(at(1, e.to_string())),
     }
-    reader
-        .records()
-        .filter_map(|record| {
-            let f = record.ok()?;
-            if f.len() != COLUMNS {
-                return None;
+    let mut rows = vec![];
+    let mut seen: std::collections::BTreeMap<(String, String), (u64, f64)> = Default::default();
+    for record in reader.records() {
+        let f = record.map_err(|e| format!("{}: {e}", path.display()))?;
+        let line = f.position().map_or(0, |p| p.line());
+        if f.len() != COLUMNS {
+            return Err(at(line, format!("{} fields, expected {COLUMNS}", f.len())));
+        }
+        let number = |i: usize, name: &str| f[i].parse::<u64>().map_err(|_| at(line, format!("{name} = {:?}", &f[i])));
+        let value: f64 = f[10].parse().map_err(|_| at(line, format!("value = {:?}", &f[10])))?;
+        if !value.is_finite() {
+            return Err(at(line, format!("value = {value}: must be finite")));
+        }
+        let row = Row {
+            target: f[1].into(),
+            process: f[2].into(),
+            solver: f[3].into(),
+            space: f[4].into(),
+            steps: number(6, "steps")? as usize,
+            nfe: number(7, "nfe")? as usize,
+            seed: number(8, "seed")?,
+            metric: f[9].into(),
+            value,
+        };
+        match seen.insert((row.cell_key(), row.metric.clone()), (line, value)) {
+            Some((first, v)) if v == value => return Err(at(line, format!("a duplicate of line {first}"))),
+            Some((first, v)) => {
+                return Err(at(line, format!("value {} conflicts with {} on line {first}", Num(value), Num(v))))
             }
-            Some(Row {
-                target: f[1].into(),
-                process: f[2].into(),
-                solver: f[3].into(),
-                space: f[4].into(),
-                steps: f[6].parse().ok()?,
-                nfe: f[7].parse().ok()?,
-                seed: f[8].parse().ok()?,
-                metric: f[9].into(),
-                value: f[10].parse().ok()?,
-            })
-        })
-        .collect()
+            None => {}
+        }
+        rows.push(row);
+    }
+    Ok(rows)
 }
 
 /// The CSV text of `rows`: the header, then one record per row with the experiment's name and
@@ -141,7 +160,7 @@ fn git_commit() -> String {
 mod tests {
     use super::*;
 
-    fn row(value: f64) -> Row {
+    fn row(metric: &str, value: f64) -> Row {
         Row {
             target: "ring8".into(),
             process: "vp".into(),
@@ -150,26 +169,36 @@ mod tests {
             steps: 8,
             nfe: 15,
             seed: 0,
-            metric: "sliced_w2".into(),
+            metric: metric.into(),
             value,
         }
     }
 
     #[test]
     fn csv_bytes_are_the_plain_comma_joined_lines_and_read_back() {
-        let rows = [row(0.125), row(1.5e-7)];
+        let rows = [row("sliced_w2", 0.125), row("mean_error", 1.5e-7)];
         let bytes = csv_bytes(&rows, "exp", "logsnr").unwrap();
         let want = format!(
-            "{HEADER}\nexp,ring8,vp,heun,t,logsnr,8,15,0,sliced_w2,1.25e-1\nexp,ring8,vp,heun,t,logsnr,8,15,0,sliced_w2,1.5e-7\n"
+            "{HEADER}\nexp,ring8,vp,heun,t,logsnr,8,15,0,sliced_w2,1.25e-1\nexp,ring8,vp,heun,t,logsnr,8,15,0,mean_error,1.5e-7\n"
         );
         assert_eq!(String::from_utf8(bytes.clone()).unwrap(), want);
         let dir = std::env::temp_dir().join(format!("scoresde_output_test_{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("t.csv");
-        std::fs::write(&path, format!("{want}bad,line\nexp,ring8,vp,heun,t,logsnr,x,15,0,m,1\n")).unwrap();
-        assert_eq!(read_csv(&path), rows);
-        std::fs::write(&path, "other,header\n1,2\n").unwrap();
-        assert!(read_csv(&path).is_empty());
+        std::fs::write(&path, &want).unwrap();
+        assert_eq!(read_csv(&path).unwrap(), rows);
+        // Damage of every kind is an error naming the line.
+        let bad = |text: String, wanted: &str| {
+            std::fs::write(&path, text).unwrap();
+            let e = read_csv(&path).unwrap_err();
+            assert!(e.contains(wanted), "{e} lacks {wanted}");
+        };
+        bad(format!("{want}bad,line\n"), "line 4: 2 fields");
+        bad(format!("{want}exp,ring8,vp,heun,t,logsnr,x,15,0,m,1\n"), "line 4: steps = \"x\"");
+        bad(format!("{want}exp,ring8,vp,heun,t,logsnr,8,15,0,m,NaN\n"), "line 4: value = NaN: must be finite");
+        bad(format!("{want}exp,ring8,vp,heun,t,logsnr,8,15,0,sliced_w2,1.25e-1\n"), "line 4: a duplicate of line 2");
+        bad(format!("{want}exp,ring8,vp,heun,t,logsnr,8,15,0,sliced_w2,2e-1\n"), "line 4: value 0.2 conflicts");
+        bad("other,header\n1,2\n".into(), "line 1: header");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
