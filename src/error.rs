@@ -151,6 +151,9 @@ pub enum ScoreError {
         /// The machine's memory, human-readable.
         available: String,
     },
+    /// A solve that stopped, in words that name its variable (sigma~ for solves in sigma space).
+    #[error("{0}")]
+    Stopped(String),
     /// A solver or a system it integrates met a problem.
     #[error(transparent)]
     Solver(#[from] SolverError),

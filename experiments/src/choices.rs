@@ -191,6 +191,21 @@ impl From<PredictorKind> for Predictor {
 /// Parses `0,1;2,3` into component groups, checking each index against the target.
 pub fn parse_classes(spec: &str, components: usize) -> Result<Vec<Vec<usize>>, String> {
     let bad = |why: String| format!("--classes {spec:?}: {why} (expected component groups like 0,1;2,3)");
+    let groups = parse_groups(spec, components, &bad)?;
+    let mut seen = vec![None; components];
+    for (g, group) in groups.iter().enumerate() {
+        for &k in group {
+            if let Some(first) = seen[k].replace(g) {
+                return Err(bad(format!(
+                    "component {k} is in class {first} and in class {g}: classes must not overlap"
+                )));
+            }
+        }
+    }
+    Ok(groups)
+}
+
+fn parse_groups(spec: &str, components: usize, bad: &dyn Fn(String) -> String) -> Result<Vec<Vec<usize>>, String> {
     spec.split(';')
         .map(|group| {
             group

@@ -47,6 +47,10 @@ pub struct EvalArgs {
     /// Rows used by the O(n^2) metrics (MMD, energy distance).
     #[arg(long, default_value_t = 2000)]
     pub pairwise_max: usize,
+    /// Largest dimension evaluated without asking: the Frechet distance and the covariance
+    /// metrics cost O(d^3) time and O(d^2) memory whatever N.
+    #[arg(long, default_value_t = 512)]
+    pub max_dim: usize,
 }
 
 /// Runs `scoresde eval`.
@@ -76,6 +80,18 @@ pub fn metrics(a: &EvalArgs, target: &GaussianMixture, x: ArrayView2<f64>) -> Re
     }
     if n < 2 {
         return Err(format!("--samples {}: {n} rows: need at least 2", a.samples.display()).into());
+    }
+    if d > a.max_dim {
+        // About 30 d^3 flops (two symmetric eigendecompositions and products) at ~1 GFLOP/s.
+        let seconds = 30.0 * (d as f64).powi(3) / 1e9;
+        return Err(format!(
+            "--samples {}: dimension {d} is above --max-dim {}: the covariance metrics cost O(d^3), about {seconds:.0} s \
+             and {} here; pass --max-dim {d} to run them",
+            a.samples.display(),
+            a.max_dim,
+            scoresde::limits::human(8 * 6 * (d as u128) * (d as u128))
+        )
+        .into());
     }
     for (name, v) in [("alpha", a.alpha), ("sigma", a.sigma)] {
         if !(v.is_finite() && v >= 0.0) {

@@ -357,3 +357,44 @@ fn every_error_is_one_line_with_status_one() {
     let help = run(&["sample", "--help"]);
     assert!(help.status.success() && String::from_utf8_lossy(&help.stdout).contains("--steps"));
 }
+
+#[test]
+fn silent_inconsistencies_are_errors() {
+    let d = Dir::new("inconsistent");
+    let o = d.p("o.npy");
+    // A repeated JSON key (serde_json alone would keep the last).
+    let dup = d.p("dup.json");
+    std::fs::write(&dup, r#"{"weights": [1.0], "means": [[0.0, 0.0]], "variances": [1.0], "variances": [2.0]}"#)
+        .unwrap();
+    refused(&["sample", "--target", s(&dup), "--out", s(&o)], &["duplicate key \"variances\""]);
+    // Overlapping classes.
+    refused(
+        &["sample", "--target", "quad4", "--classes", "0,1;1,2", "--class", "0", "--out", s(&o)],
+        &["component 1 is in class 0 and in class 1"],
+    );
+    // eval in a dimension where its O(d^3) metrics would take long: refused with the cost.
+    let wide = d.p("wide.json");
+    let means = format!("[[{}]]", vec!["0.0"; 600].join(","));
+    std::fs::write(&wide, format!(r#"{{"weights": [1.0], "means": {means}, "variances": [1.0]}}"#)).unwrap();
+    let x = d.p("x.npy");
+    let out = run(&[
+        "sample",
+        "--target",
+        s(&wide),
+        "--solver",
+        "euler",
+        "--steps",
+        "2",
+        "--n",
+        "20",
+        "--quiet",
+        "--out",
+        s(&x),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    refused(
+        &["eval", "--target", s(&wide), "--samples", s(&x)],
+        &["dimension 600 is above --max-dim 512", "O(d^3)", "--max-dim 600"],
+    );
+    assert!(!o.exists());
+}

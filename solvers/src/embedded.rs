@@ -125,12 +125,19 @@ pub struct Span {
     pub landing: Landing,
 }
 
+/// Consecutive rejected attempts after which an adaptive solve stops: each rejection shrinks the
+/// step (by at least the controller's safety factor), so this many in a row means the error
+/// estimate does not fall with the step: a non-finite system, or tolerances below round-off.
+pub const MAX_CONSECUTIVE_REJECTIONS: usize = 64;
+
 /// Integrates from `span.t0` to `span.t1` in place with `stepper`, step sizes from `controller`.
 ///
 /// Each accepted step is checked for non-finite values (naming the step, its reported times and
 /// the first bad row), then passed to `observer`. Errors: `MaxStepsExceeded` after
 /// `span.max_steps` attempts; `StepSizeTooSmall` when a step falls to 16 ulp of the time (or the
-/// controller proposes no positive size); `NonFinite` as described in the module docs.
+/// controller proposes no positive size); `Rejected` after [`MAX_CONSECUTIVE_REJECTIONS`]
+/// rejections in a row; `NonFinite` as described in the module docs (also when the last of those
+/// rejections had a non-finite candidate).
 pub fn integrate_adaptive<S, M, C>(
     stepper: &M,
     controller: &C,
@@ -172,6 +179,7 @@ where
     let mut t = t0;
     // End of the last attempt, and whether its error norm was not finite.
     let (mut tried, mut non_finite) = (t0, false);
+    let mut rejections = 0;
     while !landing.done(t, t1, dir) {
         if stats.accepted + stats.rejected >= max_steps {
             return Err(SolverError::MaxStepsExceeded { max_steps, t: rep(t) });
@@ -189,6 +197,15 @@ where
         (tried, non_finite) = (t_new, !err.is_finite());
         let verdict = controller.judge(&mut judged, err, h, hs.abs());
         h = verdict.next;
+        rejections = if verdict.accept { 0 } else { rejections + 1 };
+        if rejections >= MAX_CONSECUTIVE_REJECTIONS {
+            if non_finite {
+                if let Some(row) = first_non_finite_row(stepper.candidate(&state)) {
+                    return Err(SolverError::NonFinite { step: stats.accepted, t0: rep(t), t1: rep(tried), row });
+                }
+            }
+            return Err(SolverError::Rejected { count: rejections, t: rep(t), h: hs.abs() });
+        }
         if verdict.accept {
             x.assign(&stepper.candidate(&state));
             let step = stats.accepted;

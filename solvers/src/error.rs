@@ -71,6 +71,16 @@ pub enum SolverError {
         /// The rejected step size.
         h: f64,
     },
+    /// An adaptive solve whose steps were rejected too many times in a row.
+    #[error("{count} consecutive steps rejected at t = {t} (last size {h:e}): the error estimate does not fall with the step")]
+    Rejected {
+        /// Rejections in a row.
+        count: usize,
+        /// Where the solve stood.
+        t: f64,
+        /// The last step size tried.
+        h: f64,
+    },
     /// An adaptive solve that needed more steps than allowed.
     #[error("adaptive solve took more than max_steps = {max_steps} steps and stopped at t = {t}")]
     MaxStepsExceeded {

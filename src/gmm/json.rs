@@ -21,7 +21,7 @@ impl GaussianMixture {
     /// validated as in [`new`](Self::new), with shape errors named after the JSON path
     /// (`means[2] length`, `diag[1] length`, `variances length`, `full[0] rows`, ...).
     pub fn from_json_str(s: &str) -> Result<Self> {
-        let value: Value = serde_json::from_str(s).map_err(|e| ScoreError::Target(format!("invalid JSON: {e}")))?;
+        let Strict(value) = serde_json::from_str(s).map_err(|e| ScoreError::Target(format!("invalid JSON: {e}")))?;
         let obj = value.as_object().ok_or_else(|| {
             ScoreError::Target(format!(
                 "top level must be an object with keys weights, means and one of variances, \
@@ -185,4 +185,59 @@ fn to_array2(rows: &[Vec<f64>], d: usize) -> Array2<f64> {
 
 fn matrix_value(m: ArrayView2<f64>) -> Value {
     Value::Array(m.outer_iter().map(|row| Value::from(row.to_vec())).collect())
+}
+
+/// A JSON value whose objects may not repeat a key (serde_json's `Value` keeps the last one
+/// silently, so `{"weights": [..], "weights": [..]}` would read as the second).
+struct Strict(Value);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> std::result::Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> std::result::Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> std::result::Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> std::result::Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_str<E>(self, v: &str) -> std::result::Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_unit<E>(self) -> std::result::Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Value, A::Error> {
+        let mut out = vec![];
+        while let Some(Strict(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let Strict(v) = map.next_value()?;
+            if out.insert(key.clone(), v).is_some() {
+                return Err(serde::de::Error::custom(format!("duplicate key \"{key}\"")));
+            }
+        }
+        Ok(Value::Object(out))
+    }
 }

@@ -12,7 +12,7 @@ use scoresde_solvers::{
 
 use super::solver::{Langevin, Predictor, Solver};
 use super::{incompatible, SampleReport, SamplerConfig, Steps};
-use crate::error::Result;
+use crate::error::{Result, ScoreError};
 use crate::grids::Space;
 use crate::model::{Counting, ScoreModel};
 use crate::process::ForwardProcess;
@@ -97,19 +97,17 @@ pub(super) fn run<'a>(
         Steps::Adaptive { start, end, options } => {
             let (start, end) = (*start, *end);
             let stats = match solver {
-                Solver::DpmSolverAdaptive => DpmSolverAdaptive::new(3, options.rtol, options.atol)?.integrate(
-                    &SigmaFlow::new(process, model),
-                    start,
-                    end,
-                    x,
-                    observer,
-                )?,
+                Solver::DpmSolverAdaptive => DpmSolverAdaptive::new(3, options.rtol, options.atol)?
+                    .integrate(&SigmaFlow::new(process, model), start, end, x, observer)
+                    .map_err(in_sigma)?,
                 _ => {
                     let tab = tableau_of(solver).ok_or_else(|| incompatible(solver, "a grid"))?;
                     let rk = AdaptiveRk::new(tab, *options)?;
                     match space {
                         Space::Time => rk.integrate(&ProbabilityFlow::new(process, model), start, end, x, observer)?,
-                        Space::SigmaTilde => rk.integrate(&SigmaFlow::new(process, model), start, end, x, observer)?,
+                        Space::SigmaTilde => {
+                            rk.integrate(&SigmaFlow::new(process, model), start, end, x, observer).map_err(in_sigma)?
+                        }
                     }
                 }
             };
@@ -184,5 +182,51 @@ fn tableau_of(solver: &Solver) -> Option<ButcherTableau> {
         Solver::Tsit5 => Some(tableau::TSIT5),
         Solver::Dopri5 => Some(tableau::DOPRI5),
         _ => None,
+    }
+}
+
+/// An adaptive solve in sigma space reports where it stopped in sigma~, and says so (its
+/// errors would otherwise call the position t).
+fn in_sigma(e: scoresde_solvers::SolverError) -> ScoreError {
+    use scoresde_solvers::{Num, SolverError as E};
+    let line = match e {
+        E::MaxStepsExceeded { max_steps, t } => {
+            format!("adaptive solve took more than max_steps = {max_steps} steps and stopped at sigma~ = {}", Num(t))
+        }
+        E::StepSizeTooSmall { t, h } => format!(
+            "step size {h:e} at sigma~ = {} is below the minimum: the problem is too stiff for rtol/atol",
+            Num(t)
+        ),
+        E::Rejected { count, t, h } => format!(
+            "{count} consecutive steps rejected at sigma~ = {} (last size {h:e}): the error estimate does not fall with the step",
+            Num(t)
+        ),
+        E::NonFinite { step, t0, t1, row } => {
+            format!("non-finite state after step {step} (sigma~ {} -> {}), sample row {row}", Num(t0), Num(t1))
+        }
+        other => return other.into(),
+    };
+    ScoreError::Stopped(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use scoresde_solvers::SolverError as E;
+
+    #[test]
+    fn sigma_space_stops_name_sigma() {
+        let line = |e| super::in_sigma(e).to_string();
+        assert_eq!(
+            line(E::MaxStepsExceeded { max_steps: 10, t: 152.17 }),
+            "adaptive solve took more than max_steps = 10 steps and stopped at sigma~ = 152.17"
+        );
+        assert!(
+            line(E::Rejected { count: 64, t: 3.0, h: 1e-9 }).starts_with("64 consecutive steps rejected at sigma~ = 3")
+        );
+        assert_eq!(
+            line(E::NonFinite { step: 4, t0: 2.0, t1: 1.5, row: 7 }),
+            "non-finite state after step 4 (sigma~ 2 -> 1.5), sample row 7"
+        );
+        assert!(line(E::GridTooShort { len: 1 }).contains("grid has 1 point"));
     }
 }
