@@ -88,6 +88,30 @@ fn destination(path: &Path) -> Result<Destination> {
 /// Runs `write` on a temporary file beside `path`, then syncs it and renames it to `path`;
 /// removes it on any error. Special files and links are handled as [`Destination`] says; the
 /// temporary files of killed runs to the same path (their process gone) are removed first.
+/// Temporary files being written now, removed by [`remove_active_temps`] when the process is
+/// interrupted.
+static ACTIVE: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Removes the temporary files of the writes in progress: for a SIGINT/SIGTERM handler, which
+/// then exits (the command line installs one), so that an interrupted write leaves nothing.
+pub fn remove_active_temps() {
+    if let Ok(active) = ACTIVE.lock() {
+        for p in active.iter() {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+fn track(tmp: &Path, on: bool) {
+    if let Ok(mut active) = ACTIVE.lock() {
+        if on {
+            active.push(tmp.to_path_buf());
+        } else {
+            active.retain(|p| p != tmp);
+        }
+    }
+}
+
 fn write_atomic_with(path: &Path, write: impl FnOnce(&fs::File) -> std::io::Result<()>) -> Result<()> {
     let path = match destination(path)? {
         Destination::WriteThrough => {
@@ -102,6 +126,7 @@ fn write_atomic_with(path: &Path, write: impl FnOnce(&fs::File) -> std::io::Resu
     }
     remove_stale_temps(path);
     let tmp = temp_path(path);
+    track(&tmp, true);
     let result = (|| {
         let f = fs::File::create(&tmp)?;
         write(&f)?;
@@ -111,6 +136,7 @@ fn write_atomic_with(path: &Path, write: impl FnOnce(&fs::File) -> std::io::Resu
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
+    track(&tmp, false);
     result.map_err(io_err(path))
 }
 

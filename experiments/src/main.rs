@@ -10,6 +10,12 @@ use std::process::ExitCode;
 use scoresde_experiments::cli;
 
 fn main() -> ExitCode {
+    // Ctrl-C or SIGTERM: remove the temporary files of writes in progress, then exit 130.
+    let _ = ctrlc::set_handler(|| {
+        scoresde::io::remove_active_temps();
+        eprintln!("interrupted");
+        std::process::exit(130);
+    });
     let args = cli::parse();
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,

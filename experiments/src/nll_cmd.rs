@@ -88,6 +88,15 @@ pub fn loglik(
     points: ArrayView2<f64>,
 ) -> Result<(Array1<f64>, serde_json::Value), CmdError> {
     let process = a.process.build()?;
+    if !(a.t_start >= 0.0 && a.t_start < process.t_max()) {
+        return Err(format!(
+            "--t-start = {}: the points' time must be in [0, T) (T = {} for process {})",
+            a.t_start,
+            process.t_max(),
+            process.name()
+        )
+        .into());
+    }
     if points.ncols() != target.dim() || points.nrows() == 0 {
         return Err(format!(
             "--points {}: shape ({}, {}) but the target has dimension {} (need N >= 1 rows)",

@@ -398,3 +398,31 @@ fn silent_inconsistencies_are_errors() {
     );
     assert!(!o.exists());
 }
+
+#[test]
+fn sigterm_exits_130_and_leaves_no_temporary_files() {
+    let d = Dir::new("sigterm");
+    let cfg = d.p("small.json");
+    std::fs::write(&cfg, SMALL_SWEEP).unwrap();
+    let out = d.p("out");
+    let journal = out.join("small.csv.journal");
+    let mut child = bin().args(["sweep", s(&cfg), "--out-dir", s(&out), "--quiet"]).spawn().unwrap();
+    let started = std::time::Instant::now();
+    while std::fs::read_to_string(&journal).map(|t| t.lines().count()).unwrap_or(0) < 3 {
+        assert!(child.try_wait().unwrap().is_none() && started.elapsed().as_secs() < 120);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let names: Vec<String> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+    assert!(names.contains(&"small.csv.journal".to_string()));
+}
+
+#[test]
+fn nll_names_a_time_outside_the_process() {
+    let d = Dir::new("nll");
+    let x = samples(&d);
+    refused(&["nll", "--points", s(&x), "--t-start", "1", "--out", s(&d.p("l.npy"))], &["--t-start = 1", "[0, T)"]);
+}
