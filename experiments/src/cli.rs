@@ -92,5 +92,6 @@ pub fn error_line(e: &(dyn std::error::Error + 'static)) -> String {
         }
         source = s.source();
     }
-    msg
+    // One line, whatever a message from another crate holds (npy header errors span six).
+    msg.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
 }

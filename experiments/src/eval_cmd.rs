@@ -1,5 +1,6 @@
 //! `scoresde eval`: metrics of a sample file against the exact target.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -116,6 +117,15 @@ pub fn metrics(a: &EvalArgs, target: &GaussianMixture, x: ArrayView2<f64>) -> Re
     let elements = (n_ref as u128 + n as u128) * d as u128 * 2 + a.projections as u128 * (d as u128 + n_ref as u128);
     scoresde::limits::check_f64s("--reference-n", n_ref, elements, "the reference draws and their projections")?;
     let (alpha, sigma) = (a.alpha, a.sigma);
+    // A spinner with the elapsed time on a terminal: the metrics take seconds at large d or N.
+    let spinner = if std::io::stderr().is_terminal() && (d >= 64 || n >= 100_000) {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_message(format!("eval: {n} x {d} samples"));
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     let mut rng = Pcg64::seed_from_u64(a.seed);
     let draw = |rng: &mut Pcg64, m: usize| {
         let x0 = target.sample(m, rng);
@@ -171,5 +181,6 @@ pub fn metrics(a: &EvalArgs, target: &GaussianMixture, x: ArrayView2<f64>) -> Re
         "reference_n": n_ref,
         "seed": a.seed,
     });
+    spinner.finish_and_clear();
     Ok(metrics)
 }

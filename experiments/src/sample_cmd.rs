@@ -301,6 +301,11 @@ fn steps_from_args(
     let (t_start, t_end) = time_range(a, process);
     if a.rtol.is_some() || a.atol.is_some() {
         let options = AdaptiveOptions::new(a.rtol.unwrap_or(1e-5), a.atol.unwrap_or(1e-5))?;
+        for (flag, v) in [("--sigma-start", a.sigma_start), ("--sigma-end", a.sigma_end)] {
+            if let Some(v) = v.filter(|v| !(v.is_finite() && *v > 0.0)) {
+                return Err(format!("{flag} = {v}: must be finite and positive").into());
+            }
+        }
         let (space, start, end) = match (a.sigma_start, a.sigma_end) {
             (Some(s0), Some(s1)) => (Space::SigmaTilde, s0, s1),
             _ => match a.space.into() {
@@ -432,6 +437,9 @@ fn model_from_args(a: &SampleArgs, inputs: &mut SampleInputs) -> Result<Box<dyn 
             return Err("--class: guidance needs the exact score or a class-conditional --model file".into());
         }
         return Ok(model);
+    }
+    if a.model.is_some() && a.given.iter().any(|g| g == "target") {
+        return Err("--target: not read with --model (the network is the score; --target names the exact one)".into());
     }
     Ok(match (&a.model, a.class) {
         (None, Some(c)) => {

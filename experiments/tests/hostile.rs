@@ -354,6 +354,30 @@ fn every_error_is_one_line_with_status_one() {
     refused(&["sample", "--stepz", "3"], &["unexpected argument '--stepz'", "--help"]);
     refused(&["sample", "--steps", "x"], &["invalid value 'x' for '--steps <STEPS>'"]);
     refused(&["frobnicate"], &["unrecognized subcommand"]);
+    refused(
+        &[
+            "sample",
+            "--solver",
+            "dopri5",
+            "--rtol",
+            "1e-3",
+            "--atol",
+            "1e-3",
+            "--sigma-start",
+            "NaN",
+            "--sigma-end",
+            "0.1",
+            "--out",
+            s(&o),
+        ],
+        &["--sigma-start = NaN: must be finite and positive"],
+    );
+    // A malformed npy header: the parser's six-line message as one line.
+    let bad = d.p("bad.npy");
+    std::fs::write(&bad, b"\x93NUMPY\x01\x00\x10\x00{garbage}      \n").unwrap();
+    refused(&["sample", "--z-init", s(&bad), "--out", s(&o)], &["bad.npy", "error parsing header"]);
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/../plots/ring8_vp_model.safetensors");
+    refused(&["sample", "--model", model, "--target", "aniso16", "--out", s(&o)], &["--target: not read with --model"]);
     let help = run(&["sample", "--help"]);
     assert!(help.status.success() && String::from_utf8_lossy(&help.stdout).contains("--steps"));
 }
