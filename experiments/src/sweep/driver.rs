@@ -82,7 +82,7 @@ pub struct RunOptions<'a> {
 }
 
 /// The floor rows of every (target, process).
-fn floor_rows(ctx: &Ctx, reps: usize) -> Result<Vec<Row>, String> {
+pub(super) fn floor_rows(ctx: &Ctx, reps: usize) -> Result<Vec<Row>, String> {
     let mut rows = vec![];
     for (ti, target) in ctx.targets.iter().enumerate() {
         for &pk in &ctx.sweep.processes {
@@ -110,7 +110,7 @@ fn floor_rows(ctx: &Ctx, reps: usize) -> Result<Vec<Row>, String> {
 }
 
 /// Cell order of a row: target, process, solver (config order), space, network, steps, seed.
-fn order_key(ctx: &Ctx, r: &Row) -> (usize, usize, usize, bool, usize, u64) {
+pub(super) fn order_key(ctx: &Ctx, r: &Row) -> (usize, usize, usize, bool, usize, u64) {
     let sweep = ctx.sweep;
     let t = ctx.names.iter().position(|n| *n == r.target).unwrap_or(usize::MAX);
     let p = sweep
@@ -128,7 +128,7 @@ fn order_key(ctx: &Ctx, r: &Row) -> (usize, usize, usize, bool, usize, u64) {
     (t, p, s, is_net, r.steps, r.seed)
 }
 
-fn progress(len: usize, quiet: bool) -> Result<ProgressBar, String> {
+pub(super) fn progress(len: usize, quiet: bool) -> Result<ProgressBar, String> {
     let bar =
         if std::io::stderr().is_terminal() && !quiet { ProgressBar::new(len as u64) } else { ProgressBar::hidden() };
     bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} cells (eta {eta})").map_err(|e| e.to_string())?);
@@ -193,32 +193,70 @@ pub fn run(kind: &mut dyn SweepKind, ctx: &Ctx, opts: &RunOptions) -> Result<(),
         }
         rows.extend(r);
     }
+    let extra = serde_json::json!({ "shard": format!("{shard}/{shards}") });
+    let outputs = Outputs { csv_path: &csv_path, shards, cells_run: todo.len(), empty: &empty, extra };
+    write_outputs(kind, ctx, &fp, &hashes, rows, floor, outputs, opts.out_dir, started, opts.quiet)?;
+    resume.finish()
+}
+
+/// What [`write_outputs`] writes besides the rows.
+pub(super) struct Outputs<'a> {
+    /// The CSV.
+    pub csv_path: &'a Path,
+    /// Shards of the run (figures and tables only for a whole run).
+    pub shards: usize,
+    /// Cells computed by this run.
+    pub cells_run: usize,
+    /// Cells done without rows.
+    pub empty: &'a BTreeSet<String>,
+    /// More sidecar fields.
+    pub extra: serde_json::Value,
+}
+
+/// Sorts the rows into cell order, appends the floor, writes the CSV, the kind's tables and
+/// figures (whole runs only) and the sidecar with its resume record.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn write_outputs(
+    kind: &dyn SweepKind,
+    ctx: &Ctx,
+    fp: &serde_json::Value,
+    hashes: &BTreeMap<String, String>,
+    mut rows: Vec<Row>,
+    floor: Vec<Row>,
+    out: Outputs,
+    out_dir: &Path,
+    started: Instant,
+    quiet: bool,
+) -> Result<(), String> {
+    let sweep = ctx.sweep;
+    let name = &sweep.config.experiment;
     rows.sort_by_key(|r| order_key(ctx, r));
     rows.extend(floor);
     let bytes = csv_bytes(&rows, name, &sweep.config.schedule)?;
-    write_atomic(&csv_path, &bytes).map_err(|e| e.to_string())?;
+    write_atomic(out.csv_path, &bytes).map_err(|e| e.to_string())?;
 
     let slopes = plot::fitted_slopes(&rows, "path_error");
-    let finished = if shards == 1 { kind.finish(ctx, &rows, opts.out_dir, opts.quiet)? } else { Finished::default() };
+    let finished = if out.shards == 1 { kind.finish(ctx, &rows, out_dir, quiet)? } else { Finished::default() };
     let mut extra = serde_json::json!({
-        "shard": format!("{shard}/{shards}"),
-        "cells_run": todo.len(),
+        "cells_run": out.cells_run,
         "fitted_slopes_path_error_vs_nfe": slopes,
         "fitted_orders_vs_steps": null,
         "budget_steps": [],
         "model": null,
-        "resume": resume::record(&fp, &hashes, &bytes, &empty),
+        "resume": resume::record(fp, hashes, &bytes, out.empty),
     });
     if let Some(fields) = extra.as_object_mut() {
+        if let serde_json::Value::Object(more) = out.extra {
+            fields.extend(more);
+        }
         fields.extend(kind.sidecar());
         fields.extend(finished.sidecar);
     }
-    let json_path = write_sidecar(sweep, &csv_path, started, &finished.figures, &finished.tables, extra)?;
-    resume.finish()?;
-    if !opts.quiet {
+    let json_path = write_sidecar(sweep, out.csv_path, started, &finished.figures, &finished.tables, extra)?;
+    if !quiet {
         eprintln!(
             "wrote {} ({} rows), {} and {} figure(s) in {:.1} s",
-            csv_path.display(),
+            out.csv_path.display(),
             rows.len(),
             json_path.display(),
             finished.figures.len(),

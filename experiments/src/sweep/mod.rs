@@ -15,6 +15,7 @@ pub mod config;
 mod driver;
 mod guidance;
 mod kinds;
+mod merge;
 mod output;
 pub mod plot;
 mod resume;
@@ -35,12 +36,20 @@ use driver::{RunOptions, SweepKind};
 #[derive(Debug, Args)]
 pub struct SweepArgs {
     /// JSON config (fields: experiment, targets, processes, solvers [{solver, space}], steps,
-    /// schedule, n, seeds, projections, floor_reps; all optional) [default: the headline sweep].
-    pub config: Option<PathBuf>,
+    /// schedule, n, seeds, projections, floor_reps; all optional) or a built-in experiment's name
+    /// [default: the headline sweep]. `merge [CONFIG]` combines the shard files of --out-dir
+    /// into what one run writes.
+    #[arg(num_args = 0..=2, value_name = "[merge] CONFIG")]
+    pub args: Vec<PathBuf>,
+    /// With `merge`: compute the cells of missing or incomplete shards here instead of refusing.
+    #[arg(long)]
+    pub compute_missing: bool,
     /// Output directory [default: plots].
     #[arg(long)]
     pub out_dir: Option<PathBuf>,
-    /// Run only the cells with index i mod n (for splitting across machines), as `i/n`.
+    /// Run only the cells with index i mod n (for splitting across machines), as `i/n`; `slurm`
+    /// takes i and n from the job array (SLURM_ARRAY_TASK_ID, _MIN, _COUNT; 0- or 1-based) and
+    /// the threads from SLURM_CPUS_PER_TASK.
     #[arg(long)]
     pub shard: Option<String>,
     /// No progress bar and no summary.
@@ -63,12 +72,67 @@ fn parse_shard(s: &str) -> Result<(usize, usize), String> {
     Ok((i, n))
 }
 
+/// The shard of a SLURM job array task, from `vars` (the environment): i = ID - MIN, n = COUNT,
+/// so 0- and 1-based arrays alike give shards 0..n.
+pub fn slurm_shard(vars: &dyn Fn(&str) -> Option<String>) -> Result<(usize, usize), String> {
+    let get = |name: &str| -> Result<usize, String> {
+        let v =
+            vars(name).ok_or_else(|| format!("--shard slurm: {name} is not set (not inside an sbatch --array job)"))?;
+        v.trim().parse().map_err(|_| format!("--shard slurm: {name} = {v:?} is not a number"))
+    };
+    let (id, min, count) = (get("SLURM_ARRAY_TASK_ID")?, get("SLURM_ARRAY_TASK_MIN")?, get("SLURM_ARRAY_TASK_COUNT")?);
+    if id < min || id - min >= count {
+        return Err(format!(
+            "--shard slurm: SLURM_ARRAY_TASK_ID = {id} is outside MIN = {min} .. MIN + COUNT = {}: \
+             use a contiguous array (--array=0-N or 1-N)",
+            min + count
+        ));
+    }
+    Ok((id - min, count))
+}
+
 /// Runs `scoresde sweep`.
 pub fn run(a: SweepArgs) -> CmdResult {
     let started = Instant::now();
-    let sweep = SweepConfig::load(a.config.as_deref())?.validate()?;
-    let shard = a.shard.as_deref().map(parse_shard).transpose()?.unwrap_or((0, 1));
+    let (merging, config) = match a.args.as_slice() {
+        [] => (false, None),
+        [first, rest @ ..] if first.as_os_str() == "merge" => (true, rest.first().cloned()),
+        [config] => (false, Some(config.clone())),
+        [first, second] => {
+            return Err(format!("sweep {} {}: one CONFIG (or `merge CONFIG`)", first.display(), second.display()).into())
+        }
+        _ => return Err("sweep: at most `merge CONFIG`".into()),
+    };
+    if a.compute_missing && !merging {
+        return Err("--compute-missing: applies to `sweep merge` only".into());
+    }
+    let sweep = SweepConfig::load(config.as_deref())?.validate()?;
+    let shard = match a.shard.as_deref() {
+        Some("slurm") => {
+            let env = |k: &str| std::env::var(k).ok();
+            if let Some(cpus) = env("SLURM_CPUS_PER_TASK") {
+                let threads: usize =
+                    cpus.trim().parse().map_err(|_| format!("SLURM_CPUS_PER_TASK = {cpus:?} is not a number"))?;
+                // The first pool wins; nothing has used rayon yet in a sweep's process.
+                let _ = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build_global();
+            }
+            slurm_shard(&env)?
+        }
+        other => other.map(parse_shard).transpose()?.unwrap_or((0, 1)),
+    };
+    if merging && a.shard.is_some() {
+        return Err("--shard: `sweep merge` combines all shards".into());
+    }
     let out_dir: PathBuf = a.out_dir.clone().unwrap_or_else(|| PathBuf::from("plots"));
+    if matches!(sweep.config.kind, ExperimentKind::Trajectories | ExperimentKind::Guidance) && (merging || shard.1 > 1)
+    {
+        return Err(format!(
+            "{}: the {:?} experiment is not split into cells yet: run it whole, on one machine",
+            if merging { "merge" } else { "--shard" },
+            sweep.config.kind
+        )
+        .into());
+    }
     let mut kind: Box<dyn SweepKind> = match sweep.config.kind {
         ExperimentKind::Trajectories => return Ok(trajectories::run(&sweep, &out_dir, a.quiet)?),
         ExperimentKind::Guidance => return Ok(guidance::run(&sweep, &out_dir, a.quiet)?),
@@ -78,6 +142,9 @@ pub fn run(a: SweepArgs) -> CmdResult {
         ExperimentKind::TrainedVsExact => Box::<kinds::TrainedVsExact>::default(),
     };
     let ctx = cells::Ctx::new(&sweep)?;
+    if merging {
+        return Ok(merge::merge(&mut *kind, &ctx, &out_dir, a.compute_missing, a.quiet, started)?);
+    }
     Ok(driver::run(
         &mut *kind,
         &ctx,

@@ -130,6 +130,7 @@ pub fn write_sidecar(
     let mut sidecar = serde_json::json!({
         "config": sweep.config,
         "git_commit": git_commit(),
+        "host": host(),
         "scoresde_version": env!("CARGO_PKG_VERSION"),
         "threads": rayon::current_num_threads(),
         "seconds": started.elapsed().as_secs_f64(),
@@ -146,6 +147,8 @@ pub fn write_sidecar(
     Ok(json_path)
 }
 
+/// The checkout's commit, or else the commit the binary was built from (a job that runs outside
+/// the checkout still names it), or "unknown".
 fn git_commit() -> String {
     std::process::Command::new("git")
         .args(["rev-parse", "HEAD"])
@@ -153,6 +156,16 @@ fn git_commit() -> String {
         .ok()
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .or_else(|| option_env!("SCORESDE_BUILD_COMMIT").filter(|c| !c.is_empty()).map(String::from))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// This machine's host name.
+fn host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
         .unwrap_or_else(|| "unknown".into())
 }
 

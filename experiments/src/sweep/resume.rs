@@ -97,6 +97,36 @@ fn check_recorded(
     Ok(())
 }
 
+/// The rows (floor rows left out) and the cells done without rows of a finished CSV, after
+/// checking its sidecar's record against the fingerprint, the target hashes and its bytes.
+pub fn verified(
+    csv: &Path,
+    fp: &Value,
+    targets: &BTreeMap<String, String>,
+) -> Result<(Vec<Row>, BTreeSet<String>), String> {
+    let text = fs::read(csv).map_err(|e| format!("{}: {e}", csv.display()))?;
+    let side = read_sidecar(csv)?;
+    let recorded = &side["resume"];
+    check_recorded(csv, "it", recorded, fp, targets)?;
+    if recorded["csv_sha256"].as_str() != Some(sha256(&text).as_str()) {
+        return Err(refuse(csv, "it changed after it was written (its SHA-256 is not the sidecar's)".into()));
+    }
+    let mut rows = read_csv(csv)?;
+    rows.retain(|r| r.solver != "exact-floor");
+    let empty = recorded["empty_cells"].as_array().into_iter().flatten().filter_map(|k| k.as_str()).map(String::from);
+    Ok((rows, empty.collect()))
+}
+
+/// The sidecar of a CSV, which must record how the CSV was made.
+pub fn read_sidecar(csv: &Path) -> Result<Value, String> {
+    let sidecar = csv.with_extension("json");
+    fs::read_to_string(&sidecar)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .filter(|v: &Value| v.get("resume").is_some())
+        .ok_or_else(|| refuse(csv, format!("{} does not record how it was made", sidecar.display())))
+}
+
 /// The rows a sweep may reuse, and the journal it appends to.
 pub struct Resume {
     /// Rows of the CSV and of the journal's finished cells.
@@ -122,26 +152,10 @@ impl Resume {
                 }
             }
         }
-        let mut rows = vec![];
-        let mut empty = BTreeSet::new();
-        if csv.exists() {
-            let text = fs::read(csv).map_err(|e| format!("{}: {e}", csv.display()))?;
-            let side: Value = fs::read_to_string(&sidecar)
-                .ok()
-                .and_then(|t| serde_json::from_str(&t).ok())
-                .filter(|v: &Value| v.get("resume").is_some())
-                .ok_or_else(|| refuse(csv, format!("{} does not record how it was made", sidecar.display())))?;
-            let recorded = &side["resume"];
-            check_recorded(csv, "it", recorded, fp, targets)?;
-            if recorded["csv_sha256"].as_str() != Some(sha256(&text).as_str()) {
-                return Err(refuse(csv, "it changed after it was written (its SHA-256 is not the sidecar's)".into()));
-            }
-            rows = read_csv(csv)?;
-            rows.retain(|r| r.solver != "exact-floor");
-            empty.extend(
-                recorded["empty_cells"].as_array().into_iter().flatten().filter_map(|k| k.as_str()).map(String::from),
-            );
-        }
+        let (mut rows, empty) = match csv.exists() {
+            true => verified(csv, fp, targets)?,
+            false => (vec![], BTreeSet::new()),
+        };
         let header = json!({ "fingerprint": fp, "targets": targets });
         let mut kept = vec![serde_json::to_string(&header).map_err(|e| e.to_string())?];
         let mut journaled = empty;
