@@ -19,6 +19,7 @@ mod merge;
 mod output;
 pub mod plot;
 mod resume;
+mod slurm;
 mod table;
 mod trained;
 mod trajectories;
@@ -44,6 +45,17 @@ pub struct SweepArgs {
     /// With `merge`: compute the cells of missing or incomplete shards here instead of refusing.
     #[arg(long)]
     pub compute_missing: bool,
+    /// Write DIR/NAME.sbatch (an N-task job array running the shards) and DIR/NAME.merge.sbatch
+    /// (`sweep merge`, to run after it) instead of running the sweep.
+    #[arg(long, value_name = "N")]
+    pub slurm: Option<usize>,
+    /// With --slurm: submit both (the merge with an afterok dependency on the array) and print
+    /// the job ids.
+    #[arg(long, requires = "slurm")]
+    pub submit: bool,
+    /// With --slurm: an sbatch option for both scripts (repeatable), e.g. --cpus-per-task=2.
+    #[arg(long, requires = "slurm", allow_hyphen_values = true)]
+    pub sbatch_arg: Vec<String>,
     /// Output directory [default: plots].
     #[arg(long)]
     pub out_dir: Option<PathBuf>,
@@ -107,6 +119,25 @@ pub fn run(a: SweepArgs) -> CmdResult {
         return Err("--compute-missing: applies to `sweep merge` only".into());
     }
     let sweep = SweepConfig::load(config.as_deref())?.validate()?;
+    if let Some(tasks) = a.slurm {
+        if merging || a.shard.is_some() {
+            return Err("--slurm: writes the array and merge scripts; give neither merge nor --shard".into());
+        }
+        let out_dir = a.out_dir.clone().unwrap_or_else(|| PathBuf::from("plots"));
+        let scripts =
+            slurm::write_scripts(&sweep.config.experiment, config.as_deref(), &out_dir, tasks, &a.sbatch_arg)?;
+        if a.submit {
+            let (array, merge) = slurm::submit(&scripts)?;
+            println!("array job {array} ({tasks} tasks), merge job {merge} (after the array succeeds)");
+        } else if !a.quiet {
+            eprintln!(
+                "wrote {} and {}: sbatch the first, then the second with --dependency=afterok:ARRAY_JOB_ID",
+                scripts.array.display(),
+                scripts.merge.display()
+            );
+        }
+        return Ok(());
+    }
     let shard = match a.shard.as_deref() {
         Some("slurm") => {
             let env = |k: &str| std::env::var(k).ok();
