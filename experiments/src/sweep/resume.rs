@@ -37,7 +37,8 @@ pub fn fingerprint(ctx: &Ctx) -> Result<Value, String> {
         Value::Null
     } else {
         let bytes = fs::read(&c.model).map_err(|e| format!("model {}: {e}", c.model))?;
-        json!({ "file": c.model, "sha256": sha256(&bytes) })
+        // The weights decide the values, not the path they were read from.
+        json!({ "sha256": sha256(&bytes) })
     };
     Ok(json!({
         "kind": c.kind,
