@@ -6,8 +6,11 @@ use scoresde::grids::{Schedule, Space};
 use scoresde::process::{ForwardProcess, ProcessSpec, COSINE_T_MAX};
 use scoresde::sampler::{Predictor, SolverId};
 
-/// Error type of the commands: any error, printed as one line with its causes.
-pub type CmdResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+/// Error of the commands: any error, printed as one line with its causes.
+pub type CmdError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Result of a command.
+pub type CmdResult = Result<(), CmdError>;
 
 /// The forward process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

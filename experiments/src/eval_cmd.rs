@@ -15,8 +15,7 @@ use scoresde::targets;
 use ndarray::ArrayView2;
 use scoresde::gmm::GaussianMixture;
 
-use crate::choices::CmdResult;
-use crate::sample_cmd::CmdError;
+use crate::choices::{CmdError, CmdResult};
 
 /// Flags of `scoresde eval`.
 #[derive(Debug, Args)]

@@ -11,8 +11,7 @@ use scoresde::model::ExactScore;
 use scoresde::targets;
 use scoresde_solvers::AdaptiveOptions;
 
-use crate::choices::{CmdResult, ProcessArgs};
-use crate::sample_cmd::CmdError;
+use crate::choices::{CmdError, CmdResult, ProcessArgs};
 
 /// The density used at the noise end of the likelihood ODE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

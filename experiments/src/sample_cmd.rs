@@ -19,7 +19,9 @@ use scoresde::sampler::{
 use scoresde::targets;
 use scoresde_solvers::{AdaptiveOptions, BrownianNoise, Draw, FixedNoise, KeyedNoise, NoiseSource, StepInfo, TimeGrid};
 
-use crate::choices::{parse_classes, CmdResult, PredictorKind, ProcessArgs, ScheduleKind, SolverParser, SpaceKind};
+use crate::choices::{
+    parse_classes, CmdError, CmdResult, PredictorKind, ProcessArgs, ScheduleKind, SolverParser, SpaceKind,
+};
 
 /// Flags of `scoresde sample`.
 #[derive(Debug, Args)]
@@ -196,43 +198,7 @@ impl SampleArgs {
         solver.validate()?;
         Ok(solver)
     }
-}
 
-/// In-memory values for the file flags and the model, used in place of reading the flag's file
-/// when set (the Python package passes arrays and callables). The flag itself is still given, so
-/// that the same flag rules apply; its value is then only a name for messages.
-#[derive(Default)]
-pub struct SampleInputs {
-    /// The target, in place of `--target`.
-    pub target: Option<GaussianMixture>,
-    /// A score model, in place of `--model` and the target's exact score.
-    pub model: Option<Box<dyn ScoreModel>>,
-    /// `--z-init`: (N, d) standard-normal draws.
-    pub z_init: Option<Array2<f64>>,
-    /// `--grid`: times from noise to data.
-    pub grid: Option<Vec<f64>>,
-    /// `--sigmas`: sigma~ levels from noise to data.
-    pub sigmas: Option<Vec<f64>>,
-    /// `--noise`: (draws, N, d) standard-normal noise.
-    pub noise: Option<Array3<f64>>,
-}
-
-/// What [`sample`] returns.
-#[derive(Debug)]
-pub struct SampleOutput {
-    /// The samples, (N, d).
-    pub x: Array2<f64>,
-    /// Steps, rejections and NFE of the run.
-    pub report: SampleReport,
-    /// The solver's registry name.
-    pub solver: &'static str,
-    /// The process's name.
-    pub process: &'static str,
-    /// The space the solver stepped in.
-    pub space: Space,
-}
-
-impl SampleArgs {
     /// Flags given for another process or schedule than the chosen one are errors (solver
     /// options are checked with the solver): one rule, so that no given flag is silently ignored.
     fn check_flags_apply(&self) -> Result<(), String> {
@@ -275,6 +241,34 @@ impl SampleArgs {
             _ => "(given)".to_string(),
         }
     }
+}
+
+/// In-memory values for the file flags and the model, used in place of reading the flag's file
+/// when set (the Python package passes arrays and callables). The flag itself is still given, so
+/// that the same flag rules apply; its value is then only a name for messages.
+#[derive(Default)]
+pub struct SampleInputs {
+    /// The target, in place of `--target`.
+    pub target: Option<GaussianMixture>,
+    /// A score model, in place of `--model` and the target's exact score.
+    pub model: Option<Box<dyn ScoreModel>>,
+    /// `--z-init`: (N, d) standard-normal draws.
+    pub z_init: Option<Array2<f64>>,
+    /// `--grid`: times from noise to data.
+    pub grid: Option<Vec<f64>>,
+    /// `--sigmas`: sigma~ levels from noise to data.
+    pub sigmas: Option<Vec<f64>>,
+    /// `--noise`: (draws, N, d) standard-normal noise.
+    pub noise: Option<Array3<f64>>,
+}
+
+/// A validated run: the process and the sampler, built once from the flags (and the in-memory
+/// grids), before anything is sampled.
+pub struct Plan {
+    /// The process.
+    pub process: Box<dyn ForwardProcess>,
+    /// The sampler: solver, space and the grid or adaptive range.
+    pub config: SamplerConfig,
 }
 
 /// A grid from its file or its in-memory points, naming the flag in any error.
@@ -356,9 +350,6 @@ pub fn sampler_from_args(
 /// dopri5's seven stages and error estimate are the most.
 const WORKSPACE: u128 = 10;
 const WORKSPACE_WHAT: &str = "the samples and the solver's buffers (about 10 x N x d float64)";
-
-/// Error type of the command's steps.
-pub type CmdError = Box<dyn std::error::Error + Send + Sync>;
 
 fn noise_source(
     a: &SampleArgs,
@@ -473,20 +464,22 @@ fn model_from_args(a: &SampleArgs, inputs: &mut SampleInputs) -> Result<Box<dyn 
     })
 }
 
-/// The validated sampler and the grid it would step on, without running it (`scoresde.grid`).
-pub fn plan(a: &SampleArgs, inputs: &SampleInputs) -> Result<SamplerConfig, CmdError> {
+/// The validated process and sampler of the flags, without running anything (`scoresde.grid`
+/// reads its grid; [`sample`] runs it).
+pub fn plan(a: &SampleArgs, inputs: &SampleInputs) -> Result<Plan, CmdError> {
     let process = a.process.build()?;
-    sampler_from_args(a, inputs, &*process)
+    let config = sampler_from_args(a, inputs, &*process)?;
+    Ok(Plan { process, config })
 }
 
-/// Draws the samples the flags (and the in-memory `inputs`) ask for; `observer` sees every
-/// accepted step. Nothing is written.
+/// Draws the samples of `plan` with the model and prior draws the flags (and the in-memory
+/// `inputs`) ask for; `observer` sees every accepted step. Nothing is written.
 pub fn sample(
     a: &SampleArgs,
+    plan: &Plan,
     mut inputs: SampleInputs,
     observer: &mut dyn FnMut(StepInfo),
-) -> Result<SampleOutput, CmdError> {
-    let process = a.process.build()?;
+) -> Result<(Array2<f64>, SampleReport), CmdError> {
     let model = model_from_args(a, &mut inputs)?;
     let d = model.dim();
     let z = match (&a.z_init, inputs.z_init.take()) {
@@ -512,35 +505,33 @@ pub fn sample(
             prior_noise(a.seed, a.n, d)
         }
     };
-    let config = sampler_from_args(a, &inputs, &*process)?;
-    let mut noise = noise_source(a, inputs.noise.take(), z.nrows(), d, &config)?;
-    let (x, report) = sample_owned(&*process, &*model, &config, z, noise.as_deref_mut(), observer)?;
-    Ok(SampleOutput { x, report, solver: config.solver().name(), process: process.name(), space: config.space() })
+    let mut noise = noise_source(a, inputs.noise.take(), z.nrows(), d, &plan.config)?;
+    Ok(sample_owned(&*plan.process, &*model, &plan.config, z, noise.as_deref_mut(), observer)?)
 }
 
 /// Runs `scoresde sample`.
 pub fn run(a: SampleArgs) -> CmdResult {
-    let steps = plan(&a, &SampleInputs::default())?.steps().count();
-    let bar = progress(steps as u64, a.quiet);
+    let plan = plan(&a, &SampleInputs::default())?;
+    let bar = progress(plan.config.steps().count() as u64, a.quiet);
     let started = Instant::now();
-    let out = sample(&a, SampleInputs::default(), &mut |info| {
+    let (x, report) = sample(&a, &plan, SampleInputs::default(), &mut |info| {
         bar.inc(1);
         bar.set_message(format!("{:.4}", info.t1));
     })?;
     bar.finish_and_clear();
-    write_npy(&a.out, &out.x)?;
+    write_npy(&a.out, &x)?;
     if !a.quiet {
         eprintln!(
             "wrote {} ({} x {}): {} on {} in {:?} space, {} steps ({} rejected), NFE {}, {:.3} s",
             a.out.display(),
-            out.x.nrows(),
-            out.x.ncols(),
-            out.solver,
-            out.process,
-            out.space,
-            out.report.steps,
-            out.report.rejected,
-            out.report.nfe,
+            x.nrows(),
+            x.ncols(),
+            plan.config.solver().name(),
+            plan.process.name(),
+            plan.config.space(),
+            report.steps,
+            report.rejected,
+            report.nfe,
             started.elapsed().as_secs_f64()
         );
     }

@@ -1,34 +1,15 @@
 //! The command line as a user meets it: determinism across thread counts, prefix-stable seeds,
 //! and one clear line plus a non-zero exit (and no output file) for every kind of bad input.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use common::{bin, s, Dir};
 
 use ndarray::{array, Array1, Array2};
 use ndarray_npy::{read_npy, write_npy};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_scoresde"))
-}
-
-struct Tmp(PathBuf);
-
-impl Tmp {
-    fn new(name: &str) -> Self {
-        let d = std::env::temp_dir().join(format!("scoresde-cli-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        Self(d)
-    }
-    fn p(&self, f: &str) -> PathBuf {
-        self.0.join(f)
-    }
-}
-
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        std::fs::remove_dir_all(&self.0).ok();
-    }
-}
 
 fn run(args: &[&str], threads: Option<usize>) -> Output {
     let mut c = bin();
@@ -39,13 +20,9 @@ fn run(args: &[&str], threads: Option<usize>) -> Output {
     c.output().unwrap()
 }
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 #[test]
 fn same_seed_is_bit_identical_for_one_and_two_threads() {
-    let tmp = Tmp::new("threads");
+    let tmp = Dir::new("cli", "threads");
     for solver in ["heun", "euler-maruyama", "dopri5"] {
         let (a, b) = (tmp.p("a.npy"), tmp.p("b.npy"));
         let mut args = vec![
@@ -65,7 +42,7 @@ fn same_seed_is_bit_identical_for_one_and_two_threads() {
 
 #[test]
 fn a_small_run_is_a_prefix_of_a_large_run() {
-    let tmp = Tmp::new("prefix");
+    let tmp = Dir::new("cli", "prefix");
     for solver in
         ["euler", "euler-maruyama", "ancestral", "reverse-diffusion", "euler-ancestral", "dpmpp-2m-sde", "edm-sde"]
     {
@@ -88,7 +65,7 @@ fn brownian_paths_make_step_counts_comparable() {
     // With --brownian every step count integrates the same Brownian path: Euler-Maruyama at 200
     // and 400 steps differ by its strong error O(h) (~1e-2 here), while with fresh per-step noise
     // the two runs are independent draws (differences of order the target's spread, ~2).
-    let tmp = Tmp::new("brownian");
+    let tmp = Dir::new("cli", "brownian");
     let load = |name: &str, steps: &str, brownian: bool| -> Array2<f64> {
         let out = tmp.p(name);
         let mut args =
@@ -132,7 +109,7 @@ fn predictor_corrector_takes_its_noise_from_any_source() {
     // The corrector's moves are extra draws of the step, so the Brownian tree serves them too
     // (this exited 1 when noise was keyed by step index), bit-identically for any thread count; a
     // recorded file in the documented layout (main draws, then the corrector's) replays.
-    let tmp = Tmp::new("pc");
+    let tmp = Dir::new("cli", "pc");
     let go = |extra: &[&str], name: &str, threads: usize| -> Array2<f64> {
         let out = tmp.p(name);
         let args = [&["sample", "--solver", "pc", "--steps", "10", "--quiet", "--out", s(&out)], extra].concat();
@@ -161,7 +138,7 @@ fn predictor_corrector_takes_its_noise_from_any_source() {
 
 #[test]
 fn dpm_solver_fast_spends_exactly_its_budget() {
-    let tmp = Tmp::new("fast");
+    let tmp = Dir::new("cli", "fast");
     for nfe in ["1", "2", "3", "10", "11", "12"] {
         let o =
             run(&["sample", "--solver", "dpm-solver", "--nfe", nfe, "--n", "20", "--out", s(&tmp.p("f.npy"))], None);
@@ -173,7 +150,7 @@ fn dpm_solver_fast_spends_exactly_its_budget() {
 
 #[test]
 fn nll_matches_the_exact_density() {
-    let tmp = Tmp::new("nll");
+    let tmp = Dir::new("cli", "nll");
     let (x, l) = (tmp.p("x.npy"), tmp.p("l.npy"));
     assert!(run(&["sample", "--n", "200", "--quiet", "--out", s(&x)], None).status.success());
     let o = run(&["nll", "--points", s(&x), "--out", s(&l), "--prior", "exact"], None);
@@ -200,7 +177,7 @@ fn must_fail(args: &[&str], out: &Path, needle: &str) {
 
 #[test]
 fn bad_input_fails_cleanly_naming_the_field() {
-    let tmp = Tmp::new("bad");
+    let tmp = Dir::new("cli", "bad");
     let out = tmp.p("out.npy");
     let o = s(&out);
     let write_json = |name: &str, text: &str| {
@@ -285,7 +262,7 @@ fn bad_input_fails_cleanly_naming_the_field() {
 
 #[test]
 fn sample_then_eval_runs_and_reports_metrics() {
-    let tmp = Tmp::new("eval");
+    let tmp = Dir::new("cli", "eval");
     let (x, j) = (tmp.p("x.npy"), tmp.p("m.json"));
     let o = run(
         &[
@@ -344,7 +321,6 @@ fn sample_then_eval_runs_and_reports_metrics() {
 fn train_resume_and_sample_with_a_model() {
     let dir = std::env::temp_dir().join(format!("scoresde-train-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let bin = || std::process::Command::new(env!("CARGO_BIN_EXE_scoresde"));
     let small = ["--width", "8", "--depth", "1", "--batch", "16", "--quiet"];
     let train = |out: &std::path::Path, steps: &str, extra: &[&str]| {
         bin()
@@ -406,7 +382,6 @@ fn train_resume_and_sample_with_a_model() {
 fn guided_sampling_with_a_conditional_model_and_the_exact_score() {
     let dir = std::env::temp_dir().join(format!("scoresde-cfg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let bin = || std::process::Command::new(env!("CARGO_BIN_EXE_scoresde"));
     let (m, x) = (dir.join("c.safetensors"), dir.join("x.npy"));
     let o = bin()
         .args(["train", "--target", "quad4", "--classes", "0,1;2,3", "--steps", "20", "--width", "8", "--depth", "1"])
@@ -442,7 +417,7 @@ fn guided_sampling_with_a_conditional_model_and_the_exact_score() {
 /// beta_max is a one-line process mismatch.
 #[test]
 fn committed_vp_model_is_compared_by_process_not_by_flags() {
-    let tmp = Tmp::new("committed-model");
+    let tmp = Dir::new("cli", "committed-model");
     let model = concat!(env!("CARGO_MANIFEST_DIR"), "/../plots/ring8_vp_model.safetensors");
     let x = tmp.p("x.npy");
     let sample = |extra: &[&str]| {

@@ -1,29 +1,12 @@
 //! Sweeps split across machines: shards by `--shard i/n` or from a SLURM job array's variables,
 //! merged into exactly what a single run writes; missing shards named, not silently recomputed.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_scoresde"))
-}
+use std::path::Path;
+use std::process::Output;
 
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Self {
-        let d = std::env::temp_dir().join(format!("scoresde-cluster-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Self(d)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::{bin, Dir};
 
 fn sweep(out: &Path, extra: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = bin();
@@ -47,7 +30,7 @@ fn err(o: Output) -> String {
 
 #[test]
 fn merged_shards_equal_a_single_run_byte_for_byte() {
-    let d = Dir::new("merge");
+    let d = Dir::new("cluster", "merge");
     let whole = d.0.join("whole");
     ok(sweep(&whole, &["convergence"], &[]));
     let parts = d.0.join("parts");
@@ -72,7 +55,7 @@ fn merged_shards_equal_a_single_run_byte_for_byte() {
 
 #[test]
 fn a_missing_shard_is_named_and_computed_only_when_asked() {
-    let d = Dir::new("missing");
+    let d = Dir::new("cluster", "missing");
     let whole = d.0.join("whole");
     ok(sweep(&whole, &["convergence"], &[]));
     let parts = d.0.join("parts");
@@ -102,7 +85,7 @@ fn a_missing_shard_is_named_and_computed_only_when_asked() {
 
 #[test]
 fn slurm_array_variables_pick_the_shard_for_zero_and_one_based_arrays() {
-    let d = Dir::new("slurm");
+    let d = Dir::new("cluster", "slurm");
     let whole = d.0.join("whole");
     ok(sweep(&whole, &["convergence"], &[]));
     for (base, dir) in [(0usize, "zero"), (1, "one")] {
@@ -137,7 +120,7 @@ fn slurm_array_variables_pick_the_shard_for_zero_and_one_based_arrays() {
 
 #[test]
 fn kinds_not_split_into_cells_refuse_shards_instead_of_redoing_everything() {
-    let d = Dir::new("kinds");
+    let d = Dir::new("cluster", "kinds");
     for kind in ["trajectories", "guidance"] {
         let e = err(sweep(&d.0, &[kind, "--shard", "0/2"], &[]));
         assert!(e.contains("not split into cells"), "{e}");

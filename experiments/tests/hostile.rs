@@ -2,40 +2,16 @@
 //! exit status 1, or works without harm; none panics (exit 101), aborts (134) or replaces a
 //! file it should not. Each case failed on the main branch before these fixes.
 
+mod common;
+
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_scoresde"))
-}
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Self {
-        let d = std::env::temp_dir().join(format!("scoresde-hostile-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Self(d)
-    }
-    fn p(&self, f: &str) -> PathBuf {
-        self.0.join(f)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::{bin, s, Dir};
 
 fn run(args: &[&str]) -> Output {
     bin().args(args).output().unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// Exit 1 with one line on stderr that contains every one of `wanted`.
@@ -58,7 +34,7 @@ fn samples(dir: &Dir) -> PathBuf {
 
 #[test]
 fn derived_quantities_that_overflow_are_errors_not_panics() {
-    let d = Dir::new("overflow");
+    let d = Dir::new("hostile", "overflow");
     let x = samples(&d);
     let o = d.p("o.npy");
     refused(&["sample", "--process", "ve", "--sigma-max", "1e300", "--out", s(&o)], &["sigma_max = 1e300"]);
@@ -73,7 +49,7 @@ fn derived_quantities_that_overflow_are_errors_not_panics() {
 
 #[test]
 fn sizes_that_cannot_be_allocated_are_refused_before_allocating() {
-    let d = Dir::new("sizes");
+    let d = Dir::new("hostile", "sizes");
     let x = samples(&d);
     let o = d.p("o.npy");
     let m = d.p("m.safetensors");
@@ -92,7 +68,7 @@ fn sizes_that_cannot_be_allocated_are_refused_before_allocating() {
 
 #[test]
 fn outputs_never_replace_devices_fifos_or_links() {
-    let d = Dir::new("special");
+    let d = Dir::new("hostile", "special");
     // /dev/null stays a character device (as root the rename used to replace it with a file).
     let out = run(&["sample", "--steps", "3", "--n", "5", "--quiet", "--out", "/dev/null"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -116,7 +92,7 @@ fn outputs_never_replace_devices_fifos_or_links() {
 
 #[test]
 fn temp_files_left_by_killed_runs_are_removed_by_the_next_run() {
-    let d = Dir::new("stale");
+    let d = Dir::new("hostile", "stale");
     let leftover = d.p(".x.npy.4999999.tmp"); // pid_max is at most 2^22: no such process
     std::fs::write(&leftover, vec![0u8; 4096]).unwrap();
     samples(&d);
@@ -127,7 +103,7 @@ fn temp_files_left_by_killed_runs_are_removed_by_the_next_run() {
 
 #[test]
 fn options_a_solver_does_not_take_are_refused() {
-    let d = Dir::new("options");
+    let d = Dir::new("hostile", "options");
     let o = d.p("o.npy");
     for (solver, flag, value) in
         [("heun", "--eta", "0.5"), ("heun", "--orders", "3,3"), ("euler", "--snr", "0.1"), ("euler", "--s-churn", "1")]
@@ -165,7 +141,7 @@ fn sidecar(out: &Path) -> serde_json::Value {
 
 #[test]
 fn a_killed_sweep_keeps_its_finished_cells_and_resumes_to_the_same_csv() {
-    let d = Dir::new("kill");
+    let d = Dir::new("hostile", "kill");
     let cfg = d.p("small.json");
     std::fs::write(&cfg, SMALL_SWEEP).unwrap();
     let whole = d.p("whole");
@@ -206,7 +182,7 @@ fn a_killed_sweep_keeps_its_finished_cells_and_resumes_to_the_same_csv() {
 
 #[test]
 fn a_sweep_never_reuses_rows_of_another_configuration_or_a_damaged_csv() {
-    let d = Dir::new("stale-sweep");
+    let d = Dir::new("hostile", "stale-sweep");
     let cfg = d.p("small.json");
     let tiny = SMALL_SWEEP
         .replace(r#""steps": [4, 8, 16, 32, 64]"#, r#""steps": [4, 8]"#)
@@ -258,7 +234,7 @@ fn a_sweep_never_reuses_rows_of_another_configuration_or_a_damaged_csv() {
 
 #[test]
 fn sweep_configs_with_colliding_names_or_repeated_axes_are_refused() {
-    let d = Dir::new("axes");
+    let d = Dir::new("hostile", "axes");
     for sub in ["ta", "tb"] {
         std::fs::create_dir_all(d.p(sub)).unwrap();
         std::fs::write(d.p(sub).join("mix.json"), r#"{"weights": [1.0], "means": [[0.0, 0.0]], "variances": [1.0]}"#)
@@ -288,7 +264,7 @@ fn train_args<'a>(out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
 
 #[test]
 fn a_killed_training_resumes_bit_identically() {
-    let d = Dir::new("train-kill");
+    let d = Dir::new("hostile", "train-kill");
     let whole = d.p("whole.safetensors");
     assert!(run(&train_args(&whole, &[])).status.success());
     // Kill -9 at a few points after the first checkpoint, resume each time.
@@ -313,7 +289,7 @@ fn a_killed_training_resumes_bit_identically() {
 
 #[test]
 fn a_checkpoint_and_a_foreign_or_edited_description_are_refused() {
-    let d = Dir::new("torn");
+    let d = Dir::new("hostile", "torn");
     let (a, b, x) = (d.p("a.safetensors"), d.p("b.safetensors"), d.p("x.npy"));
     let (a_s, b_s, x_s) = (s(&a), s(&b), s(&x));
     let train = |out: &str, steps: &str| -> Vec<String> {
@@ -344,7 +320,7 @@ fn a_checkpoint_and_a_foreign_or_edited_description_are_refused() {
 
 #[test]
 fn every_error_is_one_line_with_status_one() {
-    let d = Dir::new("wording");
+    let d = Dir::new("hostile", "wording");
     let o = d.p("o.npy");
     refused(
         &["sample", "--target", "ring9", "--out", s(&o)],
@@ -384,7 +360,7 @@ fn every_error_is_one_line_with_status_one() {
 
 #[test]
 fn silent_inconsistencies_are_errors() {
-    let d = Dir::new("inconsistent");
+    let d = Dir::new("hostile", "inconsistent");
     let o = d.p("o.npy");
     // A repeated JSON key (serde_json alone would keep the last).
     let dup = d.p("dup.json");
@@ -425,7 +401,7 @@ fn silent_inconsistencies_are_errors() {
 
 #[test]
 fn sigterm_exits_130_and_leaves_no_temporary_files() {
-    let d = Dir::new("sigterm");
+    let d = Dir::new("hostile", "sigterm");
     let cfg = d.p("small.json");
     std::fs::write(&cfg, SMALL_SWEEP).unwrap();
     let out = d.p("out");
@@ -446,7 +422,7 @@ fn sigterm_exits_130_and_leaves_no_temporary_files() {
 
 #[test]
 fn nll_names_a_time_outside_the_process() {
-    let d = Dir::new("nll");
+    let d = Dir::new("hostile", "nll");
     let x = samples(&d);
     refused(&["nll", "--points", s(&x), "--t-start", "1", "--out", s(&d.p("l.npy"))], &["--t-start = 1", "[0, T)"]);
 }

@@ -62,19 +62,26 @@ _SAMPLE_ARRAYS = ("z_init", "grid", "sigmas", "noise")
 _SAMPLE_EXTRA = [("target", "ring8"), ("model", None), ("parameterisation", "eps"), ("dim", None)]
 
 
+def _file_word(name, value):
+    """A file flag's word and the array that travels in memory: a path stays a file flag (no
+    array), an array goes behind the flag with a name for messages."""
+    flag = "--" + name.replace("_", "-")
+    if isinstance(value, (str, _os.PathLike)):
+        return f"{flag}={_os.fspath(value)}", None
+    return f"{flag}=<{name} array>", value
+
+
 def _split_arrays(kwargs, names):
-    """Array keywords: a path stays a file flag, an array goes in memory behind a named flag."""
+    """The words and in-memory arrays of the array keywords among `kwargs` (removed from it)."""
     words, arrays = [], {}
     for name in names:
         value = kwargs.pop(name, None)
         if value is None:
             continue
-        flag = "--" + name.replace("_", "-")
-        if isinstance(value, (str, _os.PathLike)):
-            words.append(f"{flag}={_os.fspath(value)}")
-        else:
-            words.append(f"{flag}=<{name} array>")
-            arrays[name] = value
+        word, array = _file_word(name, value)
+        words.append(word)
+        if array is not None:
+            arrays[name] = array
     return words, arrays
 
 
@@ -148,7 +155,7 @@ def grid(**kwargs):
     return _scoresde.grid(words, grid=arrays.get("grid"), sigmas=arrays.get("sigmas"))
 
 
-def _load(value, name):
+def _load(value):
     if isinstance(value, (str, _os.PathLike)):
         return _np.load(_os.fspath(value))
     return value
@@ -182,11 +189,8 @@ def eval(target, samples, **kwargs):  # noqa: A001 - the command line's name
     words = _keywords.words("eval", "eval", kwargs)
     if target_word is not None:
         words.append(f"--target={target_word}")
-    if isinstance(samples, (str, _os.PathLike)):
-        words.append(f"--samples={_os.fspath(samples)}")
-    else:
-        words.append("--samples=<samples array>")
-    result = _scoresde.eval(words, _load(samples, "samples"), target=mixture)
+    words.append(_file_word("samples", samples)[0])
+    result = _scoresde.eval(words, _load(samples), target=mixture)
     if json_path is not None:
         _atomic_text(json_path, _json.dumps(result, indent=2) + "\n")
     return result
@@ -206,10 +210,8 @@ def nll(target, points, **kwargs):
     words = _keywords.words("nll", "nll", kwargs)
     if target_word is not None:
         words.append(f"--target={target_word}")
-    words.append(
-        f"--points={_os.fspath(points)}" if isinstance(points, (str, _os.PathLike)) else "--points=<points array>"
-    )
-    logp, summary = _scoresde.nll(words, _load(points, "points"), target=mixture)
+    words.append(_file_word("points", points)[0])
+    logp, summary = _scoresde.nll(words, _load(points), target=mixture)
     if out is not None:
         _scoresde.write_npy(out, logp)
     return dict(summary, log_likelihood=logp)

@@ -23,14 +23,15 @@ use crate::callable::{CallState, PyModel};
 use crate::mixture::PyMixture;
 use crate::ModelError;
 
-fn parse<A: clap::Args + clap::FromArgMatches>(name: &'static str, words: &[String]) -> PyResult<A> {
-    cli_flags::parse::<A>(name, words).map(|(a, _)| a).map_err(|e| value_error(cli_flags::clap_line(&e)))
+/// One command's flags from words, and the ids of those given; a bad word is a ValueError with
+/// the command line's message.
+fn parse<A: clap::Args + clap::FromArgMatches>(name: &'static str, words: &[String]) -> PyResult<(A, Vec<String>)> {
+    cli_flags::parse::<A>(name, words).map_err(|e| value_error(cli_flags::clap_line(&e)))
 }
 
 /// The flags of `sample`, with the ones given noted.
 fn parse_sample(words: &[String]) -> PyResult<SampleArgs> {
-    let (mut a, given): (SampleArgs, _) =
-        cli_flags::parse("sample", words).map_err(|e| value_error(cli_flags::clap_line(&e)))?;
+    let (mut a, given): (SampleArgs, _) = parse("sample", words)?;
     a.given = given;
     Ok(a)
 }
@@ -90,8 +91,8 @@ pub fn sample<'py>(
 ) -> PyResult<Bound<'py, PyArray2<f64>>> {
     let args = parse_sample(&words)?;
     let mut inputs = inputs(target.as_deref(), z_init, grid, sigmas, noise)?;
-    let steps = sample_cmd::plan(&args, &inputs).map_err(|e| cmd_error(&*e))?.steps().count();
-    let state = Arc::new(CallState { steps, ..CallState::default() });
+    let plan = sample_cmd::plan(&args, &inputs).map_err(|e| cmd_error(&*e))?;
+    let state = Arc::new(CallState { steps: plan.config.steps().count(), ..CallState::default() });
     if let Some(f) = model {
         let rows = inputs.z_init.as_ref().map(|z| z.ncols());
         let dim = match (dim, rows, &inputs.target) {
@@ -112,12 +113,12 @@ pub fn sample<'py>(
         return Err(value_error("parameterisation: applies to a model callable only"));
     }
     let result = py.detach(|| {
-        sample_cmd::sample(&args, inputs, &mut |_| {
+        sample_cmd::sample(&args, &plan, inputs, &mut |_| {
             state.step.fetch_add(1, Ordering::Relaxed);
         })
     });
     match result {
-        Ok(out) => Ok(out.x.into_pyarray(py)),
+        Ok((x, _)) => Ok(x.into_pyarray(py)),
         Err(e) => match state.failure.lock().expect("not poisoned").take() {
             Some(failure) => {
                 let err = ModelError::new_err(failure.message);
@@ -142,8 +143,7 @@ pub fn grid<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let args = parse_sample(&words)?;
     let inputs = inputs(None, None, grid, sigmas, None)?;
-    let config = sample_cmd::plan(&args, &inputs).map_err(|e| cmd_error(&*e))?;
-    let process = args.process.build().map_err(value_error)?;
+    let sample_cmd::Plan { process, config } = sample_cmd::plan(&args, &inputs).map_err(|e| cmd_error(&*e))?;
     let Steps::Grid(g) = config.steps() else {
         return Err(value_error("grid: adaptive steps (rtol, atol) have no grid before the solve"));
     };
@@ -184,7 +184,7 @@ pub fn eval<'py>(
     samples: &Bound<'py, PyAny>,
     target: Option<PyRef<'py, PyMixture>>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let args: EvalArgs = parse("eval", &words)?;
+    let (args, _): (EvalArgs, _) = parse("eval", &words)?;
     let target = target_or_flag(target, &args.target)?;
     let x = f64_array::<Ix2>(samples, "samples")?;
     let metrics = py.detach(|| eval_cmd::metrics(&args, &target, x.view())).map_err(|e| cmd_error(&*e))?;
@@ -200,7 +200,7 @@ pub fn nll<'py>(
     points: &Bound<'py, PyAny>,
     target: Option<PyRef<'py, PyMixture>>,
 ) -> PyResult<(Bound<'py, PyArray1<f64>>, Bound<'py, PyAny>)> {
-    let args: NllArgs = parse("nll", &words)?;
+    let (args, _): (NllArgs, _) = parse("nll", &words)?;
     let target = target_or_flag(target, &args.target)?;
     let x = f64_array::<Ix2>(points, "points")?;
     let (logp, summary) = py.detach(|| nll_cmd::loglik(&args, &target, x.view())).map_err(|e| cmd_error(&*e))?;

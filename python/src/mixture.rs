@@ -42,17 +42,19 @@ impl PyMixture {
         Ok(x)
     }
 
-    /// Runs `f(target, x, out)` on a fresh (N, d) output without the GIL.
+    /// Runs `f(target, alpha, sigma, x, out)` on a fresh (N, d) output without the GIL; `field`
+    /// names `x` in errors.
     fn rowwise<'py>(
         &self,
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
+        field: &str,
         alpha: f64,
         sigma: f64,
         f: fn(&GaussianMixture, f64, f64, ndarray::ArrayView2<f64>, ndarray::ArrayViewMut2<f64>),
     ) -> Out2<'py> {
         self.inner.check_level(alpha, sigma).map_err(value_error)?;
-        let x = self.rows(x, "x")?;
+        let x = self.rows(x, field)?;
         let target = &self.inner;
         let out = py.detach(|| {
             let mut out = Array2::zeros(x.dim());
@@ -152,31 +154,23 @@ impl PyMixture {
 
     /// The exact noise prediction E[eps | x_t = x] at x_t = alpha x_0 + sigma eps, (N, d).
     fn eps<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>, alpha: f64, sigma: f64) -> Out2<'py> {
-        self.rowwise(py, x, alpha, sigma, GaussianMixture::eps)
+        self.rowwise(py, x, "x", alpha, sigma, GaussianMixture::eps)
     }
 
     /// The exact score grad_x log p_t(x), (N, d).
     fn score<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>, alpha: f64, sigma: f64) -> Out2<'py> {
-        self.rowwise(py, x, alpha, sigma, GaussianMixture::score)
+        self.rowwise(py, x, "x", alpha, sigma, GaussianMixture::score)
     }
 
     /// The exact denoiser E[x_0 | x_t = x], (N, d).
     fn x0<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>, alpha: f64, sigma: f64) -> Out2<'py> {
-        self.rowwise(py, x, alpha, sigma, GaussianMixture::x0)
+        self.rowwise(py, x, "x", alpha, sigma, GaussianMixture::x0)
     }
 
     /// k-diffusion's denoiser D(x~, sigma~) = E[x_0 | x_0 + sigma~ eps = x~], (N, d): the
     /// convention of k-diffusion's and EDM's samplers (x~ = x / alpha, sigma~ = sigma / alpha).
     fn denoiser<'py>(&self, py: Python<'py>, x_tilde: &Bound<'py, PyAny>, sigma_tilde: f64) -> Out2<'py> {
-        self.inner.check_level(1.0, sigma_tilde).map_err(value_error)?;
-        let x = self.rows(x_tilde, "x_tilde")?;
-        let target = &self.inner;
-        let out = py.detach(|| {
-            let mut out = Array2::zeros(x.dim());
-            target.x0(1.0, sigma_tilde, x.view(), out.view_mut());
-            out
-        });
-        Ok(out.into_pyarray(py))
+        self.rowwise(py, x_tilde, "x_tilde", 1.0, sigma_tilde, GaussianMixture::x0)
     }
 
     /// The exact log-density log p_t(x) per row, (N,); alpha = 1, sigma = 0 is the data.

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -135,24 +135,67 @@ pub(super) fn progress(len: usize, quiet: bool) -> Result<ProgressBar, String> {
     Ok(bar)
 }
 
-/// Runs a cell-based sweep of `kind`.
-pub fn run(kind: &mut dyn SweepKind, ctx: &Ctx, opts: &RunOptions) -> Result<(), String> {
-    let started = opts.started;
-    let sweep = ctx.sweep;
-    let name = &sweep.config.experiment;
-    let (shard, shards) = opts.shard;
-    let csv_path = if shards > 1 {
-        opts.out_dir.join(format!("{name}.shard{shard}of{shards}.csv"))
+/// The CSV of shard `shard` of `shards` of experiment `name` (a whole run's when `shards` is 1).
+pub(super) fn csv_path(out_dir: &Path, name: &str, shard: usize, shards: usize) -> PathBuf {
+    if shards > 1 {
+        out_dir.join(format!("{name}.shard{shard}of{shards}.csv"))
     } else {
-        opts.out_dir.join(format!("{name}.csv"))
-    };
+        out_dir.join(format!("{name}.csv"))
+    }
+}
+
+/// What a run and a merge compute before they look at any file: the Monte Carlo floor rows, the
+/// kind's cells (after `prepare`), the fingerprint and the targets' content hashes.
+pub(super) struct Setup {
+    /// The floor rows, written once after the cells.
+    pub floor: Vec<Row>,
+    /// Every cell, in CSV order.
+    pub cells: Vec<Cell>,
+    /// What determines the cells' values besides their coordinates.
+    pub fp: serde_json::Value,
+    /// Each target's content hash.
+    pub hashes: BTreeMap<String, String>,
+}
+
+pub(super) fn setup(kind: &mut dyn SweepKind, ctx: &Ctx) -> Result<Setup, String> {
     let floor = floor_rows(ctx, kind.floor_reps(ctx))?;
     kind.prepare(ctx)?;
-    let kind: &dyn SweepKind = kind;
-    let cells = kind.cells(ctx);
+    Ok(Setup { floor, cells: kind.cells(ctx), fp: resume::fingerprint(ctx)?, hashes: resume::target_hashes(ctx) })
+}
 
-    let fp = resume::fingerprint(ctx)?;
-    let hashes = resume::target_hashes(ctx);
+/// What is done with a finished cell's key and rows (the journal's append).
+pub(super) type Finish<'a> = dyn Fn(&str, &[Row]) -> Result<(), String> + Sync + 'a;
+
+/// Runs `cells` in parallel behind a progress bar, handing each finished cell to `finished`
+/// (the journal) as soon as it is done; returns each cell's key and rows in `cells`' order.
+pub(super) fn run_cells(
+    kind: &dyn SweepKind,
+    ctx: &Ctx,
+    cells: &[&Cell],
+    quiet: bool,
+    finished: &Finish,
+) -> Result<Vec<(String, Vec<Row>)>, String> {
+    let bar = progress(cells.len(), quiet)?;
+    let results: Vec<Result<(String, Vec<Row>), String>> = cells
+        .par_iter()
+        .map(|c| {
+            let rows = kind.run_cell(ctx, c)?;
+            let key = ctx.key(c);
+            finished(&key, &rows)?;
+            bar.inc(1);
+            Ok((key, rows))
+        })
+        .collect();
+    bar.finish_and_clear();
+    results.into_iter().collect()
+}
+
+/// Runs a cell-based sweep of `kind`.
+pub fn run(kind: &mut dyn SweepKind, ctx: &Ctx, opts: &RunOptions) -> Result<(), String> {
+    let (shard, shards) = opts.shard;
+    let csv_path = csv_path(opts.out_dir, &ctx.sweep.config.experiment, shard, shards);
+    let Setup { floor, cells, fp, hashes } = setup(kind, ctx)?;
+    let kind: &dyn SweepKind = kind;
     let resume = Resume::open(&csv_path, &fp, &hashes, opts.force)?;
     let mut found: BTreeMap<String, BTreeSet<&str>> = Default::default();
     for r in &resume.rows {
@@ -164,38 +207,27 @@ pub fn run(kind: &mut dyn SweepKind, ctx: &Ctx, opts: &RunOptions) -> Result<(),
         .map(|(k, _)| k)
         .chain(resume.journaled.iter().cloned())
         .collect();
-    let todo: Vec<Cell> = cells
-        .into_iter()
+    let todo: Vec<&Cell> = cells
+        .iter()
         .enumerate()
         .filter(|(i, c)| i % shards == shard && !done.contains(&ctx.key(c)))
         .map(|(_, c)| c)
         .collect();
-    let bar = progress(todo.len(), opts.quiet)?;
     // Each finished cell goes to the journal at once: a kill loses only the cells in flight.
-    let results: Vec<Result<Vec<Row>, String>> = todo
-        .par_iter()
-        .map(|c| {
-            let rows = kind.run_cell(ctx, c)?;
-            resume.record(&ctx.key(c), &rows)?;
-            bar.inc(1);
-            Ok(rows)
-        })
-        .collect();
-    bar.finish_and_clear();
+    let results = run_cells(kind, ctx, &todo, opts.quiet, &|key, rows| resume.record(key, rows))?;
     let mut rows: Vec<Row> = resume.rows.iter().filter(|r| done.contains(&r.cell_key())).cloned().collect();
     let with_rows: BTreeSet<String> = rows.iter().map(Row::cell_key).collect();
     // Cells done without a row: recorded so that a rerun does not redo them.
     let mut empty: BTreeSet<String> = resume.journaled.iter().filter(|k| !with_rows.contains(*k)).cloned().collect();
-    for (cell, r) in todo.iter().zip(results) {
-        let r = r?;
+    for (key, r) in results {
         if r.is_empty() {
-            empty.insert(ctx.key(cell));
+            empty.insert(key);
         }
         rows.extend(r);
     }
     let extra = serde_json::json!({ "shard": format!("{shard}/{shards}") });
     let outputs = Outputs { csv_path: &csv_path, shards, cells_run: todo.len(), empty: &empty, extra };
-    write_outputs(kind, ctx, &fp, &hashes, rows, floor, outputs, opts.out_dir, started, opts.quiet)?;
+    write_outputs(kind, ctx, &fp, &hashes, rows, floor, outputs, opts.out_dir, opts.started, opts.quiet)?;
     resume.finish()
 }
 

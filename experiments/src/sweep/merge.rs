@@ -12,10 +12,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use rayon::prelude::*;
-
 use super::cells::Ctx;
-use super::driver::{floor_rows, progress, write_outputs, Outputs, SweepKind};
+use super::driver::{csv_path, run_cells, setup, write_outputs, Outputs, Setup, SweepKind};
 use super::output::Row;
 use super::resume;
 
@@ -60,33 +58,29 @@ pub fn merge(
             ))
         }
     };
-    let floor = floor_rows(ctx, kind.floor_reps(ctx))?;
-    kind.prepare(ctx)?;
+    let Setup { floor, cells, fp, hashes } = setup(kind, ctx)?;
     let kind: &dyn SweepKind = kind;
-    let cells = kind.cells(ctx);
-    let fp = resume::fingerprint(ctx)?;
-    let hashes = resume::target_hashes(ctx);
     let mut rows: Vec<Row> = vec![];
     let mut empty = BTreeSet::new();
     let mut have = BTreeSet::new();
     let mut problems = vec![];
     let mut shard_info = vec![];
     for i in 0..shards {
-        let csv = out_dir.join(format!("{name}.shard{i}of{shards}.csv"));
+        let csv = csv_path(out_dir, name, i, shards);
         let share: Vec<String> =
             cells.iter().enumerate().filter(|(k, _)| k % shards == i).map(|(_, c)| ctx.key(c)).collect();
         if !csv.exists() {
             problems.push(format!("shard {i} is missing ({} absent)", csv.display()));
             continue;
         }
-        let (shard_rows, shard_empty) = resume::verified(&csv, &fp, &hashes)?;
+        let resume::Verified { rows: shard_rows, empty: shard_empty, sidecar: side } =
+            resume::verified(&csv, &fp, &hashes)?;
         let mut keys: BTreeSet<String> = shard_rows.iter().map(Row::cell_key).collect();
         keys.extend(shard_empty.iter().cloned());
         let lacking = share.iter().filter(|k| !keys.contains(*k)).count();
         if lacking > 0 {
             problems.push(format!("shard {i} is incomplete ({lacking} of {} cells missing)", share.len()));
         }
-        let side = resume::read_sidecar(&csv)?;
         let field = |k: &str| side.get(k).cloned().unwrap_or(serde_json::Value::Null);
         shard_info.push(serde_json::json!({
             "shard": format!("{i}/{shards}"),
@@ -112,18 +106,7 @@ pub fn merge(
     rows.retain(|r| wanted.contains(&r.cell_key()));
     empty.retain(|k| wanted.contains(k));
     let todo: Vec<_> = cells.iter().filter(|c| !have.contains(&ctx.key(c))).collect();
-    let bar = progress(todo.len(), quiet)?;
-    let computed: Vec<Result<(String, Vec<Row>), String>> = todo
-        .par_iter()
-        .map(|c| {
-            let r = kind.run_cell(ctx, c)?;
-            bar.inc(1);
-            Ok((ctx.key(c), r))
-        })
-        .collect();
-    bar.finish_and_clear();
-    for r in computed {
-        let (key, cell_rows) = r?;
+    for (key, cell_rows) in run_cells(kind, ctx, &todo, quiet, &|_, _| Ok(()))? {
         if cell_rows.is_empty() {
             empty.insert(key);
         }

@@ -98,16 +98,23 @@ fn check_recorded(
     Ok(())
 }
 
-/// The rows (floor rows left out) and the cells done without rows of a finished CSV, after
-/// checking its sidecar's record against the fingerprint, the target hashes and its bytes.
-pub fn verified(
-    csv: &Path,
-    fp: &Value,
-    targets: &BTreeMap<String, String>,
-) -> Result<(Vec<Row>, BTreeSet<String>), String> {
+/// A finished CSV's rows (floor rows left out), the cells its sidecar records as done without
+/// rows, and the sidecar.
+pub struct Verified {
+    /// The rows.
+    pub rows: Vec<Row>,
+    /// Keys of the cells done without rows.
+    pub empty: BTreeSet<String>,
+    /// The sidecar (timing, host, commit, the resume record).
+    pub sidecar: Value,
+}
+
+/// Reads a finished CSV after checking its sidecar's record against the fingerprint, the target
+/// hashes and the CSV's bytes.
+pub fn verified(csv: &Path, fp: &Value, targets: &BTreeMap<String, String>) -> Result<Verified, String> {
     let text = fs::read(csv).map_err(|e| format!("{}: {e}", csv.display()))?;
-    let side = read_sidecar(csv)?;
-    let recorded = &side["resume"];
+    let sidecar = read_sidecar(csv)?;
+    let recorded = &sidecar["resume"];
     check_recorded(csv, "it", recorded, fp, targets)?;
     if recorded["csv_sha256"].as_str() != Some(sha256(&text).as_str()) {
         return Err(refuse(csv, "it changed after it was written (its SHA-256 is not the sidecar's)".into()));
@@ -115,11 +122,12 @@ pub fn verified(
     let mut rows = read_csv(csv)?;
     rows.retain(|r| r.solver != "exact-floor");
     let empty = recorded["empty_cells"].as_array().into_iter().flatten().filter_map(|k| k.as_str()).map(String::from);
-    Ok((rows, empty.collect()))
+    let empty = empty.collect();
+    Ok(Verified { rows, empty, sidecar })
 }
 
 /// The sidecar of a CSV, which must record how the CSV was made.
-pub fn read_sidecar(csv: &Path) -> Result<Value, String> {
+fn read_sidecar(csv: &Path) -> Result<Value, String> {
     let sidecar = csv.with_extension("json");
     fs::read_to_string(&sidecar)
         .ok()
@@ -154,7 +162,10 @@ impl Resume {
             }
         }
         let (mut rows, empty) = match csv.exists() {
-            true => verified(csv, fp, targets)?,
+            true => {
+                let v = verified(csv, fp, targets)?;
+                (v.rows, v.empty)
+            }
             false => (vec![], BTreeSet::new()),
         };
         let header = json!({ "fingerprint": fp, "targets": targets });
