@@ -50,6 +50,9 @@ pub enum Parameterisation {
     Score,
     /// The velocity v = alpha eps - sigma x0 (Salimans & Ho 2022).
     V,
+    /// The flow-matching velocity v = eps - x0 (z - x0 for rectified flow: Liu et al. 2023,
+    /// Lipman et al. 2023), what flow models (SD3, Flux) predict.
+    Velocity,
 }
 
 impl Parameterisation {
@@ -67,6 +70,25 @@ impl Parameterisation {
                 let n = a * a + s * s;
                 Zip::from(values).and(x).for_each(|v, &x| *v = (a * *v + s * x) / n)
             }
+            Self::Velocity => Zip::from(values).and(x).for_each(|v, &x| *v = (x + a * *v) / (a + s)),
+        }
+    }
+
+    /// Converts `values` (a prediction of kind `self` at input `x`) into x0, in place.
+    ///
+    /// eps: x0 = (x - sigma eps) / alpha; score: x0 = (x + sigma^2 s) / alpha;
+    /// v: x0 = (alpha x - sigma v) / (alpha^2 + sigma^2); velocity: x0 = (x - sigma v) / (alpha + sigma).
+    pub fn to_x0(self, level: NoiseLevel, x: ArrayView2<f64>, values: ArrayViewMut2<f64>) {
+        let NoiseLevel { alpha: a, sigma: s, .. } = level;
+        match self {
+            Self::X0 => {}
+            Self::Eps => Zip::from(values).and(x).for_each(|v, &x| *v = (x - s * *v) / a),
+            Self::Score => Zip::from(values).and(x).for_each(|v, &x| *v = (x + s * s * *v) / a),
+            Self::V => {
+                let n = a * a + s * s;
+                Zip::from(values).and(x).for_each(|v, &x| *v = (a * x - s * *v) / n)
+            }
+            Self::Velocity => Zip::from(values).and(x).for_each(|v, &x| *v = (x - s * *v) / (a + s)),
         }
     }
 
@@ -81,7 +103,24 @@ impl Parameterisation {
                 let n = a * a + s * s;
                 Zip::from(values).and(x).for_each(|v, &x| *v = (n * *v - s * x) / a)
             }
+            Self::Velocity => Zip::from(values).and(x).for_each(|v, &x| *v = ((a + s) * *v - x) / a),
         }
+    }
+
+    /// The name used on the command line and in Python (`eps`, `x0`, `v`, `velocity`, `score`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Eps => "eps",
+            Self::X0 => "x0",
+            Self::V => "v",
+            Self::Velocity => "velocity",
+            Self::Score => "score",
+        }
+    }
+
+    /// The parameterisation called `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Eps, Self::X0, Self::V, Self::Velocity, Self::Score].into_iter().find(|p| p.name() == name)
     }
 }
 
@@ -125,6 +164,15 @@ pub trait ScoreModel: Send + Sync {
     fn predict_eps(&self, level: NoiseLevel, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) -> Result<()> {
         self.predict(level, x, out.view_mut())?;
         self.parameterisation().to_eps(level, x, out);
+        Ok(())
+    }
+
+    /// Writes the data prediction x0(x) = E[x0 | x_t = x] into `out`, converting from the model's
+    /// own output (an eps model cannot give it where alpha = 0; the exact mixture and x0, v and
+    /// velocity models can).
+    fn predict_x0(&self, level: NoiseLevel, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) -> Result<()> {
+        self.predict(level, x, out.view_mut())?;
+        self.parameterisation().to_x0(level, x, out);
         Ok(())
     }
 
@@ -187,6 +235,9 @@ impl<M: ScoreModel + ?Sized> ScoreModel for &M {
     fn predict_eps(&self, level: NoiseLevel, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) -> Result<()> {
         (**self).predict_eps(level, x, out)
     }
+    fn predict_x0(&self, level: NoiseLevel, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) -> Result<()> {
+        (**self).predict_x0(level, x, out)
+    }
     fn predict_eps_affine(
         &self,
         level: NoiseLevel,
@@ -236,6 +287,11 @@ impl ScoreModel for ExactScore {
     fn predict(&self, level: NoiseLevel, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) -> Result<()> {
         self.target.check_level(level.alpha, level.sigma)?;
         self.target.eps(level.alpha, level.sigma, x, out);
+        Ok(())
+    }
+    fn predict_x0(&self, level: NoiseLevel, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) -> Result<()> {
+        self.target.check_level(level.alpha, level.sigma)?;
+        self.target.x0(level.alpha, level.sigma, x, out);
         Ok(())
     }
     fn predict_eps_affine(
@@ -299,6 +355,10 @@ impl<M: ScoreModel> ScoreModel for Counting<M> {
     fn predict_eps(&self, level: NoiseLevel, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) -> Result<()> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.inner.predict_eps(level, x, out)
+    }
+    fn predict_x0(&self, level: NoiseLevel, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) -> Result<()> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.inner.predict_x0(level, x, out)
     }
     fn predict_eps_affine(
         &self,

@@ -35,10 +35,44 @@ impl<'a, P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> ProbabilityFlow<'a,
     }
 }
 
+/// The velocity form of the flow of a process with rates (flow, trig): v = alpha' x0 + sigma' eps,
+/// written as `a x + b eps` where alpha >= sigma and as `a x + c x0` where sigma > alpha (so
+/// neither form divides by a vanishing coefficient: alpha = 0 at T, sigma = 0 at 0).
+enum Velocity {
+    Eps { a: f64, b: f64 },
+    X0 { a: f64, c: f64 },
+}
+
+fn velocity(level: NoiseLevel, (da, ds): (f64, f64)) -> Velocity {
+    let NoiseLevel { alpha, sigma, .. } = level;
+    if alpha >= sigma {
+        Velocity::Eps { a: da / alpha, b: ds - da * sigma / alpha }
+    } else {
+        Velocity::X0 { a: ds / sigma, c: da - ds * alpha / sigma }
+    }
+}
+
+impl<P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> ProbabilityFlow<'_, P, M> {
+    /// `a x + c x0(x)` into `out` (one NFE).
+    fn x0_affine(&self, level: NoiseLevel, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>, a: f64, c: f64) -> Result {
+        self.model.predict_x0(level, x, out.view_mut()).map_err(wrap(level.t))?;
+        par::zip_mut(out, x, |o, x| *o = a * x + c * *o);
+        Ok(())
+    }
+}
+
+type Result<T = ()> = scoresde_solvers::Result<T>;
+
 impl<P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> OdeSystem for ProbabilityFlow<'_, P, M> {
     fn rhs(&self, t: f64, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) -> scoresde_solvers::Result<()> {
         let p = self.process;
         let level = NoiseLevel { t, alpha: p.alpha(t), sigma: p.sigma(t) };
+        if let Some(rates) = p.rates(t) {
+            return match velocity(level, rates) {
+                Velocity::Eps { a, b } => self.model.predict_eps_affine(level, x, out, a, b).map_err(wrap(t)),
+                Velocity::X0 { a, c } => self.x0_affine(level, x, out, a, c),
+            };
+        }
         let (f, c) = (p.f(t), 0.5 * p.g2(t) / level.sigma);
         self.model.predict_eps_affine(level, x, out, f, c).map_err(wrap(t))
     }
@@ -54,7 +88,16 @@ impl<P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> OdeSystem for Probabili
     ) -> scoresde_solvers::Result<bool> {
         let p = self.process;
         let level = NoiseLevel { t, alpha: p.alpha(t), sigma: p.sigma(t) };
-        let step = AffineStep { a: p.f(t), b: 0.5 * p.g2(t) / level.sigma, h };
+        let step = match p.rates(t).map(|r| velocity(level, r)) {
+            None => AffineStep { a: p.f(t), b: 0.5 * p.g2(t) / level.sigma, h },
+            Some(Velocity::Eps { a, b }) => AffineStep { a, b, h },
+            Some(Velocity::X0 { a, c }) => {
+                let mut scratch = scratch;
+                self.x0_affine(level, x.view(), scratch.view_mut(), a, c)?;
+                par::scaled_add(x, h, scratch.view());
+                return Ok(false);
+            }
+        };
         self.model.eps_affine_update(level, step, x, scratch).map_err(wrap(t))
     }
 }

@@ -3,7 +3,9 @@
 
 use clap::{Args, ValueEnum};
 use scoresde::grids::{Schedule, Space};
-use scoresde::process::{ForwardProcess, ProcessSpec, COSINE_T_MAX};
+use std::path::PathBuf;
+
+use scoresde::process::{BetaSchedule, DdpmTable, ForwardProcess, ProcessSpec, COSINE_T_MAX};
 use scoresde::sampler::{Predictor, SolverId};
 
 /// Error of the commands: any error, printed as one line with its causes.
@@ -25,6 +27,24 @@ pub enum ProcessKind {
     Cosine,
     /// EDM, sigma = t (--sigma-min, --sigma-max; defaults 0.002, 80).
     Edm,
+    /// Rectified flow / flow matching: x_t = (1 - t) x0 + t z, t from 1 (noise) to 0.
+    Flow,
+    /// Trigonometric interpolant: alpha = cos(pi t/2), sigma = sin(pi t/2).
+    Trig,
+    /// The discrete DDPM chain: t = the timestep index 0..T-1, t = -1 the data
+    /// (--alphas-cumprod, or --train-steps --beta-schedule --beta-start --beta-end [--rescale-zero-snr]).
+    Ddpm,
+}
+
+/// diffusers' `beta_schedule` (--beta-schedule).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BetaScheduleKind {
+    /// Linear betas (DDPM).
+    Linear,
+    /// Linear in sqrt(beta) (Stable Diffusion).
+    ScaledLinear,
+    /// iDDPM's cosine alpha-bar (`squaredcos_cap_v2`).
+    Squaredcos,
 }
 
 /// Process flags shared by the commands.
@@ -48,17 +68,64 @@ pub struct ProcessArgs {
     /// Cosine: the offset s of abar(t).
     #[arg(long, default_value_t = 0.008)]
     pub cosine_s: f64,
+    /// DDPM: the chain's alpha-bar table, (T,) float64 .npy (diffusers' `alphas_cumprod`).
+    #[arg(long, conflicts_with_all = ["beta_schedule", "beta_start", "beta_end", "rescale_zero_snr", "train_steps"])]
+    pub alphas_cumprod: Option<PathBuf>,
+    /// DDPM: the number of steps T of the chain (`num_train_timesteps`).
+    #[arg(long, default_value_t = 1000)]
+    pub train_steps: usize,
+    /// DDPM: how the betas are generated.
+    #[arg(long, value_enum, default_value_t = BetaScheduleKind::Linear)]
+    pub beta_schedule: BetaScheduleKind,
+    /// DDPM: beta_1.
+    #[arg(long, default_value_t = 1e-4)]
+    pub beta_start: f64,
+    /// DDPM: beta_T.
+    #[arg(long, default_value_t = 0.02)]
+    pub beta_end: f64,
+    /// DDPM: rescale the betas to zero terminal SNR (Lin et al. 2024, Algorithm 1); the last
+    /// alpha-bar is then 2^-24, as in diffusers' Euler schedulers, so that sigma stays finite.
+    #[arg(long)]
+    pub rescale_zero_snr: bool,
+}
+
+/// The process flags that apply to `kind` only (the rest apply to every process).
+pub fn process_flag_applies(kind: ProcessKind, flag: &str) -> bool {
+    use ProcessKind as P;
+    match flag {
+        "beta_min" | "beta_max" => matches!(kind, P::Vp | P::Subvp),
+        "sigma_min" | "sigma_max" => matches!(kind, P::Ve | P::Edm),
+        "cosine_s" => kind == P::Cosine,
+        "alphas_cumprod" | "train_steps" | "beta_schedule" | "beta_start" | "beta_end" | "rescale_zero_snr" => {
+            kind == P::Ddpm
+        }
+        _ => true,
+    }
 }
 
 impl ProcessArgs {
     /// The flags' defaults for `process`.
     pub fn defaults(process: ProcessKind) -> Self {
-        Self { process, beta_min: 0.1, beta_max: 20.0, sigma_min: None, sigma_max: None, cosine_s: 0.008 }
+        Self {
+            process,
+            beta_min: 0.1,
+            beta_max: 20.0,
+            sigma_min: None,
+            sigma_max: None,
+            cosine_s: 0.008,
+            alphas_cumprod: None,
+            train_steps: 1000,
+            beta_schedule: BetaScheduleKind::Linear,
+            beta_start: 1e-4,
+            beta_end: 0.02,
+            rescale_zero_snr: false,
+        }
     }
 
-    /// The process the flags describe: only the flags of the chosen process are read.
-    pub fn spec(&self) -> ProcessSpec {
-        match self.process {
+    /// The process the flags describe: only the flags of the chosen process are read (an
+    /// `--alphas-cumprod` file is read here).
+    pub fn spec(&self) -> Result<ProcessSpec, CmdError> {
+        Ok(match self.process {
             ProcessKind::Vp => ProcessSpec::Vp { beta_min: self.beta_min, beta_max: self.beta_max },
             ProcessKind::Subvp => ProcessSpec::SubVp { beta_min: self.beta_min, beta_max: self.beta_max },
             ProcessKind::Ve => {
@@ -69,17 +136,39 @@ impl ProcessArgs {
                 sigma_min: self.sigma_min.unwrap_or(0.002),
                 sigma_max: self.sigma_max.unwrap_or(80.0),
             },
-        }
+            ProcessKind::Flow => ProcessSpec::Flow,
+            ProcessKind::Trig => ProcessSpec::Trig,
+            ProcessKind::Ddpm => ProcessSpec::Ddpm(match &self.alphas_cumprod {
+                Some(path) => DdpmTable::AlphasCumprod {
+                    alphas_cumprod: scoresde::io::read_npy_1d(path, "alphas-cumprod")?.to_vec(),
+                },
+                None => DdpmTable::Betas {
+                    train_steps: self.train_steps,
+                    schedule: match self.beta_schedule {
+                        BetaScheduleKind::Linear => BetaSchedule::Linear,
+                        BetaScheduleKind::ScaledLinear => BetaSchedule::ScaledLinear,
+                        BetaScheduleKind::Squaredcos => BetaSchedule::Squaredcos,
+                    },
+                    beta_start: self.beta_start,
+                    beta_end: self.beta_end,
+                    rescale_zero_snr: self.rescale_zero_snr,
+                },
+            }),
+        })
     }
 
     /// Builds the validated process.
-    pub fn build(&self) -> scoresde::Result<Box<dyn ForwardProcess>> {
-        self.spec().build()
+    pub fn build(&self) -> Result<Box<dyn ForwardProcess>, CmdError> {
+        let spec = self.spec()?;
+        spec.build().map_err(|e| match &self.alphas_cumprod {
+            Some(path) => format!("--alphas-cumprod {}: {e}", path.display()).into(),
+            None => e.into(),
+        })
     }
 }
 
 /// A process with its default parameters (the sweep's processes).
-pub fn default_process(kind: ProcessKind) -> scoresde::Result<Box<dyn ForwardProcess>> {
+pub fn default_process(kind: ProcessKind) -> Result<Box<dyn ForwardProcess>, CmdError> {
     ProcessArgs::defaults(kind).build()
 }
 

@@ -202,14 +202,10 @@ impl SampleArgs {
     /// Flags given for another process or schedule than the chosen one are errors (solver
     /// options are checked with the solver): one rule, so that no given flag is silently ignored.
     fn check_flags_apply(&self) -> Result<(), String> {
-        use crate::choices::ProcessKind as P;
         let process = self.process.process;
         let applies = |flag: &str| match flag {
-            "beta_min" | "beta_max" => matches!(process, P::Vp | P::Subvp),
-            "sigma_min" | "sigma_max" => matches!(process, P::Ve | P::Edm),
-            "cosine_s" => process == P::Cosine,
             "rho" => self.schedule == ScheduleKind::Karras,
-            _ => true,
+            _ => crate::choices::process_flag_applies(process, flag),
         };
         match self.given.iter().find(|g| !applies(g)) {
             Some(flag) if flag == "rho" => {
@@ -219,7 +215,7 @@ impl SampleArgs {
             Some(flag) => Err(format!(
                 "--{}: does not apply to --process {} (see `scoresde sample --help` for each process's flags)",
                 flag.replace('_', "-"),
-                self.process.spec().name()
+                clap::ValueEnum::to_possible_value(&process).map(|v| v.get_name().to_string()).unwrap_or_default()
             )),
             None => Ok(()),
         }
@@ -445,7 +441,7 @@ fn model_from_args(a: &SampleArgs, inputs: &mut SampleInputs) -> Result<Box<dyn 
             let net = scoresde::nn::NetScore::load(path, &scoresde::nn::device())?;
             let trained = ProcessSpec::from_json(&net.checkpoint().meta["process"])
                 .map_err(|e| format!("--model {}: {e}", path.display()))?;
-            let given = a.process.spec();
+            let given = a.process.spec()?;
             if trained != given {
                 return Err(format!(
                     "--model {}: process mismatch: trained on process {trained}, the flags give {given}",

@@ -167,7 +167,7 @@ pub fn run(a: TrainArgs) -> CmdResult {
         importance: a.importance_sampling,
         classes,
     };
-    let spec = a.process.spec();
+    let spec = a.process.spec()?;
     let meta = serde_json::json!({"target": a.target, "process": spec});
     let device = scoresde::nn::device();
     let mut trainer = if a.resume {

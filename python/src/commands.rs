@@ -41,16 +41,8 @@ fn json_to_py<'py>(py: Python<'py>, value: &serde_json::Value) -> PyResult<Bound
 }
 
 fn parameterisation(name: &str) -> PyResult<Parameterisation> {
-    Ok(match name {
-        "eps" => Parameterisation::Eps,
-        "x0" => Parameterisation::X0,
-        "v" => Parameterisation::V,
-        "score" => Parameterisation::Score,
-        other => {
-            return Err(value_error(format!(
-                "parameterisation = {other:?}: unknown (expected one of eps, x0, v, score)"
-            )))
-        }
+    Parameterisation::from_name(name).ok_or_else(|| {
+        value_error(format!("parameterisation = {name:?}: unknown (expected one of eps, x0, v, velocity, score)"))
     })
 }
 

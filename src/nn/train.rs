@@ -253,6 +253,7 @@ pub(crate) fn to_eps(
             let n = (a.sqr()? + s.sqr()?)?;
             (out.broadcast_mul(a)? + x.broadcast_mul(s)?)?.broadcast_div(&n)
         }
+        Parameterisation::Velocity => (x + out.broadcast_mul(a)?)?.broadcast_div(&(a + s)?),
     }
 }
 

@@ -197,7 +197,7 @@ fn trained_model(sweep: &Sweep) -> Result<NetScore, String> {
     let trained = ProcessSpec::from_json(&net.checkpoint().meta["process"])
         .map_err(|e| format!("model {}: {e}", path.display()))?;
     for &pk in &sweep.processes {
-        let given = ProcessArgs::defaults(pk).spec();
+        let given = ProcessArgs::defaults(pk).spec().map_err(|e| e.to_string())?;
         if trained != given {
             return Err(format!(
                 "model {}: process mismatch: trained on process {trained}, the config asks for {given}",

@@ -15,11 +15,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, ScoreError};
 
+mod discrete;
+mod interpolant;
+
+pub use discrete::{betas, cumprod, rescale_zero_snr, BetaSchedule, Ddpm, DdpmTable, ZERO_SNR_LAST};
+pub use interpolant::{Flow, Trig};
+
 /// A forward SDE dx = f(t) x dt + g(t) dW with marginals N(alpha(t) x_0, sigma(t)^2 I).
 pub trait ForwardProcess: Debug + Send + Sync {
-    /// Short name (`vp`, `subvp`, `ve`, `cosine`, `edm`).
+    /// Short name (`vp`, `subvp`, `ve`, `cosine`, `edm`, `flow`, `trig`, `ddpm`).
     fn name(&self) -> &'static str;
-    /// The noise end of the time domain [0, T].
+    /// The data end of the time domain [t_min, T]: 0, except the discrete chain's -1.
+    fn t_min(&self) -> f64 {
+        0.0
+    }
+    /// The noise end of the time domain [t_min, T].
     fn t_max(&self) -> f64;
     /// Default end of sampling (the data end, t_eps > 0 where the process needs it).
     fn t_end_default(&self) -> f64;
@@ -49,6 +59,12 @@ pub trait ForwardProcess: Debug + Send + Sync {
     fn t_from_sigma_tilde(&self, sigma_tilde: f64) -> f64 {
         self.t_from_log_snr(-sigma_tilde.ln())
     }
+    /// (alpha'(t), sigma'(t)) for processes whose alpha reaches 0 at T (flow, trig): the
+    /// probability flow is then the velocity alpha' x0 + sigma' eps, finite where f is not.
+    /// `None` for the others, whose flow is written with f and g^2.
+    fn rates(&self, _t: f64) -> Option<(f64, f64)> {
+        None
+    }
     /// The process's description: its kind and every parameter it was built from.
     fn spec(&self) -> ProcessSpec;
 }
@@ -56,7 +72,7 @@ pub trait ForwardProcess: Debug + Send + Sync {
 /// A process described by its kind and parameters: what checkpoints record and compare, and
 /// what [`ProcessSpec::build`] turns back into the process. Serialised with the kind under
 /// `"process"`, e.g. `{"process": "vp", "beta_min": 0.1, "beta_max": 20.0}`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "process", rename_all = "lowercase", deny_unknown_fields)]
 pub enum ProcessSpec {
     /// [`Vp`].
@@ -94,6 +110,12 @@ pub enum ProcessSpec {
         /// T, the prior std.
         sigma_max: f64,
     },
+    /// [`Flow`].
+    Flow,
+    /// [`Trig`].
+    Trig,
+    /// [`Ddpm`].
+    Ddpm(DdpmTable),
 }
 
 /// The end of the cosine schedule's time domain used throughout (DPM-Solver's T).
@@ -108,6 +130,9 @@ impl ProcessSpec {
             Self::Ve { sigma_min, sigma_max } => Box::new(Ve::new(sigma_min, sigma_max)?),
             Self::Cosine { s, t_max } => Box::new(VpCosine::new(s, t_max)?),
             Self::Edm { sigma_min, sigma_max } => Box::new(Edm::new(sigma_min, sigma_max)?),
+            Self::Flow => Box::new(Flow),
+            Self::Trig => Box::new(Trig),
+            Self::Ddpm(ref table) => Box::new(Ddpm::new(table.clone())?),
         })
     }
 
@@ -119,6 +144,9 @@ impl ProcessSpec {
             Self::Ve { .. } => "ve",
             Self::Cosine { .. } => "cosine",
             Self::Edm { .. } => "edm",
+            Self::Flow => "flow",
+            Self::Trig => "trig",
+            Self::Ddpm(_) => "ddpm",
         }
     }
 
@@ -164,7 +192,7 @@ impl ProcessSpec {
 
 impl std::fmt::Display for ProcessSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match *self {
+        match self {
             Self::Vp { beta_min, beta_max } | Self::SubVp { beta_min, beta_max } => {
                 write!(f, "{} (beta_min {beta_min}, beta_max {beta_max})", self.name())
             }
@@ -172,6 +200,14 @@ impl std::fmt::Display for ProcessSpec {
                 write!(f, "{} (sigma_min {sigma_min}, sigma_max {sigma_max})", self.name())
             }
             Self::Cosine { s, t_max } => write!(f, "cosine (s {s}, T {t_max})"),
+            Self::Flow | Self::Trig => write!(f, "{}", self.name()),
+            Self::Ddpm(DdpmTable::Betas { train_steps, schedule, beta_start, beta_end, rescale_zero_snr }) => {
+                write!(f, "ddpm ({train_steps} steps, {schedule:?} betas {beta_start}..{beta_end}")?;
+                write!(f, "{})", if *rescale_zero_snr { ", zero-SNR rescale" } else { "" })
+            }
+            Self::Ddpm(DdpmTable::AlphasCumprod { alphas_cumprod }) => {
+                write!(f, "ddpm (an alphas_cumprod table of {})", alphas_cumprod.len())
+            }
         }
     }
 }

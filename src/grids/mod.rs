@@ -35,15 +35,20 @@ pub enum Schedule {
     },
 }
 
-/// Checks that t lies in the process's domain [0, T].
+/// Checks that t lies in the process's domain [t_min, T] (t_min = 0, or -1 for the discrete
+/// chain).
 pub fn check_time(process: &dyn ForwardProcess, name: &str, t: f64) -> Result<()> {
-    if t.is_finite() && (0.0..=process.t_max()).contains(&t) {
+    if t.is_finite() && (process.t_min()..=process.t_max()).contains(&t) {
         Ok(())
     } else {
         Err(ScoreError::InvalidParameter {
             name: name.to_string(),
             value: t,
-            expected: "must lie in the process's time domain [0, T]",
+            expected: if process.t_min() == 0.0 {
+                "must lie in the process's time domain [0, T]"
+            } else {
+                "must lie in the process's time domain [-1, T] (-1 is the data, alpha = 1)"
+            },
         })
     }
 }
