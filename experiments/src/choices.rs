@@ -89,6 +89,19 @@ pub struct ProcessArgs {
     pub rescale_zero_snr: bool,
 }
 
+/// Process flags given for another process than the chosen one are errors, naming the flag and
+/// the process.
+pub fn check_process_flags(args: &ProcessArgs, given: &[String]) -> Result<(), String> {
+    match given.iter().find(|g| !process_flag_applies(args.process, g)) {
+        Some(flag) => Err(format!(
+            "--{}: does not apply to --process {} (see `scoresde sample --help` for each process's flags)",
+            flag.replace('_', "-"),
+            clap::ValueEnum::to_possible_value(&args.process).map(|v| v.get_name().to_string()).unwrap_or_default()
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The process flags that apply to `kind` only (the rest apply to every process).
 pub fn process_flag_applies(kind: ProcessKind, flag: &str) -> bool {
     use ProcessKind as P;
@@ -185,24 +198,83 @@ pub fn space_name(s: SpaceKind) -> &'static str {
 pub enum ScheduleKind {
     /// Uniform in t.
     UniformT,
-    /// Uniform in log-SNR.
+    /// Uniform in log-SNR = log-linear in sigma~ (k-diffusion's and diffusers' exponential).
+    #[value(alias = "exponential")]
     Logsnr,
     /// Uniform in sqrt(t).
     Quadratic,
     /// Karras et al. rho-schedule in sigma~ (--rho).
     Karras,
+    /// k-diffusion's polyexponential in sigma~ (--rho; 1 = exponential).
+    Polyexponential,
+    /// diffusers' beta sigmas: Beta(0.6, 0.6) quantiles in sigma~.
+    Beta,
+    /// KL-optimal: uniform in arctan sigma~ (ComfyUI's kl_optimal).
+    KlOptimal,
+    /// ComfyUI's linear-quadratic schedule in t (Mochi).
+    LinearQuadratic,
+    /// Align-Your-Steps table of Stable Diffusion 1.5 (sigma~, log-linear for other step counts).
+    AysSd1,
+    /// Align-Your-Steps table of SDXL.
+    AysSdxl,
+    /// Align-Your-Steps table of Stable Video Diffusion.
+    AysSvd,
+    /// diffusers' flow-match grid on t (--shift S or --mu M; --process flow or trig). Reproduces
+    /// FlowMatchEulerDiscreteScheduler, whose table shifts its last nonzero t twice
+    /// (shift(shift(1/1000))); --single-shift gives shift(linspace(1, 1/1000, n)) then 0.
+    FlowShift,
 }
 
 impl ScheduleKind {
-    /// The library schedule.
+    /// The library schedule (flow-shift with the given shift and whether diffusers' table is
+    /// reproduced).
     pub fn schedule(self, rho: f64) -> Schedule {
+        self.schedule_with(rho, scoresde::grids::FlowShift::Static(1.0), true)
+    }
+
+    /// The library schedule, flow-shift with `shift`.
+    pub fn schedule_with(self, rho: f64, shift: scoresde::grids::FlowShift, diffusers: bool) -> Schedule {
+        use scoresde::grids::AysModel;
         match self {
             Self::UniformT => Schedule::UniformT,
             Self::Logsnr => Schedule::LogSnr,
             Self::Quadratic => Schedule::Quadratic,
             Self::Karras => Schedule::Karras { rho },
+            Self::Polyexponential => Schedule::PolyExponential { rho },
+            Self::Beta => Schedule::Beta,
+            Self::KlOptimal => Schedule::KlOptimal,
+            Self::LinearQuadratic => Schedule::LinearQuadratic,
+            Self::AysSd1 => Schedule::Ays(AysModel::Sd1),
+            Self::AysSdxl => Schedule::Ays(AysModel::Sdxl),
+            Self::AysSvd => Schedule::Ays(AysModel::Svd),
+            Self::FlowShift => Schedule::FlowShift { shift, diffusers },
         }
     }
+}
+
+/// diffusers' `timestep_spacing` (--timestep-spacing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SpacingKind {
+    /// linspace(0, T-1, n) reversed, fractions kept (EulerDiscreteScheduler's default; DDPM and
+    /// DDIM round them: give their --timesteps to reproduce those).
+    Linspace,
+    /// arange(n) * (T // n) reversed, + --steps-offset (DDPM's and DDIM's default).
+    Leading,
+    /// round(arange(T, 0, -T/n)) - 1: starts at T - 1 (Lin et al. 2024).
+    Trailing,
+}
+
+/// The sigma table of diffusers' Euler schedulers (--sigma-schedule).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SigmaScheduleKind {
+    /// The chain's sigma~ at the timesteps.
+    Default,
+    /// use_karras_sigmas (rho 7) between that table's ends.
+    Karras,
+    /// use_exponential_sigmas.
+    Exponential,
+    /// use_beta_sigmas (Beta(0.6, 0.6)).
+    Beta,
 }
 
 /// The variable the ODE solver steps in.

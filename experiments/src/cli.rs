@@ -5,7 +5,7 @@
 use clap::{Parser, Subcommand};
 
 use crate::choices::CmdResult;
-use crate::{bench_cmd, eval_cmd, nll_cmd, sample_cmd, sweep, train_cmd};
+use crate::{bench_cmd, eval_cmd, grid_cmd, nll_cmd, sample_cmd, sweep, train_cmd};
 
 /// scoresde: numerics of diffusion models, tested against exact targets.
 #[derive(Debug, Parser)]
@@ -19,6 +19,9 @@ pub struct Cli {
 enum Command {
     /// Draw samples with a reverse-SDE or probability-flow solver and the exact score of a target.
     Sample(Box<sample_cmd::SampleArgs>),
+    /// Write the grid a configuration produces (sigmas.npy, timesteps.npy, t.npy): diffusers'
+    /// DDPM/Euler and flow-match tables, k-diffusion's, ComfyUI's and Align-Your-Steps schedules.
+    Grid(Box<grid_cmd::GridArgs>),
     /// Compare a sample file with the exact target: mean and covariance error, sliced W2, log-density.
     Eval(eval_cmd::EvalArgs),
     /// Log-likelihood of points through the probability-flow ODE (exact divergence), checked
@@ -58,8 +61,10 @@ pub fn parse() -> Cli {
     };
     let matches = Cli::command().try_get_matches().unwrap_or_else(|e| usage_error(e));
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| usage_error(e));
-    if let (Command::Sample(a), Some(("sample", sub))) = (&mut cli.command, matches.subcommand()) {
-        a.given = crate::flags::given(sub);
+    match (&mut cli.command, matches.subcommand()) {
+        (Command::Sample(a), Some(("sample", sub))) => a.given = crate::flags::given(sub),
+        (Command::Grid(a), Some(("grid", sub))) => a.given = crate::flags::given(sub),
+        _ => {}
     }
     cli
 }
@@ -68,6 +73,7 @@ pub fn parse() -> Cli {
 pub fn run(cli: Cli) -> CmdResult {
     match cli.command {
         Command::Sample(a) => sample_cmd::run(*a),
+        Command::Grid(a) => grid_cmd::run(*a),
         Command::Eval(a) => eval_cmd::run(a),
         Command::Nll(a) => nll_cmd::run(a),
         Command::Sweep(a) => sweep::run(a),

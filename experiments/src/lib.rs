@@ -7,6 +7,7 @@ pub mod choices;
 pub mod cli;
 pub mod eval_cmd;
 pub mod flags;
+pub mod grid_cmd;
 pub mod nll_cmd;
 pub mod sample_cmd;
 pub mod sweep;

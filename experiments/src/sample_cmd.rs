@@ -19,14 +19,12 @@ use scoresde::sampler::{
 use scoresde::targets;
 use scoresde_solvers::{AdaptiveOptions, BrownianNoise, Draw, FixedNoise, KeyedNoise, NoiseSource, StepInfo, TimeGrid};
 
-use crate::choices::{
-    parse_classes, CmdError, CmdResult, PredictorKind, ProcessArgs, ScheduleKind, SolverParser, SpaceKind,
-};
+use crate::choices::{parse_classes, CmdError, CmdResult, PredictorKind, ProcessArgs, ScheduleKind, SolverParser};
 
 /// Flags of `scoresde sample`.
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("init").args(["z_init", "n"])))]
-#[command(group(ArgGroup::new("steps_from").args(["grid", "sigmas", "steps"])))]
+#[command(group(ArgGroup::new("steps_from").args(["grid", "sigmas", "steps", "timesteps"])))]
 pub struct SampleArgs {
     /// Target: a built-in name (ring8, aniso16, gauss2, quad4, diag16) or a JSON file
     /// {"weights", "means", and one of "variances" | "diag" | "full"}.
@@ -67,26 +65,8 @@ pub struct SampleArgs {
     /// in sigma space (x~ = x/alpha against sigma~ = sigma/alpha).
     #[arg(long)]
     pub sigmas: Option<PathBuf>,
-    /// Number of steps of a generated grid (used when neither --grid nor --sigmas nor
-    /// --rtol/--atol is given) [default: 50].
-    #[arg(long)]
-    pub steps: Option<usize>,
-    /// Spacing of the generated grid.
-    #[arg(long, value_enum, default_value_t = ScheduleKind::UniformT)]
-    pub schedule: ScheduleKind,
-    /// rho of the Karras schedule.
-    #[arg(long, default_value_t = 7.0)]
-    pub rho: f64,
-    /// Variable the ODE solver steps in, for generated grids and adaptive solves (solvers that step
-    /// in one space only get the same grid points expressed in theirs: euler-maruyama steps in t).
-    #[arg(long, value_enum, default_value_t = SpaceKind::T)]
-    pub space: SpaceKind,
-    /// Start time (noise end) of a generated grid or adaptive solve [default: T of the process].
-    #[arg(long)]
-    pub t_start: Option<f64>,
-    /// End time (data end) [default: 1e-3 for vp/subvp/cosine, 1e-5 for ve, sigma_min for edm].
-    #[arg(long)]
-    pub t_end: Option<f64>,
+    #[command(flatten)]
+    pub grid_flags: crate::grid_cmd::GridFlags,
     /// Adaptive solve in sigma space: start level sigma~ (with --sigma-end, --rtol, --atol).
     #[arg(long, requires = "sigma_end", conflicts_with_all = ["t_start", "t_end"])]
     pub sigma_start: Option<f64>,
@@ -94,10 +74,10 @@ pub struct SampleArgs {
     #[arg(long, requires = "sigma_start")]
     pub sigma_end: Option<f64>,
     /// Relative tolerance: makes dopri5/tsit5 adaptive [default when --atol is given: 1e-5].
-    #[arg(long, conflicts_with_all = ["grid", "sigmas", "steps"])]
+    #[arg(long, conflicts_with_all = ["grid", "sigmas", "steps", "timesteps"])]
     pub rtol: Option<f64>,
     /// Absolute tolerance: makes dopri5/tsit5 adaptive [default when --rtol is given: 1e-5].
-    #[arg(long, conflicts_with_all = ["grid", "sigmas", "steps"])]
+    #[arg(long, conflicts_with_all = ["grid", "sigmas", "steps", "timesteps"])]
     pub atol: Option<f64>,
     /// Fixed standard-normal noise for stochastic solvers, (draws, N, d) float64 .npy: slice k is
     /// the noise of step k; a solver with extra draws per step (pc: one per corrector move) reads
@@ -121,7 +101,7 @@ pub struct SampleArgs {
     pub orders: Option<Vec<usize>>,
     /// dpm-solver only: DPM-Solver-fast for this NFE budget (floor(nfe/3) + 1 log-SNR-uniform steps
     /// between --t-start and --t-end, orders 3,..,3 then 2,1 or nfe mod 3).
-    #[arg(long, conflicts_with_all = ["grid", "sigmas", "steps", "rtol", "atol"])]
+    #[arg(long, conflicts_with_all = ["grid", "sigmas", "steps", "timesteps", "rtol", "atol"])]
     pub nfe: Option<usize>,
     /// EDM stochastic sampler: S_churn.
     #[arg(long, default_value_t = 0.0)]
@@ -202,23 +182,18 @@ impl SampleArgs {
     /// Flags given for another process or schedule than the chosen one are errors (solver
     /// options are checked with the solver): one rule, so that no given flag is silently ignored.
     fn check_flags_apply(&self) -> Result<(), String> {
-        let process = self.process.process;
-        let applies = |flag: &str| match flag {
-            "rho" => self.schedule == ScheduleKind::Karras,
-            _ => crate::choices::process_flag_applies(process, flag),
-        };
-        match self.given.iter().find(|g| !applies(g)) {
-            Some(flag) if flag == "rho" => {
-                let name = clap::ValueEnum::to_possible_value(&self.schedule).map(|v| v.get_name().to_string());
-                Err(format!("--rho: applies to --schedule karras only (the schedule is {})", name.unwrap_or_default()))
-            }
-            Some(flag) => Err(format!(
-                "--{}: does not apply to --process {} (see `scoresde sample --help` for each process's flags)",
-                flag.replace('_', "-"),
-                clap::ValueEnum::to_possible_value(&process).map(|v| v.get_name().to_string()).unwrap_or_default()
-            )),
-            None => Ok(()),
+        crate::choices::check_process_flags(&self.process, &self.given)?;
+        let schedule = self.grid_flags.schedule;
+        if self.given.iter().any(|g| g == "rho")
+            && !matches!(schedule, ScheduleKind::Karras | ScheduleKind::Polyexponential)
+        {
+            let name = clap::ValueEnum::to_possible_value(&schedule).map(|v| v.get_name().to_string());
+            return Err(format!(
+                "--rho: applies to --schedule karras and polyexponential (the schedule is {})",
+                name.unwrap_or_default()
+            ));
         }
+        Ok(())
     }
 
     /// The value of the flag of solver option `name`, as text.
@@ -288,7 +263,7 @@ fn steps_from_args(
     if let Some(p) = &a.sigmas {
         return Ok((Space::SigmaTilde, Steps::Grid(grid_input(p, inputs.sigmas.as_deref(), "--sigmas")?)));
     }
-    let (t_start, t_end) = time_range(a, process);
+    let (t_start, t_end) = a.grid_flags.time_range(process);
     if a.rtol.is_some() || a.atol.is_some() {
         let options = AdaptiveOptions::new(a.rtol.unwrap_or(1e-5), a.atol.unwrap_or(1e-5))?;
         for (flag, v) in [("--sigma-start", a.sigma_start), ("--sigma-end", a.sigma_end)] {
@@ -298,7 +273,7 @@ fn steps_from_args(
         }
         let (space, start, end) = match (a.sigma_start, a.sigma_end) {
             (Some(s0), Some(s1)) => (Space::SigmaTilde, s0, s1),
-            _ => match a.space.into() {
+            _ => match a.grid_flags.space.into() {
                 Space::Time => (Space::Time, t_start, t_end),
                 Space::SigmaTilde => (Space::SigmaTilde, process.sigma_tilde(t_start), process.sigma_tilde(t_end)),
             },
@@ -308,14 +283,8 @@ fn steps_from_args(
     if a.sigma_start.is_some() {
         return Err("--sigma-start/--sigma-end set the range of an adaptive solve: give --rtol and --atol too".into());
     }
-    let steps = a.steps.unwrap_or(50);
-    scoresde::limits::check_steps("--steps", steps)?;
-    Ok((a.space.into(), Steps::Schedule { schedule: a.schedule.schedule(a.rho), steps, t_start, t_end }))
-}
-
-/// The time range of a generated grid or adaptive solve.
-fn time_range(a: &SampleArgs, process: &dyn ForwardProcess) -> (f64, f64) {
-    (a.t_start.unwrap_or(process.t_max()), a.t_end.unwrap_or(process.t_end_default()))
+    let plan = a.grid_flags.plan(&a.process, process, &a.given)?;
+    Ok((plan.space, plan.steps))
 }
 
 /// The validated sampler the flags ask for (`--nfe`: DPM-Solver-fast, its budget decoded by the
@@ -331,7 +300,7 @@ pub fn sampler_from_args(
             if a.solver != SolverId::DpmSolver {
                 return Err(format!("--nfe = {nfe}: sets DPM-Solver-fast's budget: needs --solver dpm-solver").into());
             }
-            let (t_start, t_end) = time_range(a, process);
+            let (t_start, t_end) = a.grid_flags.time_range(process);
             SamplerConfig::dpm_solver_fast(process, nfe, t_start, t_end)?
         }
         None => {

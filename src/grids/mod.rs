@@ -5,6 +5,12 @@
 //! concentrates steps at low noise. Each schedule is computed in its natural variable and then
 //! expressed in the variable the solver steps in ([`Space`]).
 
+pub mod diffusers;
+pub mod zoo;
+
+pub use diffusers::FlowShift;
+pub use zoo::AysModel;
+
 use scoresde_solvers::TimeGrid;
 
 use crate::error::{Result, ScoreError};
@@ -33,6 +39,37 @@ pub enum Schedule {
         /// The exponent rho > 0.
         rho: f64,
     },
+    /// k-diffusion's polyexponential: ln sigma~ along the ramp (1 - i/n)^rho (rho = 1: log-SNR).
+    PolyExponential {
+        /// The exponent rho > 0.
+        rho: f64,
+    },
+    /// diffusers' beta sigmas: quantiles of Beta(0.6, 0.6) between the ends in sigma~.
+    Beta,
+    /// The KL-optimal schedule (uniform in arctan sigma~; ComfyUI's `kl_optimal`).
+    KlOptimal,
+    /// ComfyUI's linear-quadratic schedule on the time range (Mochi).
+    LinearQuadratic,
+    /// A published Align-Your-Steps table in sigma~ (log-linearly interpolated to other step
+    /// counts, last level 0). A fixed table: the time range is not used.
+    Ays(AysModel),
+    /// diffusers' shifted flow-match grid on t in [0, 1] (SD3's shift, Flux's dynamic mu).
+    /// `diffusers`: reproduce `FlowMatchEulerDiscreteScheduler` exactly, including its double
+    /// shift of the last nonzero t; otherwise shift(linspace(1, 1/1000, n)) then 0. A fixed
+    /// table: the time range is not used.
+    FlowShift {
+        /// The shift.
+        shift: FlowShift,
+        /// Reproduce diffusers' table, quirk included.
+        diffusers: bool,
+    },
+}
+
+impl Schedule {
+    /// Whether the schedule is a fixed table that ignores the time range of a run.
+    pub fn is_fixed_table(&self) -> bool {
+        matches!(self, Self::Ays(_) | Self::FlowShift { .. })
+    }
 }
 
 /// Checks that t lies in the process's domain [t_min, T] (t_min = 0, or -1 for the discrete
@@ -121,9 +158,19 @@ pub fn build_grid(
                     Space::SigmaTilde => sigma,
                 }
             }
+            _ => unreachable!("the zoo's schedules are built by zoo_points"),
         }
     };
-    if let Schedule::Karras { rho } = schedule {
+    if let Some(points) = zoo_points(process, schedule, steps, t_start, t_end)? {
+        let points = points.into_iter().map(|(t, sigma)| match (space, t) {
+            (Space::Time, Some(t)) => t,
+            (Space::Time, None) => process.t_from_sigma_tilde(sigma),
+            (Space::SigmaTilde, Some(t)) => process.sigma_tilde(t),
+            (Space::SigmaTilde, None) => sigma,
+        });
+        return Ok(TimeGrid::new(points.collect())?);
+    }
+    if let Schedule::Karras { rho } | Schedule::PolyExponential { rho } = schedule {
         if !(rho.is_finite() && rho > 0.0) {
             return Err(ScoreError::InvalidParameter {
                 name: "rho".into(),
@@ -137,4 +184,85 @@ pub fn build_grid(
     points.extend((1..steps).map(interior));
     points.push(to_space(process, space, t_end));
     Ok(TimeGrid::new(points)?)
+}
+
+/// The points of the zoo's schedules, each as a time (`Some(t)`) or a sigma~ level (`(None,
+/// sigma)`), the run's ends kept exact; `None` for the schedules built in place by
+/// [`build_grid`].
+fn zoo_points(
+    process: &dyn ForwardProcess,
+    schedule: Schedule,
+    steps: usize,
+    t_start: f64,
+    t_end: f64,
+) -> Result<Option<Vec<(Option<f64>, f64)>>> {
+    let (s0, s1) = (process.sigma_tilde(t_start), process.sigma_tilde(t_end));
+    let in_sigma = |v: Vec<f64>| -> Vec<(Option<f64>, f64)> {
+        let n = v.len() - 1;
+        v.into_iter()
+            .enumerate()
+            .map(|(i, s)| match i {
+                0 => (Some(t_start), s),
+                i if i == n => (Some(t_end), s),
+                _ => (None, s),
+            })
+            .collect()
+    };
+    let sigma_range = || -> Result<()> {
+        if s1 > 0.0 && s0.is_finite() {
+            Ok(())
+        } else {
+            Err(ScoreError::InvalidParameter {
+                name: if s1 > 0.0 { "t_start".into() } else { "t_end".into() },
+                value: if s1 > 0.0 { t_start } else { t_end },
+                expected: "this schedule is built in log sigma~: needs 0 < sigma~ < infinity at both ends",
+            })
+        }
+    };
+    Ok(Some(match schedule {
+        Schedule::UniformT | Schedule::LogSnr | Schedule::Quadratic | Schedule::Karras { .. } => return Ok(None),
+        Schedule::PolyExponential { rho } => {
+            if !(rho.is_finite() && rho > 0.0) {
+                return Err(ScoreError::InvalidParameter {
+                    name: "rho".into(),
+                    value: rho,
+                    expected: "must be positive and finite",
+                });
+            }
+            sigma_range()?;
+            in_sigma(zoo::polyexponential(s1, s0, steps, rho))
+        }
+        Schedule::Beta => {
+            if !s0.is_finite() {
+                sigma_range()?;
+            }
+            in_sigma(diffusers::beta_sigmas(s1, s0, steps + 1))
+        }
+        Schedule::KlOptimal => in_sigma(zoo::kl_optimal(s1, s0, steps)),
+        Schedule::LinearQuadratic => zoo::linear_quadratic(steps, 0.025)
+            .into_iter()
+            .enumerate()
+            .map(|(i, f)| match i {
+                0 => (Some(t_start), s0),
+                i if i == steps => (Some(t_end), s1),
+                _ => (Some(t_end + f * (t_start - t_end)), 0.0),
+            })
+            .collect(),
+        Schedule::Ays(model) => zoo::ays(model, steps).into_iter().map(|s| (None, s)).collect(),
+        Schedule::FlowShift { shift, diffusers: exact } => {
+            if process.t_min() != 0.0 || process.t_max() != 1.0 {
+                return Err(ScoreError::InvalidParameter {
+                    name: "schedule flow-shift: T".into(),
+                    value: process.t_max(),
+                    expected: "a flow-match grid lives on t in [0, 1] (--process flow or trig)",
+                });
+            }
+            let times = if exact {
+                diffusers::flow_table(steps, shift, 1000)?.0
+            } else {
+                diffusers::flow_times(steps, shift, 1e-3)?
+            };
+            times.into_iter().map(|t| (Some(t), 0.0)).collect()
+        }
+    }))
 }

@@ -128,12 +128,15 @@ impl DdpmTable {
                 }
                 let b = betas(schedule, train_steps, beta_start, beta_end);
                 if zsnr {
+                    // The last entry, 0 after the rescale, becomes 2^-24 as in diffusers' Euler
+                    // schedulers; the entries just before it can be smaller, so the table is
+                    // checked without it.
                     let mut ac = cumprod(&rescale_zero_snr(&b));
+                    check_table(&ac[..ac.len() - 1])?;
                     *ac.last_mut().expect("T >= 2") = ZERO_SNR_LAST;
-                    ac
-                } else {
-                    cumprod(&b)
+                    return Ok(ac);
                 }
+                cumprod(&b)
             }
         };
         check_table(&ac)?;
