@@ -277,6 +277,15 @@ pub enum SigmaScheduleKind {
     Beta,
 }
 
+/// DDPM's reverse-step variance (--variance).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VarianceKind {
+    /// beta~_t = (1 - ab_{t-1}) / (1 - ab_t) beta_t (diffusers' fixed_small).
+    FixedSmall,
+    /// beta_t (fixed_large).
+    FixedLarge,
+}
+
 /// The variable the ODE solver steps in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SpaceKind {

@@ -19,7 +19,9 @@ use scoresde::sampler::{
 use scoresde::targets;
 use scoresde_solvers::{AdaptiveOptions, BrownianNoise, Draw, FixedNoise, KeyedNoise, NoiseSource, StepInfo, TimeGrid};
 
-use crate::choices::{parse_classes, CmdError, CmdResult, PredictorKind, ProcessArgs, ScheduleKind, SolverParser};
+use crate::choices::{
+    parse_classes, CmdError, CmdResult, PredictorKind, ProcessArgs, ScheduleKind, SolverParser, VarianceKind,
+};
 
 /// Flags of `scoresde sample`.
 #[derive(Debug, Args)]
@@ -90,9 +92,13 @@ pub struct SampleArgs {
     /// 35 normal draws per step and sample instead of 1.
     #[arg(long)]
     pub brownian: bool,
-    /// Ancestral / SDE samplers: noise scale eta (1 = full ancestral step, 0 = deterministic).
-    #[arg(long, default_value_t = 1.0)]
-    pub eta: f64,
+    /// Ancestral / SDE samplers and DDIM: noise scale eta (1 = full ancestral step, 0 =
+    /// deterministic) [default: the solver's: 1 for euler-ancestral and dpmpp-2m-sde, 0 for ddim].
+    #[arg(long)]
+    pub eta: Option<f64>,
+    /// DDPM: the variance of the reverse step.
+    #[arg(long, value_enum, default_value_t = VarianceKind::FixedSmall)]
+    pub variance: VarianceKind,
     /// Stochastic samplers: multiplier of the fresh noise (s_noise, EDM's S_noise).
     #[arg(long, default_value_t = 1.0)]
     pub s_noise: f64,
@@ -157,7 +163,15 @@ impl SampleArgs {
         }
         for option in self.solver.info().options {
             let value = match option.name {
-                "eta" => OptionValue::F64(self.eta),
+                "eta" => match self.eta {
+                    Some(e) => OptionValue::F64(e),
+                    None => continue,
+                },
+                "variance" => OptionValue::Name(
+                    clap::ValueEnum::to_possible_value(&self.variance)
+                        .map(|v| v.get_name().to_string())
+                        .unwrap_or_default(),
+                ),
                 "s_noise" => OptionValue::F64(self.s_noise),
                 "s_churn" => OptionValue::F64(self.s_churn),
                 "s_tmin" => OptionValue::F64(self.s_tmin),
@@ -199,7 +213,8 @@ impl SampleArgs {
     /// The value of the flag of solver option `name`, as text.
     fn option_text(&self, name: &str) -> String {
         match name {
-            "eta" => self.eta.to_string(),
+            "eta" => self.eta.map_or("(default)".to_string(), |e| e.to_string()),
+            "variance" => format!("{:?}", self.variance),
             "s_noise" => self.s_noise.to_string(),
             "s_churn" => self.s_churn.to_string(),
             "s_tmin" => self.s_tmin.to_string(),

@@ -51,6 +51,7 @@ pub use rk::adaptive::{AdaptiveOptions, AdaptiveRk, AdaptiveStats};
 pub use rk::explicit::ExplicitRk;
 pub use rk::tableau::ButcherTableau;
 pub use sde::ancestral::{Ancestral, ReverseDiffusion};
+pub use sde::ddpm::{Ddpm, DdpmVariance};
 pub use sde::dpmpp_2m_sde::DpmPp2MSde;
 pub use sde::edm_sde::EdmSde;
 pub use sde::em::EulerMaruyama;

@@ -141,6 +141,8 @@ pub enum SolverId {
     #[allow(missing_docs)]
     Ancestral,
     #[allow(missing_docs)]
+    Ddpm,
+    #[allow(missing_docs)]
     ReverseDiffusion,
     #[allow(missing_docs)]
     Pc,
@@ -148,7 +150,7 @@ pub enum SolverId {
 
 impl SolverId {
     /// Every solver, in the order of the registry (and of the README's table).
-    pub const ALL: [SolverId; 30] = [
+    pub const ALL: [SolverId; 31] = [
         Self::Euler,
         Self::Midpoint,
         Self::Heun,
@@ -177,6 +179,7 @@ impl SolverId {
         Self::EdmSde,
         Self::EulerMaruyama,
         Self::Ancestral,
+        Self::Ddpm,
         Self::ReverseDiffusion,
         Self::Pc,
     ];
@@ -322,9 +325,15 @@ impl SolverId {
                 ..ode("dpmpp-2m-sde", 2, 1, Sigma)
             },
             Self::Ddim => SolverInfo {
-                summary: "deterministic DDIM (eta = 0); `euler` in sigma space, bit for bit",
-                paper: "Song, Meng & Ermon 2021, eq. 12",
-                matches: "diffusers `DDIMScheduler` eta = 0 (2e-7 f32, 2e-14 f64), k-diffusion (1e-14)",
+                order_note: "weak 1 with eta > 0",
+                options: &[OptionSpec {
+                    name: "eta",
+                    default: "0",
+                    doc: "DDIM's eta: 0 = deterministic, 1 = DDPM's posterior variance (stochastic when > 0)",
+                }],
+                summary: "DDIM; eta = 0: `euler` in sigma space, bit for bit; eta > 0: an Euler-ancestral step in sigma~",
+                paper: "Song, Meng & Ermon 2021, eqs. 12 and 16",
+                matches: "diffusers `DDIMScheduler` eta = 0 (2e-7 f32, 2e-14 f64), k-diffusion (1e-14); eta 0.5 and 1 with `variance_noise` (3e-14 f64, cases_v2)",
                 ..ode("ddim", 1, 1, Sigma)
             },
             Self::DpmSolver2M => SolverInfo {
@@ -433,6 +442,18 @@ impl SolverId {
                 paper: "Ho et al. 2020, Algorithm 2; Song, Meng & Ermon 2021, eq. 16",
                 matches: "DDPM posterior step on any grid (= DDIM with eta = 1)",
                 ..ode("ancestral", 1, 1, Time)
+            },
+            Self::Ddpm => SolverInfo {
+                stochastic: true,
+                options: &[OptionSpec {
+                    name: "variance",
+                    default: "fixed-small",
+                    doc: "fixed-small (beta~_t, the posterior's) or fixed-large (beta_t)",
+                }],
+                summary: "DDPM's ancestral sampler with diffusers' variance choices; no noise on the step to the data",
+                paper: "Ho et al. 2020, Algorithm 2 and section 3.2",
+                matches: "diffusers `DDPMScheduler(clip_sample=False)`, recorded noise (5e-14 f64, cases_v2)",
+                ..ode("ddpm", 1, 1, Time)
             },
             Self::ReverseDiffusion => SolverInfo {
                 stochastic: true,

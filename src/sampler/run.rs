@@ -4,7 +4,7 @@
 use ndarray::ArrayViewMut2;
 use scoresde_solvers::rk::tableau::{self, ButcherTableau};
 use scoresde_solvers::{
-    integrate_ode, integrate_sde, AdaptiveRk, Ancestral, Ddim, Deis, Dpm2, DpmPp2M, DpmPp2MSde, DpmSolver,
+    integrate_ode, integrate_sde, AdaptiveRk, Ancestral, Ddim, Ddpm, Deis, Dpm2, DpmPp2M, DpmPp2MSde, DpmSolver,
     DpmSolverAdaptive, DpmSolverMultistep, DpmSolverPpMultistep, DpmSolverPpSinglestep, EdmSde, EulerAncestral,
     EulerLogSnr, EulerMaruyama, ExplicitRk, LangevinCorrector, Lms, NoiseSource, OdeStepper, Pc, ReverseDiffusion,
     SdeStepper, StepInfo, TimeGrid, UniPc,
@@ -137,7 +137,13 @@ pub(super) fn run<'a>(
             let flow = s.flow();
             s.sde_on(solver, &DpmPp2MSde::new(o.eta, o.s_noise)?, &flow)?
         }
-        Solver::Ddim => s.ode(&Ddim)?,
+        Solver::Ddim { eta } if *eta == 0.0 => s.ode(&Ddim)?,
+        Solver::Ddim { eta } => {
+            // DDIM with eta in x~ = x / alpha is k-diffusion's Euler-ancestral step (sigma_up =
+            // eta sigma~_1 sqrt(1 - sigma~_1^2 / sigma~_0^2)).
+            let flow = s.flow();
+            s.sde_on(solver, &EulerAncestral::new(*eta, 1.0)?, &flow)?
+        }
         Solver::DpmSolver2M(m) => s.ode(&DpmSolverMultistep::new(2, m.lower_order_final)?)?,
         Solver::DpmSolver3M(m) => s.ode(&DpmSolverMultistep::new(3, m.lower_order_final)?)?,
         Solver::DpmPp3M(m) => s.ode(&DpmSolverPpMultistep::new(3, m.lower_order_final)?)?,
@@ -161,6 +167,10 @@ pub(super) fn run<'a>(
         Solver::Ancestral => {
             let sde = s.sde();
             s.sde_on(solver, &Ancestral, &sde)?
+        }
+        Solver::Ddpm(v) => {
+            let sde = s.sde();
+            s.sde_on(solver, &Ddpm::new(*v), &sde)?
         }
         Solver::ReverseDiffusion => {
             let sde = s.sde();

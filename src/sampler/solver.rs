@@ -1,6 +1,8 @@
 //! [`Solver`]: a registered solver together with its own options, validated when the sampler
 //! configuration is built.
 
+pub use scoresde_solvers::DdpmVariance;
+
 use super::registry::{SolverId, SolverInfo};
 use crate::error::{Result, ScoreError};
 
@@ -128,7 +130,10 @@ pub enum Solver {
     },
     EulerAncestral(AncestralNoise),
     DpmPp2MSde(AncestralNoise),
-    Ddim,
+    /// DDIM's eta (0: deterministic).
+    Ddim {
+        eta: f64,
+    },
     DpmSolver2M(Multistep),
     DpmSolver3M(Multistep),
     DpmPp3M(Multistep),
@@ -142,6 +147,7 @@ pub enum Solver {
     EdmSde(Churn),
     EulerMaruyama,
     Ancestral,
+    Ddpm(DdpmVariance),
     ReverseDiffusion,
     Pc(Langevin),
 }
@@ -180,7 +186,7 @@ impl Solver {
             SolverId::DpmSolver => Self::DpmSolver { orders: None },
             SolverId::EulerAncestral => Self::EulerAncestral(AncestralNoise::default()),
             SolverId::DpmPp2MSde => Self::DpmPp2MSde(AncestralNoise::default()),
-            SolverId::Ddim => Self::Ddim,
+            SolverId::Ddim => Self::Ddim { eta: 0.0 },
             SolverId::DpmSolver2M => Self::DpmSolver2M(m),
             SolverId::DpmSolver3M => Self::DpmSolver3M(m),
             SolverId::DpmPp3M => Self::DpmPp3M(m),
@@ -194,6 +200,7 @@ impl Solver {
             SolverId::EdmSde => Self::EdmSde(Churn::default()),
             SolverId::EulerMaruyama => Self::EulerMaruyama,
             SolverId::Ancestral => Self::Ancestral,
+            SolverId::Ddpm => Self::Ddpm(DdpmVariance::FixedSmall),
             SolverId::ReverseDiffusion => Self::ReverseDiffusion,
             SolverId::Pc => Self::Pc(Langevin::default()),
         }
@@ -225,7 +232,7 @@ impl Solver {
             Self::DpmSolver { .. } => SolverId::DpmSolver,
             Self::EulerAncestral(_) => SolverId::EulerAncestral,
             Self::DpmPp2MSde(_) => SolverId::DpmPp2MSde,
-            Self::Ddim => SolverId::Ddim,
+            Self::Ddim { .. } => SolverId::Ddim,
             Self::DpmSolver2M(_) => SolverId::DpmSolver2M,
             Self::DpmSolver3M(_) => SolverId::DpmSolver3M,
             Self::DpmPp3M(_) => SolverId::DpmPp3M,
@@ -239,6 +246,7 @@ impl Solver {
             Self::EdmSde(_) => SolverId::EdmSde,
             Self::EulerMaruyama => SolverId::EulerMaruyama,
             Self::Ancestral => SolverId::Ancestral,
+            Self::Ddpm(_) => SolverId::Ddpm,
             Self::ReverseDiffusion => SolverId::ReverseDiffusion,
             Self::Pc(_) => SolverId::Pc,
         }
@@ -254,9 +262,12 @@ impl Solver {
         self.id().name()
     }
 
-    /// Whether the solver consumes noise.
+    /// Whether the solver consumes noise (DDIM with eta > 0 does).
     pub fn is_stochastic(&self) -> bool {
-        self.info().stochastic
+        match self {
+            Self::Ddim { eta } => *eta > 0.0,
+            _ => self.info().stochastic,
+        }
     }
 
     /// The order these options give (the registry's, except singlestep DPM-Solver with explicit
@@ -292,6 +303,12 @@ impl Solver {
             (Self::EulerAncestral(o) | Self::DpmPp2MSde(o), "s_noise") => {
                 o.s_noise = f(&value).ok_or(bad_kind("a number"))?
             }
+            (Self::Ddim { eta }, "eta") => *eta = f(&value).ok_or(bad_kind("a number"))?,
+            (Self::Ddpm(v), "variance") => match &value {
+                OptionValue::Name(n) if n == "fixed-small" => *v = DdpmVariance::FixedSmall,
+                OptionValue::Name(n) if n == "fixed-large" => *v = DdpmVariance::FixedLarge,
+                _ => return Err(bad_kind("fixed-small or fixed-large")),
+            },
             (Self::EdmSde(c), "s_churn") => c.s_churn = f(&value).ok_or(bad_kind("a number"))?,
             (Self::EdmSde(c), "s_tmin") => c.s_tmin = f(&value).ok_or(bad_kind("a number"))?,
             (Self::EdmSde(c), "s_tmax") => c.s_tmax = f(&value).ok_or(bad_kind("a number"))?,
@@ -359,6 +376,7 @@ impl Solver {
         };
         match self {
             Self::EulerAncestral(o) | Self::DpmPp2MSde(o) => nonneg(&[("eta", o.eta), ("s_noise", o.s_noise)]),
+            Self::Ddim { eta } => nonneg(&[("eta", *eta)]),
             Self::EdmSde(c) => {
                 nonneg(&[("s_churn", c.s_churn), ("s_tmin", c.s_tmin), ("s_noise", c.s_noise)])?;
                 if c.s_tmax.is_nan() || c.s_tmax < c.s_tmin {
@@ -411,6 +429,7 @@ mod tests {
                     "lower_order_final" => OptionValue::Bool(false),
                     "corrector_steps" => OptionValue::Usize(2),
                     "predictor" => OptionValue::Name("ancestral".into()),
+                    "variance" => OptionValue::Name("fixed-large".into()),
                     _ => OptionValue::F64(0.5),
                 };
                 let mut s = Solver::new(id);

@@ -7,7 +7,7 @@ use crate::stepper::{SdeStepper, StepInfo, StepNoise};
 use crate::system::SemiLinear;
 
 /// Coefficients of the forward transition from t1 to t0 > t1: x_t0 = a x_t1 + sqrt(v) z.
-fn transition<S: SemiLinear + ?Sized>(sys: &S, t0: f64, t1: f64) -> (f64, f64) {
+pub(crate) fn transition<S: SemiLinear + ?Sized>(sys: &S, t0: f64, t1: f64) -> (f64, f64) {
     let a = sys.alpha(t0) / sys.alpha(t1);
     let (s0, s1) = (sys.sigma(t0), sys.sigma(t1));
     (a, (s0 * s0 - a * a * s1 * s1).max(0.0))

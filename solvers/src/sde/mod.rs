@@ -3,6 +3,7 @@
 //! sigma space, and the predictor-corrector pair whose Langevin moves are extra draws.
 
 pub mod ancestral;
+pub mod ddpm;
 pub mod dpmpp_2m_sde;
 pub mod edm_sde;
 pub mod em;
