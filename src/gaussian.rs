@@ -61,17 +61,19 @@ pub fn exact_output_law(
     }
     let d = target.dim();
     let stochastic = config.solver().is_stochastic();
-    let noise_probes = if stochastic { steps * d } else { 0 };
+    let draws = Draw::total(steps, config.solver().extra_draws());
+    let noise_probes = if stochastic { draws * d } else { 0 };
     let rows = 1 + d + noise_probes;
-    // Row 0: z = 0, no noise. Rows 1..=d: z = e_j. Then one row per (step, coordinate) with unit noise.
+    // Row 0: z = 0, no noise. Rows 1..=d: z = e_j. Then one row per (draw, coordinate) with unit
+    // noise: every draw of every step, main and extra.
     let mut z = Array2::zeros((rows, d));
     for j in 0..d {
         z[[1 + j, j]] = 1.0;
     }
     let model = ExactScore::new(target.clone());
     let x = if stochastic {
-        let mut xi = Array3::zeros((Draw::total(steps, config.solver().extra_draws()), rows, d));
-        for k in 0..steps {
+        let mut xi = Array3::zeros((draws, rows, d));
+        for k in 0..draws {
             for j in 0..d {
                 xi[[k, 1 + d + k * d + j, j]] = 1.0;
             }

@@ -26,12 +26,22 @@ fn wrap(t: f64) -> impl FnOnce(crate::error::ScoreError) -> SolverError {
 pub struct ProbabilityFlow<'a, P: ?Sized, M: ?Sized> {
     process: &'a P,
     model: &'a M,
+    full_final_step: bool,
 }
 
 impl<'a, P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> ProbabilityFlow<'a, P, M> {
     /// Pairs a process with a model.
     pub fn new(process: &'a P, model: &'a M) -> Self {
-        Self { process, model }
+        Self { process, model, full_final_step: false }
+    }
+
+    /// Where the flow is regular at sigma = 0 (processes with rates: flow, trig), let solvers take
+    /// their full step there. By default every step that reaches sigma = 0 is one Euler step, as
+    /// EDM, k-diffusion and diffusers (FlowMatchHeun's last step) do, which caps the global order
+    /// of methods above 2 at 2.
+    pub fn with_full_final_step(mut self, on: bool) -> Self {
+        self.full_final_step = on;
+        self
     }
 }
 
@@ -77,7 +87,7 @@ impl<P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> OdeSystem for Probabili
         self.model.predict_eps_affine(level, x, out, f, c).map_err(wrap(t))
     }
     fn is_singular_at(&self, t: f64) -> bool {
-        self.process.sigma(t) == 0.0
+        self.process.sigma(t) == 0.0 && !(self.full_final_step && self.process.rates(t).is_some())
     }
     fn euler_update(
         &self,

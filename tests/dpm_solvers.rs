@@ -237,7 +237,7 @@ fn ddim_is_euler_in_sigma_space_bit_for_bit() {
     let z = prior_noise(2, 32, 2);
     for n in [1, 10, 37] {
         let grid = || build_grid(&vp, Schedule::Karras { rho: 7.0 }, n, 1.0, 1e-3, Space::SigmaTilde).unwrap();
-        let (ddim, _) = run(&vp, &model, Solver::Ddim, grid(), &z);
+        let (ddim, _) = run(&vp, &model, Solver::Ddim { eta: 0.0 }, grid(), &z);
         let (euler, _) = run(&vp, &model, Solver::Euler, grid(), &z);
         assert_eq!(ddim, euler, "n = {n}");
     }

@@ -7,7 +7,7 @@ use scoresde::gaussian::{exact_flow_law, exact_output_law, target_law, w2_gaussi
 use scoresde::grids::{build_grid, Schedule, Space};
 use scoresde::model::ExactScore;
 use scoresde::process::{ForwardProcess, Ve, Vp};
-use scoresde::sampler::{prior_noise, sample, SamplerConfig, Solver, Steps};
+use scoresde::sampler::{prior_noise, sample, DdpmVariance, SamplerConfig, Solver, Steps};
 use scoresde::targets;
 use scoresde_solvers::{no_observer, KeyedNoise};
 
@@ -95,14 +95,17 @@ fn exact_w2_of_sde_samplers_falls_at_weak_order_one() {
     let t_end = vp.t_end_default();
     let truth = target_law(&target, vp.alpha(t_end), vp.sigma(t_end));
     let ns = [100usize, 200, 400, 800];
-    for solver in [Solver::EulerMaruyama, Solver::Ancestral, Solver::ReverseDiffusion] {
+    for (solver, space) in [
+        (Solver::EulerMaruyama, Space::Time),
+        (Solver::Ancestral, Space::Time),
+        (Solver::ReverseDiffusion, Space::Time),
+        (Solver::Ddpm(DdpmVariance::FixedLarge), Space::Time),
+        (Solver::Ddim { eta: 0.5 }, Space::SigmaTilde),
+    ] {
         let errs: Vec<f64> = ns
             .iter()
             .map(|&n| {
-                w2_gaussian(
-                    &exact_output_law(&vp, &target, &config(&vp, solver.clone(), Space::Time, n)).unwrap(),
-                    &truth,
-                )
+                w2_gaussian(&exact_output_law(&vp, &target, &config(&vp, solver.clone(), space, n)).unwrap(), &truth)
             })
             .collect();
         let s = order_slope(&ns, &errs);
@@ -168,4 +171,42 @@ fn exact_flow_law_in_sigma_space_is_the_ve_flow_law() {
     }
     assert!(scoresde::gaussian::exact_flow_law_sigma(&targets::gauss2(), -1.0, 0.0).is_err());
     assert!(scoresde::gaussian::exact_flow_law_sigma(&targets::ring8(), 80.0, 0.0).is_err());
+}
+
+#[test]
+fn annealed_langevin_reaches_the_stationary_law_of_unadjusted_langevin() {
+    // ULA with step a on N(m, C) is x <- x - (a/2) C^{-1} (x - m) + sqrt(a) z: affine, so its law
+    // is exact here, and its stationary law is N(m, V diag(c / (1 - a / (4 c))) V^T) (the
+    // Lyapunov equation in C's eigenbasis). After enough moves at the last level (contraction
+    // (1 - a / (2 c))^moves < 1e-20) the sampler's exact law is that law to round-off, whatever
+    // the levels before it; its distance to the level's true law is the bias of unadjusted Langevin.
+    let vp = Vp::new(0.1, 20.0).unwrap();
+    let target = targets::gauss2();
+    let t_end = 0.3;
+    let level = target_law(&target, vp.alpha(t_end), vp.sigma(t_end));
+    let a = 0.05;
+    let c = nalgebra::DMatrix::from_fn(2, 2, |i, j| level.cov[[i, j]]);
+    let e = nalgebra::SymmetricEigen::new(c);
+    let inflated = e.eigenvalues.map(|c| c / (1.0 - a / (4.0 * c)));
+    let ula_cov = &e.eigenvectors * nalgebra::DMatrix::from_diagonal(&inflated) * e.eigenvectors.transpose();
+    let ula =
+        GaussianLaw { mean: level.mean.clone(), cov: ndarray::Array2::from_shape_fn((2, 2), |(i, j)| ula_cov[(i, j)]) };
+    let bias = w2_gaussian(&ula, &level);
+    for steps in [1usize, 4] {
+        let grid = build_grid(&vp, Schedule::LogSnr, steps, vp.t_max(), t_end, Space::Time).unwrap();
+        let solver = Solver::Ald { step_size: a, langevin_steps: 1500 };
+        let cfg = SamplerConfig::new(&vp, solver, Space::Time, Steps::Grid(grid)).unwrap();
+        let law = exact_output_law(&vp, &target, &cfg).unwrap();
+        // Moments compared directly (W2 of nearly equal laws has a sqrt(round-off) floor).
+        let off =
+            (&law.cov - &ula.cov).iter().chain((&law.mean - &ula.mean).iter()).fold(0.0f64, |m, v| m.max(v.abs()));
+        println!("ald, {steps} level(s): moments off ULA's stationary law by {off:.2e}, ULA's bias W2 {bias:.3e}");
+        assert!(off < 1e-12, "{steps} levels: {off}");
+    }
+    // The bias is first order in a: sqrt(c / (1 - a/(4c))) - sqrt(c) = a / (8 sqrt c) (1 + O(a/c)),
+    // so W2 = (a/8) sqrt(sum 1/c_i) (1 + O(a / c_min)); a / c_min < 0.1 here.
+    let first_order = a / 8.0 * e.eigenvalues.iter().map(|c| 1.0 / c).sum::<f64>().sqrt();
+    let c_min = e.eigenvalues.min();
+    println!("ULA bias {bias:.4e}, first order {first_order:.4e}, a / c_min = {:.3}", a / c_min);
+    assert!(a / c_min < 0.1 && (bias / first_order - 1.0).abs() < a / c_min, "{bias} vs {first_order}");
 }

@@ -11,7 +11,7 @@ use ndarray::{array, Array2};
 use scoresde::gmm::{Covariance, GaussianMixture};
 use scoresde::grids::{build_grid, Schedule, Space};
 use scoresde::model::ExactScore;
-use scoresde::process::{ForwardProcess, SubVp, Ve, Vp};
+use scoresde::process::{BetaSchedule, Ddpm, DdpmTable, Flow, ForwardProcess, SubVp, Trig, Ve, Vp};
 use scoresde::sampler::{prior_noise, sample, SamplerConfig, Solver, Steps};
 use scoresde_solvers::no_observer;
 
@@ -42,7 +42,7 @@ fn fitted_order(
     let mut errs = vec![];
     for &n in steps {
         let grid = build_grid(p, schedule, n, t0, t1, space).unwrap();
-        let cfg = SamplerConfig::new(p, solver.clone(), space, Steps::Grid(grid)).unwrap();
+        let cfg = SamplerConfig::new(p, solver.clone(), space, Steps::Grid(grid)).unwrap().with_full_final_step(true);
         let (x, _) = sample(p, &model, &cfg, z.view(), None, &mut no_observer).unwrap();
         errs.push((&x - &truth).iter().fold(0.0f64, |m, d| m.max(d.abs())));
     }
@@ -57,7 +57,22 @@ fn pf_ode_solvers_converge_at_their_order_against_the_exact_gaussian_flow() {
     let vp = Vp::new(0.1, 20.0).unwrap();
     let subvp = SubVp::new(0.1, 20.0).unwrap();
     let ve = Ve::new(0.01, 50.0).unwrap();
+    let ddpm = Ddpm::new(DdpmTable::Betas {
+        train_steps: 1000,
+        schedule: BetaSchedule::Linear,
+        beta_start: 1e-4,
+        beta_end: 0.02,
+        rescale_zero_snr: false,
+    })
+    .unwrap();
     let cases: Vec<Case> = vec![
+        // Flow and trig start where alpha = 0 (the velocity form of the flow) and end at sigma = 0,
+        // where their flow is regular: with the full final step, RK4 keeps order 4.
+        (&Flow, Solver::Euler, Space::Time, Schedule::UniformT, vec![200, 400, 800, 1600], 1.0),
+        (&Flow, Solver::Heun, Space::Time, Schedule::UniformT, vec![100, 200, 400, 800], 2.0),
+        (&Trig, Solver::Rk4, Space::Time, Schedule::UniformT, vec![40, 80, 160, 320], 4.0),
+        // The discrete chain's flow in sigma~ (its table between timesteps: linear in t).
+        (&ddpm, Solver::Heun, Space::SigmaTilde, Schedule::Karras { rho: 7.0 }, vec![50, 100, 200, 400], 2.0),
         (&vp, Solver::Euler, Space::Time, Schedule::UniformT, vec![200, 400, 800, 1600], 1.0),
         (&vp, Solver::Heun, Space::Time, Schedule::UniformT, vec![100, 200, 400, 800], 2.0),
         (&vp, Solver::Midpoint, Space::Time, Schedule::UniformT, vec![100, 200, 400, 800], 2.0),

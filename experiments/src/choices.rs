@@ -349,6 +349,10 @@ pub enum PredictorKind {
     EulerMaruyama,
     /// The DDPM posterior step.
     Ancestral,
+    /// DDPM's step with variance beta_t.
+    DdpmLarge,
+    /// No predictor: corrector moves only (x unchanged between levels).
+    None,
 }
 
 impl From<PredictorKind> for Predictor {
@@ -357,6 +361,8 @@ impl From<PredictorKind> for Predictor {
             PredictorKind::ReverseDiffusion => Predictor::ReverseDiffusion,
             PredictorKind::EulerMaruyama => Predictor::EulerMaruyama,
             PredictorKind::Ancestral => Predictor::Ancestral,
+            PredictorKind::DdpmLarge => Predictor::DdpmLarge,
+            PredictorKind::None => Predictor::None,
         }
     }
 }

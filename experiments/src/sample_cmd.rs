@@ -125,12 +125,23 @@ pub struct SampleArgs {
     /// Langevin corrector: signal-to-noise ratio r.
     #[arg(long, default_value_t = 0.16)]
     pub snr: f64,
+    /// Annealed Langevin (ald): the step size eps (the step at level i is eps sigma_i^2 / sigma_L^2).
+    #[arg(long, default_value_t = 2e-5)]
+    pub step_size: f64,
+    /// Annealed Langevin (ald): Langevin moves per noise level.
+    #[arg(long, default_value_t = 100)]
+    pub langevin_steps: usize,
     /// Langevin corrector: corrector steps per noise level.
     #[arg(long, default_value_t = 1)]
     pub corrector_steps: usize,
     /// Predictor-corrector: the SDE step between corrector moves.
     #[arg(long, value_enum, default_value_t = PredictorKind::ReverseDiffusion)]
     pub predictor: PredictorKind,
+    /// Flow and trig: take the solver's full step to t = 0, where their flow is regular (by default
+    /// the step reaching sigma = 0 is Euler, as EDM, k-diffusion and diffusers' FlowMatchHeun do:
+    /// global order at most 2).
+    #[arg(long)]
+    pub full_final_step: bool,
     /// Finish with one Tweedie denoising step (x <- E[x0 | x]).
     #[arg(long)]
     pub denoise_final: bool,
@@ -178,6 +189,8 @@ impl SampleArgs {
                 "s_tmax" => OptionValue::F64(self.s_tmax),
                 "snr" => OptionValue::F64(self.snr),
                 "corrector_steps" => OptionValue::Usize(self.corrector_steps),
+                "step_size" => OptionValue::F64(self.step_size),
+                "langevin_steps" => OptionValue::Usize(self.langevin_steps),
                 "predictor" => OptionValue::Name(Predictor::from(self.predictor).name().to_string()),
                 "lower_order_final" => OptionValue::Bool(self.lower_order_final),
                 "orders" => match &self.orders {
@@ -221,6 +234,8 @@ impl SampleArgs {
             "s_tmax" => self.s_tmax.to_string(),
             "snr" => self.snr.to_string(),
             "corrector_steps" => self.corrector_steps.to_string(),
+            "step_size" => self.step_size.to_string(),
+            "langevin_steps" => self.langevin_steps.to_string(),
             "predictor" => Predictor::from(self.predictor).name().to_string(),
             "lower_order_final" => self.lower_order_final.to_string(),
             "orders" => format!("{:?}", self.orders.clone().unwrap_or_default()),
@@ -323,7 +338,7 @@ pub fn sampler_from_args(
             SamplerConfig::new(process, a.solver()?, space, steps)?
         }
     };
-    Ok(config.with_denoise_final(a.denoise_final))
+    Ok(config.with_denoise_final(a.denoise_final).with_full_final_step(a.full_final_step))
 }
 
 /// N x d arrays a run may hold at once (the state, a solver's stages or history, its scratch):

@@ -23,6 +23,9 @@ pub enum OutputKind {
     X0,
     /// The velocity alpha eps - sigma x0.
     V,
+    /// The flow-matching velocity eps - x0, trained with the flow-matching loss (use with
+    /// --process flow: Lipman et al. 2023, Liu et al. 2023).
+    Velocity,
     /// EDM's preconditioned denoiser (c_in, c_skip, c_out with --sigma-data).
     Edm,
 }
@@ -119,6 +122,7 @@ pub fn run(a: TrainArgs) -> CmdResult {
         OutputKind::Eps => NetOutput::Eps,
         OutputKind::X0 => NetOutput::X0,
         OutputKind::V => NetOutput::V,
+        OutputKind::Velocity => NetOutput::Velocity,
         OutputKind::Edm => NetOutput::Edm,
     };
     let weighting = match a.weighting {
@@ -152,7 +156,9 @@ pub fn run(a: TrainArgs) -> CmdResult {
         frequencies: 8,
         output,
         sigma_data: a.sigma_data,
-        conditioning: Conditioning::LogSnr,
+        // Flow and trig reach alpha = 0 and sigma = 0 at their ends, where the log-SNR is infinite:
+        // their networks see t itself (as flow models do).
+        conditioning: if process.rates(0.5).is_some() { Conditioning::Time } else { Conditioning::LogSnr },
         classes: classes.len(),
     };
     let config = TrainConfig {

@@ -119,7 +119,7 @@ fn options_a_solver_does_not_take_are_refused() {
     );
     refused(&["sample", "--sigma-max", "10", "--out", s(&o)], &["--sigma-max: does not apply to --process vp"]);
     refused(&["sample", "--cosine-s", "0.01", "--out", s(&o)], &["--cosine-s: does not apply"]);
-    refused(&["sample", "--rho", "5", "--out", s(&o)], &["--rho: applies to --schedule karras only"]);
+    refused(&["sample", "--rho", "5", "--out", s(&o)], &["--rho: applies to --schedule karras and polyexponential"]);
     // The same flags with solvers that take them run.
     let out =
         run(&["sample", "--solver", "euler-ancestral", "--eta", "0.5", "--steps", "3", "--n", "4", "--out", s(&o)]);

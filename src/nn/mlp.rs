@@ -43,6 +43,9 @@ pub enum NetOutput {
     X0,
     /// v = alpha eps - sigma x0 (Salimans and Ho 2022).
     V,
+    /// The flow-matching velocity eps - x0 (z - x0: rectified flow; trained with the
+    /// flow-matching loss |v - (eps - x0)|^2).
+    Velocity,
     /// EDM's preconditioning (Karras et al. 2022, Table 1), in sigma~ = sigma / alpha and
     /// x~ = x / alpha: the network F sees c_in x~ with c_in = 1 / sqrt(sigma~^2 + sigma_data^2),
     /// and the model is the denoiser D = c_skip x~ + c_out F with
@@ -99,6 +102,7 @@ impl MlpConfig {
             NetOutput::Eps => Parameterisation::Eps,
             NetOutput::X0 | NetOutput::Edm => Parameterisation::X0,
             NetOutput::V => Parameterisation::V,
+            NetOutput::Velocity => Parameterisation::Velocity,
         }
     }
 

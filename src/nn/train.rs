@@ -202,7 +202,11 @@ impl DsmLoss {
                     drawn_weight = Some(w);
                     t
                 }
-                _ => rng.random_range(t0..t1),
+                // The discrete chain: t ~ U{0, .., T-1} (DDPM's Algorithm 1).
+                _ => match process.discrete_steps() {
+                    Some(steps) => rng.random_range(0..steps) as f64,
+                    None => rng.random_range(t0..t1),
+                },
             };
             let level = crate::model::NoiseLevel::at_time(process, t);
             let (a, s) = (level.alpha, level.sigma);
@@ -231,8 +235,14 @@ impl DsmLoss {
         let (a, s) = (col(alpha)?, col(sigma)?);
         let y = if labels.is_empty() { None } else { Some(net.labels(&labels)?) };
         let out = net.predict(&xt, &a, &s, &col(cond)?, y.as_ref())?;
-        let eps_hat = to_eps(net.config().parameterisation(), &out, &xt, &a, &s)?;
-        let err = (eps_hat - eps)?.sqr()?.sum_keepdim(D::Minus1)?;
+        let err = if net.config().parameterisation() == Parameterisation::Velocity {
+            // The flow-matching loss: the velocity against its target eps - x0.
+            let x0 = Tensor::from_vec(x0.iter().copied().collect::<Vec<f64>>(), (b, d), dev)?;
+            (out - (eps - x0)?)?.sqr()?.sum_keepdim(D::Minus1)?
+        } else {
+            let eps_hat = to_eps(net.config().parameterisation(), &out, &xt, &a, &s)?;
+            (eps_hat - eps)?.sqr()?.sum_keepdim(D::Minus1)?
+        };
         (err * col(weight)?)?.mean_all()? / d as f64
     }
 }

@@ -311,6 +311,9 @@ impl ForwardProcess for Ddpm {
         let (lo, hi) = (table[k - 1], table[k]);
         (k - 1) as f64 + (s - lo) / (hi - lo) - 1.0
     }
+    fn discrete_steps(&self) -> Option<usize> {
+        Some(self.ac.len())
+    }
     fn spec(&self) -> ProcessSpec {
         ProcessSpec::Ddpm(self.table.clone())
     }

@@ -65,6 +65,11 @@ pub trait ForwardProcess: Debug + Send + Sync {
     fn rates(&self, _t: f64) -> Option<(f64, f64)> {
         None
     }
+    /// The number of steps T of a discrete chain (its times are the integers 0..T-1; training
+    /// draws them uniformly, DDPM's Algorithm 1); `None` for continuous processes.
+    fn discrete_steps(&self) -> Option<usize> {
+        None
+    }
     /// The process's description: its kind and every parameter it was built from.
     fn spec(&self) -> ProcessSpec;
 }
@@ -605,13 +610,23 @@ mod tests {
             ProcessSpec::Ve { sigma_min: 0.01, sigma_max: 50.0 },
             ProcessSpec::Cosine { s: 0.008, t_max: COSINE_T_MAX },
             ProcessSpec::Edm { sigma_min: 0.002, sigma_max: 80.0 },
+            ProcessSpec::Flow,
+            ProcessSpec::Trig,
+            ProcessSpec::Ddpm(DdpmTable::Betas {
+                train_steps: 1000,
+                schedule: BetaSchedule::ScaledLinear,
+                beta_start: 0.00085,
+                beta_end: 0.012,
+                rescale_zero_snr: true,
+            }),
+            ProcessSpec::Ddpm(DdpmTable::AlphasCumprod { alphas_cumprod: vec![0.99, 0.5, 0.01] }),
         ];
         for spec in specs {
-            let json = serde_json::to_value(spec).unwrap();
+            let json = serde_json::to_value(&spec).unwrap();
             assert_eq!(json["process"], spec.name());
             assert_eq!(ProcessSpec::from_json(&json).unwrap(), spec);
             let p = spec.build().unwrap();
-            assert_eq!(p.spec(), spec);
+            assert_eq!(p.spec(), spec, "{json}");
             assert_eq!(p.name(), spec.name());
         }
     }

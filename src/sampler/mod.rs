@@ -28,7 +28,7 @@ mod run;
 mod solver;
 
 pub use registry::{Adaptivity, OptionSpec, SolverId, SolverInfo, SpaceRule};
-pub use solver::{AncestralNoise, Churn, Langevin, Multistep, OptionValue, Predictor, Solver};
+pub use solver::{AncestralNoise, Churn, DdpmVariance, Langevin, Multistep, OptionValue, Predictor, Solver};
 
 use ndarray::{Array2, ArrayView2};
 use scoresde_solvers::{fast_orders, AdaptiveOptions, NoiseSource, StepInfo, TimeGrid};
@@ -100,6 +100,7 @@ pub struct SamplerConfig {
     space: Space,
     steps: Steps,
     denoise_final: bool,
+    full_final_step: bool,
 }
 
 fn incompatible(solver: &Solver, requirement: &'static str) -> ScoreError {
@@ -181,7 +182,7 @@ impl SamplerConfig {
                 }
             }
         }
-        Ok(Self { solver, space, steps, denoise_final: false })
+        Ok(Self { solver, space, steps, denoise_final: false, full_final_step: false })
     }
 
     /// DPM-Solver-fast with a budget of `nfe` evaluations (Lu et al. 2022a, section 3.4):
@@ -204,6 +205,19 @@ impl SamplerConfig {
     pub fn with_denoise_final(mut self, on: bool) -> Self {
         self.denoise_final = on;
         self
+    }
+
+    /// On processes whose flow is regular at sigma = 0 (flow, trig), take the solver's full step
+    /// to t = 0 instead of the Euler step that EDM, k-diffusion and diffusers' FlowMatchHeun take
+    /// there (t-space solvers; see [`crate::reverse::ProbabilityFlow::with_full_final_step`]).
+    pub fn with_full_final_step(mut self, on: bool) -> Self {
+        self.full_final_step = on;
+        self
+    }
+
+    /// Whether the step to sigma = 0 is the solver's full step where the flow allows it.
+    pub fn full_final_step(&self) -> bool {
+        self.full_final_step
     }
 
     /// Whether the run ends with a Tweedie denoising step.

@@ -146,11 +146,13 @@ pub enum SolverId {
     ReverseDiffusion,
     #[allow(missing_docs)]
     Pc,
+    #[allow(missing_docs)]
+    Ald,
 }
 
 impl SolverId {
     /// Every solver, in the order of the registry (and of the README's table).
-    pub const ALL: [SolverId; 31] = [
+    pub const ALL: [SolverId; 32] = [
         Self::Euler,
         Self::Midpoint,
         Self::Heun,
@@ -182,6 +184,7 @@ impl SolverId {
         Self::Ddpm,
         Self::ReverseDiffusion,
         Self::Pc,
+        Self::Ald,
     ];
 
     /// The solver called `name` on the command line.
@@ -472,13 +475,26 @@ impl SolverId {
                     OptionSpec {
                         name: "predictor",
                         default: "reverse-diffusion",
-                        doc: "reverse-diffusion, euler-maruyama or ancestral",
+                        doc: "reverse-diffusion, euler-maruyama, ancestral, ddpm-large or none (corrector only)",
                     },
                 ],
                 summary: "predictor-corrector: an SDE predictor and a Langevin corrector",
                 paper: "Song et al. 2021, Algorithms 2-3",
                 matches: "score_sde PC: reverse diffusion + Langevin corrector",
                 ..ode("pc", 1, 1, Time)
+            },
+            Self::Ald => SolverInfo {
+                order_note: "none: unadjusted Langevin's bias, variances x 1/(1 - a/(4c))",
+                nfe_note: "+ `langevin_steps` - 1: `langevin_steps` per level",
+                stochastic: true,
+                options: &[
+                    OptionSpec { name: "step_size", default: "2e-5", doc: "eps: the step at level i is eps sigma_i^2 / sigma_L^2" },
+                    OptionSpec { name: "langevin_steps", default: "100", doc: "Langevin moves per noise level (NCSN's T)" },
+                ],
+                summary: "annealed Langevin dynamics over the grid's levels (one step: Langevin at a fixed level)",
+                paper: "Song & Ermon 2019, Algorithm 1",
+                matches: "NCSN's sampler (its stationary law on a Gaussian level is tested exactly)",
+                ..ode("ald", 1, 1, Time)
             },
         }
     }

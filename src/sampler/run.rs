@@ -4,10 +4,10 @@
 use ndarray::ArrayViewMut2;
 use scoresde_solvers::rk::tableau::{self, ButcherTableau};
 use scoresde_solvers::{
-    integrate_ode, integrate_sde, AdaptiveRk, Ancestral, Ddim, Ddpm, Deis, Dpm2, DpmPp2M, DpmPp2MSde, DpmSolver,
-    DpmSolverAdaptive, DpmSolverMultistep, DpmSolverPpMultistep, DpmSolverPpSinglestep, EdmSde, EulerAncestral,
-    EulerLogSnr, EulerMaruyama, ExplicitRk, LangevinCorrector, Lms, NoiseSource, OdeStepper, Pc, ReverseDiffusion,
-    SdeStepper, StepInfo, TimeGrid, UniPc,
+    integrate_ode, integrate_sde, AdaptiveRk, Ancestral, AnnealedLangevin, Ddim, Ddpm, DdpmVariance, Deis, Dpm2,
+    DpmPp2M, DpmPp2MSde, DpmSolver, DpmSolverAdaptive, DpmSolverMultistep, DpmSolverPpMultistep, DpmSolverPpSinglestep,
+    EdmSde, EulerAncestral, EulerLogSnr, EulerMaruyama, ExplicitRk, LangevinCorrector, Lms, NoMove, NoiseSource,
+    OdeStepper, Pc, ReverseDiffusion, SdeStepper, StepInfo, TimeGrid, UniPc,
 };
 
 use super::solver::{Langevin, Predictor, Solver};
@@ -29,6 +29,7 @@ type Sde<'a> = ReverseSde<'a, dyn ForwardProcess + 'a, Model<'a>>;
 
 /// One solve on a grid: the systems, the state, the noise and the observer.
 struct Solve<'a, 'n, 'm, 'o> {
+    full_final_step: bool,
     process: &'a dyn ForwardProcess,
     model: &'a Model<'a>,
     grid: &'a TimeGrid,
@@ -42,7 +43,7 @@ impl<'a> Solve<'a, '_, '_, '_> {
         SigmaFlow::new(self.process, self.model)
     }
     fn time_flow(&self) -> TimeFlow<'a> {
-        ProbabilityFlow::new(self.process, self.model)
+        ProbabilityFlow::new(self.process, self.model).with_full_final_step(self.full_final_step)
     }
     fn sde(&self) -> Sde<'a> {
         ReverseSde::new(self.process, self.model)
@@ -77,6 +78,8 @@ impl<'a> Solve<'a, '_, '_, '_> {
             Predictor::ReverseDiffusion => self.sde_on(solver, &Pc::new(ReverseDiffusion, corrector), &sde),
             Predictor::EulerMaruyama => self.sde_on(solver, &Pc::new(EulerMaruyama, corrector), &sde),
             Predictor::Ancestral => self.sde_on(solver, &Pc::new(Ancestral, corrector), &sde),
+            Predictor::DdpmLarge => self.sde_on(solver, &Pc::new(Ddpm::new(DdpmVariance::FixedLarge), corrector), &sde),
+            Predictor::None => self.sde_on(solver, &Pc::new(NoMove, corrector), &sde),
         }
     }
 }
@@ -104,7 +107,11 @@ pub(super) fn run<'a>(
                     let tab = tableau_of(solver).ok_or_else(|| incompatible(solver, "a grid"))?;
                     let rk = AdaptiveRk::new(tab, *options)?;
                     match space {
-                        Space::Time => rk.integrate(&ProbabilityFlow::new(process, model), start, end, x, observer)?,
+                        Space::Time => {
+                            let flow =
+                                ProbabilityFlow::new(process, model).with_full_final_step(config.full_final_step());
+                            rk.integrate(&flow, start, end, x, observer)?
+                        }
                         Space::SigmaTilde => {
                             rk.integrate(&SigmaFlow::new(process, model), start, end, x, observer).map_err(in_sigma)?
                         }
@@ -115,7 +122,7 @@ pub(super) fn run<'a>(
         }
         Steps::Schedule { .. } => return Err(incompatible(solver, "a grid built before the solve")),
     };
-    let s = Solve { process, model, grid, x, noise, observer };
+    let s = Solve { full_final_step: config.full_final_step(), process, model, grid, x, noise, observer };
     match solver {
         Solver::Euler
         | Solver::Midpoint
@@ -177,6 +184,11 @@ pub(super) fn run<'a>(
             s.sde_on(solver, &ReverseDiffusion, &sde)?
         }
         Solver::Pc(l) => s.pc(solver, l)?,
+        Solver::Ald { step_size, langevin_steps } => {
+            let sigma_last = process.sigma(grid.end());
+            let sde = s.sde();
+            s.sde_on(solver, &AnnealedLangevin::new(*step_size, *langevin_steps, sigma_last)?, &sde)?
+        }
     }
     Ok(SampleReport { nfe: 0, steps: grid.steps(), rejected: 0 })
 }

@@ -50,23 +50,26 @@ pub enum Predictor {
     EulerMaruyama,
     /// The DDPM posterior step.
     Ancestral,
+    /// DDPM's step with the fixed-large variance (beta_t).
+    DdpmLarge,
+    /// No predictor (score_sde's `NonePredictor`): corrector moves only, x unchanged between
+    /// levels (corrector-only PC).
+    None,
 }
 
 impl Predictor {
     /// Every predictor.
-    pub const ALL: [Predictor; 3] = [Self::ReverseDiffusion, Self::EulerMaruyama, Self::Ancestral];
+    pub const ALL: [Predictor; 5] =
+        [Self::ReverseDiffusion, Self::EulerMaruyama, Self::Ancestral, Self::DdpmLarge, Self::None];
 
-    /// The name of the solver it is.
+    /// Its name (`--predictor`): the registered solver it is, `ddpm-large` or `none`.
     pub fn name(self) -> &'static str {
-        self.solver().name()
-    }
-
-    /// The registered solver it is.
-    pub fn solver(self) -> SolverId {
         match self {
-            Self::ReverseDiffusion => SolverId::ReverseDiffusion,
-            Self::EulerMaruyama => SolverId::EulerMaruyama,
-            Self::Ancestral => SolverId::Ancestral,
+            Self::ReverseDiffusion => SolverId::ReverseDiffusion.name(),
+            Self::EulerMaruyama => SolverId::EulerMaruyama.name(),
+            Self::Ancestral => SolverId::Ancestral.name(),
+            Self::DdpmLarge => "ddpm-large",
+            Self::None => "none",
         }
     }
 
@@ -150,6 +153,11 @@ pub enum Solver {
     Ddpm(DdpmVariance),
     ReverseDiffusion,
     Pc(Langevin),
+    /// Annealed Langevin dynamics: the step size eps and the moves per level.
+    Ald {
+        step_size: f64,
+        langevin_steps: usize,
+    },
 }
 
 /// A value given for a named option at a boundary (a command-line flag, a Python keyword).
@@ -203,6 +211,7 @@ impl Solver {
             SolverId::Ddpm => Self::Ddpm(DdpmVariance::FixedSmall),
             SolverId::ReverseDiffusion => Self::ReverseDiffusion,
             SolverId::Pc => Self::Pc(Langevin::default()),
+            SolverId::Ald => Self::Ald { step_size: 2e-5, langevin_steps: 100 },
         }
     }
 
@@ -249,6 +258,7 @@ impl Solver {
             Self::Ddpm(_) => SolverId::Ddpm,
             Self::ReverseDiffusion => SolverId::ReverseDiffusion,
             Self::Pc(_) => SolverId::Pc,
+            Self::Ald { .. } => SolverId::Ald,
         }
     }
 
@@ -283,6 +293,7 @@ impl Solver {
     pub fn extra_draws(&self) -> usize {
         match self {
             Self::Pc(l) => l.corrector_steps,
+            Self::Ald { langevin_steps, .. } => langevin_steps.saturating_sub(1),
             _ => 0,
         }
     }
@@ -303,6 +314,11 @@ impl Solver {
             (Self::EulerAncestral(o) | Self::DpmPp2MSde(o), "s_noise") => {
                 o.s_noise = f(&value).ok_or(bad_kind("a number"))?
             }
+            (Self::Ald { step_size, .. }, "step_size") => *step_size = f(&value).ok_or(bad_kind("a number"))?,
+            (Self::Ald { langevin_steps, .. }, "langevin_steps") => match value {
+                OptionValue::Usize(n) => *langevin_steps = n,
+                _ => return Err(bad_kind("a count")),
+            },
             (Self::Ddim { eta }, "eta") => *eta = f(&value).ok_or(bad_kind("a number"))?,
             (Self::Ddpm(v), "variance") => match &value {
                 OptionValue::Name(n) if n == "fixed-small" => *v = DdpmVariance::FixedSmall,
@@ -320,8 +336,8 @@ impl Solver {
             },
             (Self::Pc(l), "predictor") => match &value {
                 OptionValue::Name(p) => {
-                    l.predictor =
-                        Predictor::from_name(p).ok_or(bad_kind("reverse-diffusion, euler-maruyama or ancestral"))?
+                    l.predictor = Predictor::from_name(p)
+                        .ok_or(bad_kind("reverse-diffusion, euler-maruyama, ancestral, ddpm-large or none"))?
                 }
                 _ => return Err(bad_kind("a predictor name")),
             },
@@ -390,6 +406,15 @@ impl Solver {
                 }
                 Ok(())
             }
+            Self::Ald { step_size, langevin_steps } => {
+                if !(step_size.is_finite() && *step_size > 0.0) {
+                    return bad("step_size", *step_size, "must be positive and finite");
+                }
+                if *langevin_steps == 0 {
+                    return bad("langevin_steps", 0.0, "must be at least 1");
+                }
+                Ok(())
+            }
             Self::DpmSolver { orders: Some(orders) } => {
                 if let Some((i, &o)) = orders.iter().enumerate().find(|(_, &o)| !(1..=3).contains(&o)) {
                     return bad(&format!("orders[{i}]"), o as f64, "must be 1, 2 or 3");
@@ -427,7 +452,7 @@ mod tests {
                 let value = match o.name {
                     "orders" => OptionValue::List(vec![2, 1]),
                     "lower_order_final" => OptionValue::Bool(false),
-                    "corrector_steps" => OptionValue::Usize(2),
+                    "corrector_steps" | "langevin_steps" => OptionValue::Usize(2),
                     "predictor" => OptionValue::Name("ancestral".into()),
                     "variance" => OptionValue::Name("fixed-large".into()),
                     _ => OptionValue::F64(0.5),

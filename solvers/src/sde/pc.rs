@@ -129,3 +129,17 @@ where
         self.predictor.step(sys, at, x, &StepNoise::new(noise.main(), rest), &mut state.predictor)
     }
 }
+
+/// The predictor that does not move (score_sde's `NonePredictor`): with it, [`Pc`] is a
+/// corrector-only sampler, Langevin moves at each grid point but the last. Draws its main
+/// normal and ignores it. 0 NFE.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NoMove;
+
+impl<S: ?Sized> SdeStepper<S> for NoMove {
+    type State = ();
+    fn init(&self, _rows: usize, _cols: usize) {}
+    fn step(&self, _: &S, _: StepInfo, _: ArrayViewMut2<f64>, _: &StepNoise<'_>, _: &mut ()) -> Result<()> {
+        Ok(())
+    }
+}
