@@ -11,7 +11,7 @@ from scoresde import _keywords
 
 def test_solvers_is_the_registry():
     solvers = {s["name"]: s for s in scoresde.solvers()}
-    assert len(solvers) == 30
+    assert len(solvers) == 32
     assert solvers["heun"]["order"] == 2 and solvers["heun"]["nfe_per_step"] == 2
     assert solvers["dpmpp-2m"]["space"] == "sigma"
     assert solvers["euler-maruyama"]["stochastic"] is True
