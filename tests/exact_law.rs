@@ -210,3 +210,43 @@ fn annealed_langevin_reaches_the_stationary_law_of_unadjusted_langevin() {
     println!("ULA bias {bias:.4e}, first order {first_order:.4e}, a / c_min = {:.3}", a / c_min);
     assert!(a / c_min < 0.1 && (bias / first_order - 1.0).abs() < a / c_min, "{bias} vs {first_order}");
 }
+
+#[test]
+fn zero_snr_removes_the_prior_mismatch_of_the_sd_chain() {
+    // Stable Diffusion 1.5's chain ends at alpha_T = sqrt(ab_999) = 0.068, so starting from
+    // N(0, I) is a prior mismatch that no step count removes: the exact flow of that prior misses
+    // the data law by a fixed W2. Rescaled to zero terminal SNR (alpha_T = 2^-12) the mismatch is
+    // ~2^-12 |mu|. DDIM converges (order 1) to the exact flow of its prior, not to the data law.
+    use scoresde::process::{BetaSchedule, Ddpm, DdpmTable};
+    let target = targets::gauss2();
+    let data = target_law(&target, 1.0, 0.0);
+    let mut limits = vec![];
+    for zero_snr in [false, true] {
+        let chain = Ddpm::new(DdpmTable::Betas {
+            train_steps: 1000,
+            schedule: BetaSchedule::ScaledLinear,
+            beta_start: 0.00085,
+            beta_end: 0.012,
+            rescale_zero_snr: zero_snr,
+        })
+        .unwrap();
+        let limit = exact_flow_law(&chain, &target, 999.0, -1.0).unwrap();
+        let bias = w2_gaussian(&limit, &data);
+        let ns = [100usize, 200, 400];
+        let errs: Vec<f64> = ns
+            .iter()
+            .map(|&n| {
+                let grid =
+                    build_grid(&chain, Schedule::Karras { rho: 7.0 }, n, 999.0, -1.0, Space::SigmaTilde).unwrap();
+                let cfg = SamplerConfig::new(&chain, Solver::Ddim { eta: 0.0 }, Space::SigmaTilde, Steps::Grid(grid))
+                    .unwrap();
+                w2_gaussian(&exact_output_law(&chain, &target, &cfg).unwrap(), &limit)
+            })
+            .collect();
+        let order = order_slope(&ns, &errs);
+        println!("zero-SNR {zero_snr}: W2(exact flow of the prior, data) = {bias:.3e}; DDIM to that flow {errs:?}, order {order:.3}");
+        assert!((order - 1.0).abs() < 0.15, "{order}");
+        limits.push(bias);
+    }
+    assert!(limits[0] > 0.02 && limits[1] < 1e-3, "{limits:?}");
+}

@@ -41,6 +41,9 @@ pub enum ExperimentKind {
     /// Classifier-free guidance with exact scores: precision and diversity against the guidance
     /// weight, for the sampler and for the exactly integrated tilted density.
     Guidance,
+    /// What each schedule convention costs at NFE budgets (timestep spacings, zero-SNR, Euler
+    /// sigma tables, AYS, log-SNR, flow shift): a table and a figure per target.
+    Conventions,
 }
 
 /// The sweep as written in the config file.
@@ -203,6 +206,15 @@ impl SweepConfig {
                 steps: vec![50],
                 ..base
             },
+            ExperimentKind::Conventions => Self {
+                experiment: "conventions".into(),
+                targets: vec!["gauss2".into(), "ring8".into()],
+                processes: vec!["vp".into()],
+                solvers: vec![spec("ddim", "sigma")],
+                steps: vec![],
+                n: 20000,
+                ..base
+            },
             ExperimentKind::Trajectories => Self {
                 experiment: "trajectories".into(),
                 processes: vec!["vp".into()],
@@ -292,7 +304,7 @@ impl SweepConfig {
         nonempty("targets", self.targets.len())?;
         nonempty("processes", self.processes.len())?;
         nonempty("solvers", self.solvers.len())?;
-        if self.kind == ExperimentKind::SolverTable {
+        if matches!(self.kind, ExperimentKind::SolverTable | ExperimentKind::Conventions) {
             nonempty("budgets", self.budgets.len())?;
             if let Some(i) = self.budgets.iter().position(|&b| b == 0) {
                 return Err(format!("budgets[{i}] = 0: must be at least 1"));

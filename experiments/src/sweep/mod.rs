@@ -12,6 +12,7 @@
 
 mod cells;
 pub mod config;
+mod conventions;
 mod driver;
 mod guidance;
 mod kinds;
@@ -155,7 +156,10 @@ pub fn run(a: SweepArgs) -> CmdResult {
         return Err("--shard: `sweep merge` combines all shards".into());
     }
     let out_dir: PathBuf = a.out_dir.clone().unwrap_or_else(|| PathBuf::from("plots"));
-    if matches!(sweep.config.kind, ExperimentKind::Trajectories | ExperimentKind::Guidance) && (merging || shard.1 > 1)
+    if matches!(
+        sweep.config.kind,
+        ExperimentKind::Trajectories | ExperimentKind::Guidance | ExperimentKind::Conventions
+    ) && (merging || shard.1 > 1)
     {
         return Err(format!(
             "{}: the {:?} experiment is not split into cells yet: run it whole, on one machine",
@@ -167,6 +171,7 @@ pub fn run(a: SweepArgs) -> CmdResult {
     let mut kind: Box<dyn SweepKind> = match sweep.config.kind {
         ExperimentKind::Trajectories => return Ok(trajectories::run(&sweep, &out_dir, a.quiet)?),
         ExperimentKind::Guidance => return Ok(guidance::run(&sweep, &out_dir, a.quiet)?),
+        ExperimentKind::Conventions => return Ok(conventions::run(&sweep, &out_dir, a.quiet)?),
         ExperimentKind::StepsVsQuality => Box::new(kinds::StepsVsQuality),
         ExperimentKind::Convergence => Box::new(kinds::Convergence),
         ExperimentKind::SolverTable => Box::<kinds::SolverTable>::default(),

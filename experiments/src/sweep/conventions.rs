@@ -1,0 +1,213 @@
+//! The `conventions` experiment: what each schedule convention of the peers costs at a few NFE
+//! budgets, on the exact targets. Every row is the same sampler (DDIM = Euler in sigma~ on
+//! Stable Diffusion 1.5's discrete chain, scaled-linear betas 0.00085..0.012 over 1000 steps;
+//! FlowMatchEuler on rectified flow), only the convention differs: the timestep spacing
+//! (leading with SD's steps_offset 1, leading, trailing, linspace), the zero-SNR rescale, the
+//! Euler schedulers' Karras / exponential / beta sigmas (exponential = log-SNR uniform), the
+//! Align-Your-Steps table, the KL-optimal schedule, and the flow shift (1, 3, 3 without diffusers' double shift of the last t).
+//! Single Gaussians get the exact W2 of the output law to the data (no Monte Carlo error);
+//! mixtures the sliced W2 of `n` samples against exact samples, with its Monte Carlo floor.
+//! No peer publishes this comparison. Writes `{experiment}.csv`, `{experiment}.md` and one
+//! figure per target; `processes` and `solvers` of the config are not read (the conventions
+//! fix both).
+
+use std::path::Path;
+
+use rand::SeedableRng;
+use scoresde::gaussian::{exact_output_law, target_law, w2_gaussian};
+use scoresde::gmm::GaussianMixture;
+use scoresde::grids::diffusers::{
+    euler_table, flow_table, flow_times, timesteps, FlowShift, SigmaSchedule, TimestepSpacing,
+};
+use scoresde::grids::{build_grid, AysModel, Schedule, Space};
+use scoresde::io::write_atomic;
+use scoresde::metrics::{random_directions, sliced_w2_with_directions};
+use scoresde::model::ExactScore;
+use scoresde::process::{BetaSchedule, Ddpm, DdpmTable, Flow, ForwardProcess};
+use scoresde::sampler::{prior_noise, sample, SamplerConfig, Solver, Steps};
+use scoresde::targets;
+use scoresde_solvers::{no_observer, TimeGrid};
+
+use super::config::Sweep;
+use super::output::{write_sidecar, HEADER};
+use super::plot::{draw_both, prepare, Lines};
+
+/// Stable Diffusion 1.5's chain, optionally rescaled to zero terminal SNR.
+fn sd15(zero_snr: bool) -> Result<Ddpm, String> {
+    Ddpm::new(DdpmTable::Betas {
+        train_steps: 1000,
+        schedule: BetaSchedule::ScaledLinear,
+        beta_start: 0.00085,
+        beta_end: 0.012,
+        rescale_zero_snr: zero_snr,
+    })
+    .map_err(|e| e.to_string())
+}
+
+/// How a convention builds its grid.
+#[derive(Debug, Clone, Copy)]
+enum Rule {
+    /// DDIM on the chain's timesteps (then t = -1).
+    Spacing { spacing: TimestepSpacing, offset: usize, zero_snr: bool },
+    /// Euler (= DDIM) on diffusers' Euler sigma table of linspace timesteps.
+    EulerSigmas(SigmaSchedule),
+    /// Euler (= DDIM) on the chain with a schedule built in sigma~, then 0.
+    Sigma(Schedule),
+    /// FlowMatchEuler on rectified flow.
+    Flow { shift: f64, diffusers: bool },
+}
+
+/// Every convention: its label and rule.
+fn conventions() -> Vec<(&'static str, Rule)> {
+    use TimestepSpacing::*;
+    let spacing = |spacing, offset, zero_snr| Rule::Spacing { spacing, offset, zero_snr };
+    vec![
+        ("DDIM leading + offset 1 (SD 1.5)", spacing(Leading, 1, false)),
+        ("DDIM leading", spacing(Leading, 0, false)),
+        ("DDIM trailing", spacing(Trailing, 0, false)),
+        ("DDIM linspace", spacing(Linspace, 0, false)),
+        ("DDIM trailing + zero-SNR", spacing(Trailing, 0, true)),
+        ("Euler Karras sigmas", Rule::EulerSigmas(SigmaSchedule::Karras)),
+        ("Euler exponential sigmas", Rule::EulerSigmas(SigmaSchedule::Exponential)),
+        ("Euler beta sigmas", Rule::EulerSigmas(SigmaSchedule::Beta)),
+        ("AYS SD 1.5 table", Rule::Sigma(Schedule::Ays(AysModel::Sd1))),
+        ("KL-optimal (arctan sigma)", Rule::Sigma(Schedule::KlOptimal)),
+        ("flow shift 1", Rule::Flow { shift: 1.0, diffusers: true }),
+        ("flow shift 3", Rule::Flow { shift: 3.0, diffusers: true }),
+        ("flow shift 3 shifted once", Rule::Flow { shift: 3.0, diffusers: false }),
+    ]
+}
+
+/// The process and the sampler of a convention at `nfe` steps (every sampler here costs 1 NFE a
+/// step).
+fn build(rule: Rule, nfe: usize) -> Result<(Box<dyn ForwardProcess>, SamplerConfig), String> {
+    let e = |e: scoresde::ScoreError| e.to_string();
+    let ddim = Solver::Ddim { eta: 0.0 };
+    let (process, solver, space, points): (Box<dyn ForwardProcess>, Solver, Space, Vec<f64>) = match rule {
+        Rule::Spacing { spacing, offset, zero_snr } => {
+            let chain = sd15(zero_snr)?;
+            let mut ts = timesteps(spacing, chain.train_steps(), nfe, offset, false).map_err(e)?;
+            ts.push(-1.0);
+            (Box::new(chain), ddim, Space::Time, ts)
+        }
+        Rule::EulerSigmas(schedule) => {
+            let chain = sd15(false)?;
+            let (sigmas, _) = euler_table(&chain, TimestepSpacing::Linspace, nfe, 0, schedule).map_err(e)?;
+            (Box::new(chain), ddim, Space::SigmaTilde, sigmas)
+        }
+        Rule::Sigma(schedule) => {
+            let chain = sd15(false)?;
+            let mut points = match schedule {
+                Schedule::Ays(_) => {
+                    build_grid(&chain, schedule, nfe, 999.0, -1.0, Space::SigmaTilde).map_err(e)?.points().to_vec()
+                }
+                _ => {
+                    // In sigma~ from t = 999 to t = 0 over nfe - 1 steps, then to sigma~ = 0.
+                    let g = build_grid(&chain, schedule, nfe.saturating_sub(1).max(1), 999.0, 0.0, Space::SigmaTilde)
+                        .map_err(e)?;
+                    g.points().to_vec()
+                }
+            };
+            if *points.last().unwrap_or(&0.0) != 0.0 {
+                points.push(0.0);
+            }
+            (Box::new(chain), ddim, Space::SigmaTilde, points)
+        }
+        Rule::Flow { shift, diffusers } => {
+            let points = if diffusers {
+                flow_table(nfe, FlowShift::Static(shift), 1000).map_err(e)?.0
+            } else {
+                flow_times(nfe, FlowShift::Static(shift), 1e-3).map_err(e)?
+            };
+            (Box::new(Flow), Solver::Euler, Space::Time, points)
+        }
+    };
+    let grid = TimeGrid::new(points).map_err(|e| e.to_string())?;
+    let config = SamplerConfig::new(&*process, solver, space, Steps::Grid(grid)).map_err(e)?;
+    Ok((process, config))
+}
+
+/// Runs the experiment.
+pub fn run(sweep: &Sweep, out_dir: &Path, quiet: bool) -> Result<(), String> {
+    let name = &sweep.config.experiment;
+    let budgets = &sweep.config.budgets;
+    let (n, seed) = (sweep.config.n, sweep.config.seeds[0]);
+    let started = std::time::Instant::now();
+    let mut csv = format!("{HEADER}\n");
+    let mut md = format!(
+        "# {name}: what each schedule convention costs\n\n\
+         DDIM (= Euler in sigma~) on Stable Diffusion 1.5's chain (scaled-linear betas 0.00085..0.012, \
+         T = 1000) and FlowMatchEuler on rectified flow, at NFE {budgets:?}. Single Gaussians: exact W2 of \
+         the output law to the data law; mixtures: sliced W2 of N = {n} samples against exact samples \
+         (the floor row: two exact sets).\n"
+    );
+    let mut figures = vec![];
+    for tname in &sweep.config.targets {
+        let target: GaussianMixture = targets::load(tname).map_err(|e| e.to_string())?;
+        let short = Path::new(tname).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or(tname.clone());
+        let exact_law = target.n_components() == 1;
+        let metric = if exact_law { "w2_exact" } else { "sliced_w2" };
+        let mut rng = rand_pcg::Pcg64::seed_from_u64(seed ^ 0xd1ec);
+        let dirs = random_directions(sweep.config.projections, target.dim(), &mut rng);
+        let exact = |s: u64| {
+            let mut r = rand_pcg::Pcg64::seed_from_u64(s);
+            target.sample(n, &mut r)
+        };
+        let reference = exact(seed ^ 0x5eed);
+        md.push_str(&format!("\n## {short} ({metric})\n\n| convention |"));
+        for b in budgets {
+            md.push_str(&format!(" NFE {b} |"));
+        }
+        md.push_str(&format!("\n|---|{}\n", "---:|".repeat(budgets.len())));
+        let mut lines: Lines = Default::default();
+        for (label, rule) in conventions() {
+            md.push_str(&format!("| {label} |"));
+            let mut pts = vec![];
+            for &nfe in budgets {
+                let (p, config) = build(rule, nfe).map_err(|e| format!("{label}, NFE {nfe}: {e}"))?;
+                let (value, used) = if exact_law {
+                    let law = exact_output_law(&*p, &target, &config).map_err(|e| format!("{label}: {e}"))?;
+                    (w2_gaussian(&law, &target_law(&target, 1.0, 0.0)), config.steps().count())
+                } else {
+                    let model = ExactScore::new(target.clone());
+                    let z = prior_noise(seed, n, target.dim());
+                    let (x, report) = sample(&*p, &model, &config, z.view(), None, &mut no_observer)
+                        .map_err(|e| format!("{label}: {e}"))?;
+                    (sliced_w2_with_directions(x.view(), reference.view(), dirs.view()), report.nfe)
+                };
+                csv.push_str(&format!(
+                    "{name},{short},{},{label},{},-,{},{used},{seed},{metric},{value:e}\n",
+                    p.name(),
+                    if config.space() == Space::Time { "t" } else { "sigma" },
+                    config.steps().count()
+                ));
+                md.push_str(&format!(" {value:.4} |"));
+                pts.push((nfe as f64, value));
+            }
+            md.push('\n');
+            lines.insert(label.to_string(), pts);
+        }
+        let mut floor = None;
+        if !exact_law {
+            let f = sliced_w2_with_directions(exact(seed ^ 0xf1002).view(), reference.view(), dirs.view());
+            csv.push_str(&format!("{name},{short},-,exact-floor,-,-,0,0,{seed},{metric},{f:e}\n"));
+            md.push_str(&format!("| exact-floor (Monte Carlo) |{}\n", format!(" {f:.4} |").repeat(budgets.len())));
+            floor = Some((f, 0.0));
+        }
+        if prepare(out_dir)? {
+            let stem = out_dir.join(format!("{name}_{short}"));
+            let title = format!("{name}: {short}, {metric} against NFE");
+            figures.extend(draw_both(&stem, &title, ("NFE", metric), &lines, floor)?);
+        }
+    }
+    let (csv_path, md_path) = (out_dir.join(format!("{name}.csv")), out_dir.join(format!("{name}.md")));
+    write_atomic(&csv_path, csv.as_bytes()).map_err(|e| e.to_string())?;
+    write_atomic(&md_path, md.as_bytes()).map_err(|e| e.to_string())?;
+    let tables = [md_path.display().to_string()];
+    write_sidecar(sweep, &csv_path, started, &figures, &tables, serde_json::Value::Null)?;
+    if !quiet {
+        println!("{md}");
+        eprintln!("wrote {name}.csv, {name}.md and {} figure(s) in {}", figures.len(), out_dir.display());
+    }
+    Ok(())
+}
