@@ -162,11 +162,11 @@ pub fn build_grid(
         }
     };
     if let Some(points) = zoo_points(process, schedule, steps, t_start, t_end)? {
-        let points = points.into_iter().map(|(t, sigma)| match (space, t) {
-            (Space::Time, Some(t)) => t,
-            (Space::Time, None) => process.t_from_sigma_tilde(sigma),
-            (Space::SigmaTilde, Some(t)) => process.sigma_tilde(t),
-            (Space::SigmaTilde, None) => sigma,
+        let points = points.into_iter().map(|point| match (space, point) {
+            (Space::Time, Point::Time(t)) => t,
+            (Space::Time, Point::Sigma(sigma)) => process.t_from_sigma_tilde(sigma),
+            (Space::SigmaTilde, Point::Time(t)) => process.sigma_tilde(t),
+            (Space::SigmaTilde, Point::Sigma(sigma)) => sigma,
         });
         return Ok(TimeGrid::new(points.collect())?);
     }
@@ -186,25 +186,31 @@ pub fn build_grid(
     Ok(TimeGrid::new(points)?)
 }
 
-/// The points of the zoo's schedules, each as a time (`Some(t)`) or a sigma~ level (`(None,
-/// sigma)`), the run's ends kept exact; `None` for the schedules built in place by
-/// [`build_grid`].
+/// A grid point as a schedule computes it: a time, or a sigma~ level.
+#[derive(Debug, Clone, Copy)]
+enum Point {
+    Time(f64),
+    Sigma(f64),
+}
+
+/// The points of the zoo's schedules, the run's ends kept exact as times; `None` for the
+/// schedules built in place by [`build_grid`].
 fn zoo_points(
     process: &dyn ForwardProcess,
     schedule: Schedule,
     steps: usize,
     t_start: f64,
     t_end: f64,
-) -> Result<Option<Vec<(Option<f64>, f64)>>> {
+) -> Result<Option<Vec<Point>>> {
     let (s0, s1) = (process.sigma_tilde(t_start), process.sigma_tilde(t_end));
-    let in_sigma = |v: Vec<f64>| -> Vec<(Option<f64>, f64)> {
+    let in_sigma = |v: Vec<f64>| -> Vec<Point> {
         let n = v.len() - 1;
         v.into_iter()
             .enumerate()
             .map(|(i, s)| match i {
-                0 => (Some(t_start), s),
-                i if i == n => (Some(t_end), s),
-                _ => (None, s),
+                0 => Point::Time(t_start),
+                i if i == n => Point::Time(t_end),
+                _ => Point::Sigma(s),
             })
             .collect()
     };
@@ -243,12 +249,12 @@ fn zoo_points(
             .into_iter()
             .enumerate()
             .map(|(i, f)| match i {
-                0 => (Some(t_start), s0),
-                i if i == steps => (Some(t_end), s1),
-                _ => (Some(t_end + f * (t_start - t_end)), 0.0),
+                0 => Point::Time(t_start),
+                i if i == steps => Point::Time(t_end),
+                _ => Point::Time(t_end + f * (t_start - t_end)),
             })
             .collect(),
-        Schedule::Ays(model) => zoo::ays(model, steps).into_iter().map(|s| (None, s)).collect(),
+        Schedule::Ays(model) => zoo::ays(model, steps).into_iter().map(Point::Sigma).collect(),
         Schedule::FlowShift { shift, diffusers: exact } => {
             if process.t_min() != 0.0 || process.t_max() != 1.0 {
                 return Err(ScoreError::InvalidParameter {
@@ -262,7 +268,7 @@ fn zoo_points(
             } else {
                 diffusers::flow_times(steps, shift, 1e-3)?
             };
-            times.into_iter().map(|t| (Some(t), 0.0)).collect()
+            times.into_iter().map(Point::Time).collect()
         }
     }))
 }
