@@ -222,6 +222,8 @@ pub enum ScheduleKind {
     /// diffusers' flow-match grid on t (--shift S or --mu M; --process flow or trig). Reproduces
     /// FlowMatchEulerDiscreteScheduler, whose table shifts its last nonzero t twice
     /// (shift(shift(1/1000))); --single-shift gives shift(linspace(1, 1/1000, n)) then 0.
+    /// (DPMSolverMultistep with use_flow_sigmas instead starts at shift(0.999):
+    /// shift(linspace(0.999, 0.999/n, n)) then 0; give that table as --grid.)
     FlowShift,
 }
 
