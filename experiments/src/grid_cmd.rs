@@ -131,6 +131,25 @@ impl GridFlags {
             let chain = chain(args)?;
             if let Some(path) = &self.timesteps {
                 let ts = read_timesteps(path)?;
+                let last = chain.t_max();
+                for (i, &t) in ts.iter().enumerate() {
+                    if !(t.is_finite() && (0.0..=last).contains(&t)) {
+                        return Err(format!(
+                            "--timesteps {}: timesteps[{i}] = {t}: must lie in 0..={last}",
+                            path.display()
+                        )
+                        .into());
+                    }
+                    if i > 0 && t >= ts[i - 1] {
+                        return Err(format!(
+                            "--timesteps {}: timesteps[{i}] = {t} after timesteps[{}] = {}: must be descending",
+                            path.display(),
+                            i - 1,
+                            ts[i - 1]
+                        )
+                        .into());
+                    }
+                }
                 let mut points = ts.clone();
                 points.push(-1.0);
                 let grid = TimeGrid::new(points).map_err(|e| format!("--timesteps {}: {e}", path.display()))?;

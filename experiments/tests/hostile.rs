@@ -426,3 +426,33 @@ fn nll_names_a_time_outside_the_process() {
     let x = samples(&d);
     refused(&["nll", "--points", s(&x), "--t-start", "1", "--out", s(&d.p("l.npy"))], &["--t-start = 1", "[0, T)"]);
 }
+
+#[test]
+fn flow_and_chain_inputs_that_cannot_work_are_refused_naming_why() {
+    let dir = Dir::new("hostile", "flow-chain");
+    let o = dir.p("o.npy");
+    let bad_ts = dir.p("ts.npy");
+    ndarray_npy::write_npy(&bad_ts, &ndarray::array![900i64, 950]).unwrap();
+    refused(
+        &["sample", "--process", "ddpm", "--timesteps", s(&bad_ts), "--out", s(&o)],
+        &["timesteps[1] = 950 after timesteps[0] = 900: must be descending"],
+    );
+    refused(
+        &["sample", "--process", "flow", "--solver", "euler-maruyama", "--steps", "5", "--out", s(&o)],
+        &["euler-maruyama", "reverse SDE's f and g^2 are infinite"],
+    );
+    refused(
+        &["sample", "--process", "trig", "--solver", "dpmpp-2m", "--steps", "5", "--out", s(&o)],
+        &["dpmpp-2m", "sigma~ is infinite"],
+    );
+    refused(
+        &["sample", "--process", "ddpm", "--schedule", "karras", "--out", s(&o)],
+        &["--schedule: does not apply to --process ddpm"],
+    );
+    refused(
+        &["sample", "--sigma-schedule", "karras", "--out", s(&o)],
+        &["--sigma-schedule: applies to --process ddpm only"],
+    );
+    refused(&["grid", "--process", "ddpm", "--steps", "2000", "--out", s(&dir.p("g"))], &["steps = 2000"]);
+    assert!(!o.exists());
+}

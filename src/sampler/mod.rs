@@ -127,11 +127,16 @@ impl SamplerConfig {
             // Generated grids are built where the solver steps, never converted.
             Steps::Schedule { schedule, steps, t_start, t_end } => {
                 let space = required_space(&solver).unwrap_or(space);
+                let start = if schedule.is_fixed_table() { process.t_max() } else { t_start };
+                check_regular_start(process, &solver, space, start)?;
                 let grid = build_grid(process, schedule, steps, t_start, t_end, space)?;
                 return Self::new(process, solver, space, Steps::Grid(grid));
             }
             other => other,
         };
+        if let (Space::Time, Steps::Grid(g)) = (space, &steps) {
+            check_regular_start(process, &solver, required_space(&solver).unwrap_or(space), g.start())?;
+        }
         // A solver that steps in one space only gets its grid expressed in that space.
         let (space, steps) = match (required_space(&solver), steps) {
             (Some(required), Steps::Grid(grid)) if required != space => {
@@ -248,6 +253,22 @@ pub struct SampleReport {
     pub steps: usize,
     /// Rejected steps (adaptive only).
     pub rejected: usize,
+}
+
+/// Where alpha = 0 (flow and trig at t = 1) sigma~ is infinite and the reverse SDE's f and g^2
+/// are too: only the probability flow in t (its velocity form) can start there.
+fn check_regular_start(process: &dyn ForwardProcess, solver: &Solver, space: Space, t: f64) -> Result<()> {
+    if process.alpha(t) != 0.0 {
+        return Ok(());
+    }
+    let why = if space == Space::SigmaTilde {
+        "a start below the time where alpha = 0 (sigma~ is infinite there; diffusers' DPM-Solver flow grid starts at shift(0.999))"
+    } else if solver.is_stochastic() {
+        "a start below the time where alpha = 0 (the reverse SDE's f and g^2 are infinite there; e.g. --t-start 0.999)"
+    } else {
+        return Ok(());
+    };
+    Err(incompatible(solver, why))
 }
 
 /// A point of space `from` expressed in space `to`.
