@@ -8,7 +8,7 @@ use ndarray::Array1;
 use scoresde::grids::diffusers::{self, SigmaSchedule, TimestepSpacing};
 use scoresde::grids::{build_grid, FlowShift, Space};
 use scoresde::io::write_npy;
-use scoresde::process::{Ddpm, ForwardProcess, ProcessSpec};
+use scoresde::process::ForwardProcess;
 use scoresde::sampler::Steps;
 use scoresde_solvers::TimeGrid;
 
@@ -93,14 +93,6 @@ pub fn read_timesteps(path: &Path) -> Result<Vec<f64>, CmdError> {
     Ok(scoresde::io::read_npy_1d(path, "timesteps")?.to_vec())
 }
 
-/// The chain of a ddpm process's flags.
-fn chain(process: &ProcessArgs) -> Result<Ddpm, CmdError> {
-    match process.spec()? {
-        ProcessSpec::Ddpm(table) => Ok(Ddpm::new(table)?),
-        other => Err(format!("process {other} is not the ddpm chain").into()),
-    }
-}
-
 impl GridFlags {
     /// The grid these flags generate for `process` (`given`: the ids of the flags given
     /// explicitly, so that a flag that does not apply is refused, not ignored).
@@ -121,17 +113,16 @@ impl GridFlags {
         let steps = self.steps.unwrap_or(50);
         scoresde::limits::check_steps("--steps", steps)?;
         if ddpm {
-            for flag in ["schedule", "t_start", "t_end", "shift", "mu", "single_shift", "rho"] {
+            for flag in ["schedule", "t_start", "t_end", "shift", "mu", "single_shift"] {
                 refuse(
                     flag,
                     "does not apply to --process ddpm (its grids come from --timesteps, or --steps with \
                      --timestep-spacing and --sigma-schedule)",
                 )?;
             }
-            let chain = chain(args)?;
             if let Some(path) = &self.timesteps {
                 let ts = read_timesteps(path)?;
-                let last = chain.t_max();
+                let last = process.t_max();
                 for (i, &t) in ts.iter().enumerate() {
                     if !(t.is_finite() && (0.0..=last).contains(&t)) {
                         return Err(format!(
@@ -166,7 +157,7 @@ impl GridFlags {
                 SigmaScheduleKind::Exponential => SigmaSchedule::Exponential,
                 SigmaScheduleKind::Beta => SigmaSchedule::Beta,
             };
-            let (sigmas, ts) = diffusers::euler_table(&chain, spacing, steps, self.steps_offset, sigma_schedule)?;
+            let (sigmas, ts) = diffusers::euler_table(process, spacing, steps, self.steps_offset, sigma_schedule)?;
             let (space, points) = if sigma_schedule == SigmaSchedule::Default {
                 let mut points = ts.clone();
                 points.push(-1.0);
@@ -185,12 +176,6 @@ impl GridFlags {
             for flag in ["shift", "mu", "single_shift"] {
                 refuse(flag, &format!("applies to --schedule flow-shift (the schedule is {})", name_of(&schedule)))?;
             }
-        }
-        if !matches!(schedule, ScheduleKind::Karras | ScheduleKind::Polyexponential) {
-            refuse(
-                "rho",
-                &format!("applies to --schedule karras and polyexponential (the schedule is {})", name_of(&schedule)),
-            )?;
         }
         let shift = match (self.shift, self.mu) {
             (_, Some(mu)) => FlowShift::Dynamic(mu),
@@ -211,6 +196,20 @@ impl GridFlags {
             _ => None,
         };
         Ok(GridPlan { space: self.space.into(), steps: Steps::Schedule { schedule, steps, t_start, t_end }, timesteps })
+    }
+
+    /// `--rho` given for a schedule that does not read it is an error (checked whatever the grid
+    /// comes from, so that it is never silently ignored).
+    pub fn check_rho(&self, given: &[String]) -> Result<(), String> {
+        if given.iter().any(|g| g == "rho")
+            && !matches!(self.schedule, ScheduleKind::Karras | ScheduleKind::Polyexponential)
+        {
+            return Err(format!(
+                "--rho: applies to --schedule karras and polyexponential (the schedule is {})",
+                name_of(&self.schedule)
+            ));
+        }
+        Ok(())
     }
 
     /// The time range of a generated grid or adaptive solve.
@@ -240,6 +239,7 @@ pub struct GridArgs {
 /// Runs `scoresde grid`.
 pub fn run(a: GridArgs) -> CmdResult {
     crate::choices::check_process_flags(&a.process, &a.given)?;
+    a.grid.check_rho(&a.given)?;
     let process = a.process.build()?;
     let plan = a.grid.plan(&a.process, &*process, &a.given)?;
     let (space, grid) = match &plan.steps {

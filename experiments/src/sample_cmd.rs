@@ -19,9 +19,7 @@ use scoresde::sampler::{
 use scoresde::targets;
 use scoresde_solvers::{AdaptiveOptions, BrownianNoise, Draw, FixedNoise, KeyedNoise, NoiseSource, StepInfo, TimeGrid};
 
-use crate::choices::{
-    parse_classes, CmdError, CmdResult, PredictorKind, ProcessArgs, ScheduleKind, SolverParser, VarianceKind,
-};
+use crate::choices::{parse_classes, CmdError, CmdResult, PredictorKind, ProcessArgs, SolverParser, VarianceKind};
 
 /// Flags of `scoresde sample`.
 #[derive(Debug, Args)]
@@ -210,16 +208,7 @@ impl SampleArgs {
     /// options are checked with the solver): one rule, so that no given flag is silently ignored.
     fn check_flags_apply(&self) -> Result<(), String> {
         crate::choices::check_process_flags(&self.process, &self.given)?;
-        let schedule = self.grid_flags.schedule;
-        if self.given.iter().any(|g| g == "rho")
-            && !matches!(schedule, ScheduleKind::Karras | ScheduleKind::Polyexponential)
-        {
-            let name = clap::ValueEnum::to_possible_value(&schedule).map(|v| v.get_name().to_string());
-            return Err(format!(
-                "--rho: applies to --schedule karras and polyexponential (the schedule is {})",
-                name.unwrap_or_default()
-            ));
-        }
+        self.grid_flags.check_rho(&self.given)?;
         Ok(())
     }
 

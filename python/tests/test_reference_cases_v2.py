@@ -18,30 +18,33 @@ CASES_V2 = os.path.join(ROOT, "tests", "reference", "cases_v2")
 PATH_FLAGS = {"target", "z_init", "grid", "alphas_cumprod", "timesteps", "noise"}
 
 
-def sample_cases():
+def cases(kind):
+    """The manifests of the cases of `kind` ("sample" or "grid")."""
     for name in sorted(os.listdir(CASES_V2)):
         path = os.path.join(CASES_V2, name, "manifest.json")
         if os.path.exists(path):
             m = json.load(open(path))
-            if m["kind"] == "sample":
+            if m["kind"] == kind:
                 yield m
 
 
 def keywords(m):
-    """The recorded argv as keywords, paths made absolute, --out and --target dropped."""
+    """The recorded argv as keywords: paths made absolute, a switch (a flag followed by another
+    flag or nothing) as True, --out and --target dropped."""
     cdir = os.path.join(CASES_V2, m["case_id"])
     argv, kw, i = m["replay"]["argv"], {}, 0
     while i < len(argv):
         key = argv[i][2:].replace("-", "_")
-        value = argv[i + 1]
-        i += 2
+        switch = i + 1 == len(argv) or argv[i + 1].startswith("--")
+        value = True if switch else argv[i + 1]
+        i += 1 if switch else 2
         if key in ("out", "target"):
             continue
         kw[key] = os.path.normpath(os.path.join(cdir, value)) if key in PATH_FLAGS else value
     return kw
 
 
-@pytest.mark.parametrize("m", list(sample_cases()), ids=lambda m: m["case_id"])
+@pytest.mark.parametrize("m", list(cases("sample")), ids=lambda m: m["case_id"])
 def test_v2_case_with_a_python_model(m):
     w, mu, var = ring8_mixture_arrays()
     kw = keywords(m)
@@ -56,33 +59,11 @@ def test_v2_case_with_a_python_model(m):
         assert err <= pm["atol"], f"{m['case_id']} vs {peer}: {err:.3e} > {pm['atol']:.1e}"
 
 
-def grid_cases():
-    for name in sorted(os.listdir(CASES_V2)):
-        path = os.path.join(CASES_V2, name, "manifest.json")
-        if os.path.exists(path):
-            m = json.load(open(path))
-            if m["kind"] == "grid":
-                yield m
-
-
-def grid_keywords(m):
-    argv, kw, i = m["replay"]["argv"], {}, 0
-    while i < len(argv):
-        key = argv[i][2:].replace("-", "_")
-        if key == "rescale_zero_snr":
-            kw[key], i = True, i + 1
-            continue
-        if key != "out":
-            kw[key] = argv[i + 1]
-        i += 2
-    return kw
-
-
-@pytest.mark.parametrize("m", list(grid_cases()), ids=lambda m: m["case_id"])
+@pytest.mark.parametrize("m", list(cases("grid")), ids=lambda m: m["case_id"])
 def test_v2_grid_case_through_scoresde_grid(m):
     # scoresde.grid gives the grid a sampler steps on: sigma~ levels for the chain (diffusers'
     # Euler sigmas), times t for flow (FlowMatch's sigmas).
-    kw = grid_keywords(m)
+    kw = keywords(m)
     g = scoresde.grid(**kw)
     got = g["t"] if kw["process"] == "flow" else g["sigma_tilde"]
     pm = m["peers"]["diffusers_f64"]

@@ -5,7 +5,7 @@
 //! float64 to round-off (reference cases `grid_*` of cases_v2).
 
 use crate::error::{Result, ScoreError};
-use crate::process::Ddpm;
+use crate::process::ForwardProcess;
 
 /// diffusers' `timestep_spacing`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,18 +166,24 @@ fn interp(x: f64, table: &[f64]) -> f64 {
     table[j] + w * (table[j + 1] - table[j])
 }
 
-/// `EulerDiscreteScheduler.set_timesteps(n)` on `chain`: the sigmas (n + 1, ending with 0) and
-/// the timesteps (n), as floats.
+/// `EulerDiscreteScheduler.set_timesteps(n)` on a discrete chain (a process with
+/// [`ForwardProcess::discrete_steps`], whose sigma~ at the integer timesteps is its table): the
+/// sigmas (n + 1, ending with 0) and the timesteps (n), as floats.
 pub fn euler_table(
-    chain: &Ddpm,
+    chain: &dyn ForwardProcess,
     spacing: TimestepSpacing,
     n: usize,
     steps_offset: usize,
     schedule: SigmaSchedule,
 ) -> Result<(Vec<f64>, Vec<f64>)> {
-    let table = chain.sigma_table();
-    let mut ts = timesteps(spacing, chain.train_steps(), n, steps_offset, false)?;
-    let mut sigmas: Vec<f64> = ts.iter().map(|&t| interp(t, table)).collect();
+    let train_steps = chain.discrete_steps().ok_or_else(|| ScoreError::InvalidParameter {
+        name: format!("process {}: discrete steps", chain.name()),
+        value: 0.0,
+        expected: "diffusers' Euler tables need the discrete chain (--process ddpm)",
+    })?;
+    let table: Vec<f64> = (0..train_steps).map(|k| chain.sigma_tilde(k as f64)).collect();
+    let mut ts = timesteps(spacing, train_steps, n, steps_offset, false)?;
+    let mut sigmas: Vec<f64> = ts.iter().map(|&t| interp(t, &table)).collect();
     let (lo, hi) = (sigmas[sigmas.len() - 1], sigmas[0]);
     let m = sigmas.len();
     let converted = match schedule {

@@ -206,16 +206,6 @@ impl Ddpm {
         &self.ac
     }
 
-    /// T, the number of steps of the chain.
-    pub fn train_steps(&self) -> usize {
-        self.ac.len()
-    }
-
-    /// sigma~ at the timesteps 0..T-1 (diffusers' `sigmas` before flipping).
-    pub fn sigma_table(&self) -> &[f64] {
-        &self.sigma_tilde[1..]
-    }
-
     /// The integer timestep t is, if it is one.
     fn index(&self, t: f64) -> Option<usize> {
         (t >= 0.0 && t.fract() == 0.0).then_some(t as usize)

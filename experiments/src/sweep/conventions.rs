@@ -20,7 +20,6 @@ use scoresde::grids::diffusers::{
     euler_table, flow_table, flow_times, timesteps, FlowShift, SigmaSchedule, TimestepSpacing,
 };
 use scoresde::grids::{build_grid, AysModel, Schedule, Space};
-use scoresde::io::write_atomic;
 use scoresde::metrics::{random_directions, sliced_w2_with_directions};
 use scoresde::model::ExactScore;
 use scoresde::process::{BetaSchedule, Ddpm, DdpmTable, Flow, ForwardProcess};
@@ -29,13 +28,16 @@ use scoresde::targets;
 use scoresde_solvers::{no_observer, TimeGrid};
 
 use super::config::Sweep;
-use super::output::{write_sidecar, HEADER};
+use super::output::{write_table_run, HEADER};
 use super::plot::{draw_both, prepare, Lines};
+
+/// Stable Diffusion 1.5's chain length.
+const SD15_STEPS: usize = 1000;
 
 /// Stable Diffusion 1.5's chain, optionally rescaled to zero terminal SNR.
 fn sd15(zero_snr: bool) -> Result<Ddpm, String> {
     Ddpm::new(DdpmTable::Betas {
-        train_steps: 1000,
+        train_steps: SD15_STEPS,
         schedule: BetaSchedule::ScaledLinear,
         beta_start: 0.00085,
         beta_end: 0.012,
@@ -86,7 +88,7 @@ fn build(rule: Rule, nfe: usize) -> Result<(Box<dyn ForwardProcess>, SamplerConf
     let (process, solver, space, points): (Box<dyn ForwardProcess>, Solver, Space, Vec<f64>) = match rule {
         Rule::Spacing { spacing, offset, zero_snr } => {
             let chain = sd15(zero_snr)?;
-            let mut ts = timesteps(spacing, chain.train_steps(), nfe, offset, false).map_err(e)?;
+            let mut ts = timesteps(spacing, SD15_STEPS, nfe, offset, false).map_err(e)?;
             ts.push(-1.0);
             (Box::new(chain), ddim, Space::Time, ts)
         }
@@ -200,14 +202,5 @@ pub fn run(sweep: &Sweep, out_dir: &Path, quiet: bool) -> Result<(), String> {
             figures.extend(draw_both(&stem, &title, ("NFE", metric), &lines, floor)?);
         }
     }
-    let (csv_path, md_path) = (out_dir.join(format!("{name}.csv")), out_dir.join(format!("{name}.md")));
-    write_atomic(&csv_path, csv.as_bytes()).map_err(|e| e.to_string())?;
-    write_atomic(&md_path, md.as_bytes()).map_err(|e| e.to_string())?;
-    let tables = [md_path.display().to_string()];
-    write_sidecar(sweep, &csv_path, started, &figures, &tables, serde_json::Value::Null)?;
-    if !quiet {
-        println!("{md}");
-        eprintln!("wrote {name}.csv, {name}.md and {} figure(s) in {}", figures.len(), out_dir.display());
-    }
-    Ok(())
+    write_table_run(sweep, out_dir, &csv, &md, &figures, started, quiet)
 }

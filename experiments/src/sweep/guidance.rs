@@ -15,7 +15,6 @@ use std::path::Path;
 
 use ndarray::Array1;
 use scoresde::guidance::{sub_mixture, tilted_moments_2d, GuidedExact};
-use scoresde::io::write_atomic;
 use scoresde::metrics::sample_covariance;
 use scoresde::sampler::{prior_noise, sample, Solver};
 use scoresde::targets;
@@ -23,7 +22,7 @@ use scoresde_solvers::{no_observer, KeyedNoise};
 
 use super::cells::{cell_config, process_of};
 use super::config::Sweep;
-use super::output::{write_sidecar, HEADER};
+use super::output::{write_table_run, HEADER};
 use super::plot::{draw_both, label, prepare, Lines};
 use crate::choices::space_name;
 
@@ -187,14 +186,5 @@ pub fn run(sweep: &Sweep, out_dir: &Path, quiet: bool) -> Result<(), String> {
             }
         }
     }
-    let (csv_path, md_path) = (out_dir.join(format!("{name}.csv")), out_dir.join(format!("{name}.md")));
-    write_atomic(&csv_path, csv.as_bytes()).map_err(|e| e.to_string())?;
-    write_atomic(&md_path, md.as_bytes()).map_err(|e| e.to_string())?;
-    let tables = [md_path.display().to_string()];
-    write_sidecar(sweep, &csv_path, started, &figures, &tables, serde_json::Value::Null)?;
-    if !quiet {
-        println!("{md}");
-        eprintln!("wrote {name}.csv, {name}.md and {} figure(s) in {}", figures.len(), out_dir.display());
-    }
-    Ok(())
+    write_table_run(sweep, out_dir, &csv, &md, &figures, started, quiet)
 }

@@ -2,6 +2,7 @@
 
 use ndarray::{Array2, ArrayViewMut2, Zip};
 
+use super::ddpm::{Ddpm, DdpmVariance};
 use crate::error::Result;
 use crate::stepper::{SdeStepper, StepInfo, StepNoise};
 use crate::system::SemiLinear;
@@ -21,6 +22,7 @@ pub(crate) fn transition<S: SemiLinear + ?Sized>(sys: &S, t0: f64, t1: f64) -> (
 /// - With a = alpha_t0/alpha_t1 and v = sigma_t0^2 - a^2 sigma_t1^2 (the forward transition):
 ///   mean = a sigma_t1^2/sigma_t0^2 x + alpha_t1 v/sigma_t0^2 D, variance v sigma_t1^2/sigma_t0^2.
 /// - Requires: [`SemiLinear`] (alpha, sigma, eps in t). Steps in t.
+/// - The step is [`Ddpm`] with [`DdpmVariance::FixedSmall`]; this is its name on any grid.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Ancestral;
 
@@ -37,18 +39,9 @@ impl<S: SemiLinear + ?Sized> SdeStepper<S> for Ancestral {
         noise: &StepNoise<'_>,
         eps: &mut Array2<f64>,
     ) -> Result<()> {
-        let z = noise.main();
-        let (t0, t1) = (at.t0, at.t1);
-        sys.eps(t0, x.view(), eps.view_mut())?;
-        let (a, v) = transition(sys, t0, t1);
-        let (al0, s0, al1, s1) = (sys.alpha(t0), sys.sigma(t0), sys.alpha(t1), sys.sigma(t1));
-        let (cx, cd) = (a * s1 * s1 / (s0 * s0), al1 * v / (s0 * s0));
-        let sd = (v * s1 * s1 / (s0 * s0)).sqrt();
-        Zip::from(x).and(&*eps).and(z).for_each(|x, &e, &z| {
-            let d = (*x - s0 * e) / al0;
-            *x = cx * *x + cd * d + sd * z;
-        });
-        Ok(())
+        // The posterior step is DDPM's with the fixed-small variance (which adds no noise on a
+        // step to sigma = 0, where the posterior variance is 0 anyway).
+        Ddpm::new(DdpmVariance::FixedSmall).step(sys, at, x, noise, eps)
     }
 }
 
