@@ -118,12 +118,46 @@ fn slurm_array_variables_pick_the_shard_for_zero_and_one_based_arrays() {
     assert!(e.contains("SLURM_ARRAY_TASK_ID = 5 is outside"), "{e}");
 }
 
+/// The kinds that are not solver x steps products (paths, guidance weights, conventions) split
+/// into cells too: shards merged give a single run's CSV and table byte for byte, and nothing is
+/// computed twice (the shards' cells add up to the whole run's).
 #[test]
-fn kinds_not_split_into_cells_refuse_shards_instead_of_redoing_everything() {
+fn every_kind_shards_and_merges_into_the_single_run() {
     let d = Dir::new("cluster", "kinds");
-    for kind in ["trajectories", "guidance"] {
-        let e = err(sweep(&d.0, &[kind, "--shard", "0/2"], &[]));
-        assert!(e.contains("not split into cells"), "{e}");
+    let configs = [
+        ("trajectories", r#"{"kind": "trajectories", "particles": 4, "steps": [10]}"#, None),
+        ("guidance", r#"{"kind": "guidance", "n": 500, "guidance_weights": [0, 2], "model": ""}"#, Some("guidance.md")),
+        ("conventions", r#"{"kind": "conventions", "n": 2000, "budgets": [10, 20]}"#, Some("conventions.md")),
+    ];
+    for (kind, config, table) in configs {
+        let cfg = d.0.join(format!("{kind}.config.json"));
+        std::fs::write(&cfg, config).unwrap();
+        let cfg = cfg.to_str().unwrap();
+        let whole = d.0.join(format!("{kind}_whole"));
+        ok(sweep(&whole, &[cfg], &[]));
+        let parts = d.0.join(format!("{kind}_parts"));
+        let mut cells_run = 0;
+        for i in 0..3 {
+            ok(sweep(&parts, &[cfg, "--shard", &format!("{i}/3")], &[]));
+            let side: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(parts.join(format!("{kind}.shard{i}of3.json"))).unwrap())
+                    .unwrap();
+            cells_run += side["cells_run"].as_u64().unwrap();
+        }
+        ok(sweep(&parts, &["merge", cfg], &[]));
+        let read = |dir: &Path, f: &str| std::fs::read(dir.join(f)).unwrap();
+        let csv = format!("{kind}.csv");
+        assert_eq!(read(&parts, &csv), read(&whole, &csv), "{kind}");
+        if let Some(t) = table {
+            assert_eq!(read(&parts, t), read(&whole, t), "{kind}");
+        }
+        let side: serde_json::Value = serde_json::from_slice(&read(&whole, &format!("{kind}.json"))).unwrap();
+        assert_eq!(side["cells_run"].as_u64(), Some(cells_run), "{kind}: cells computed twice or lost");
+        assert!(cells_run > 3, "{kind}: {cells_run} cells");
+        // A rerun resumes every cell.
+        ok(sweep(&whole, &[cfg], &[]));
+        let side: serde_json::Value = serde_json::from_slice(&read(&whole, &format!("{kind}.json"))).unwrap();
+        assert_eq!(side["cells_run"].as_u64(), Some(0), "{kind}");
     }
     let e = err(sweep(&d.0, &["convergence", "--compute-missing"], &[]));
     assert!(e.contains("--compute-missing: applies to `sweep merge` only"), "{e}");

@@ -175,7 +175,8 @@ fn trajectories_end_at_the_samplers_output() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let csv = std::fs::read_to_string(dir.join("traj.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 1 + 3 * 13 * 5);
+    // 3 solvers x 13 points, each a cell with t and 5 particles x 2 coordinates.
+    assert_eq!(csv.lines().count(), 1 + 3 * 13 * (1 + 5 * 2));
     for (solver, space) in [("heun", "t"), ("euler-maruyama", "t"), ("dpmpp-2m", "sigma")] {
         let npy = dir.join(format!("{solver}.npy"));
         let o = bin()
@@ -185,13 +186,16 @@ fn trajectories_end_at_the_samplers_output() {
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let x: ndarray::Array2<f64> = ndarray_npy::read_npy(&npy).unwrap();
-        for line in
-            csv.lines().filter(|l| l.contains(&format!(",{solver},{space},")) && l.split(',').nth(6) == Some("12"))
-        {
-            let f: Vec<&str> = line.split(',').collect();
-            let i: usize = f[5].parse().unwrap();
-            let (a, b): (f64, f64) = (f[8].parse().unwrap(), f[9].parse().unwrap());
-            assert_eq!((a, b), (x[[i, 0]], x[[i, 1]]), "{solver} particle {i}");
+        let end: Vec<Vec<&str>> = csv
+            .lines()
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .filter(|f| f[3] == solver && f[4] == space && f[6] == "12" && f[9].starts_with('x'))
+            .collect();
+        assert_eq!(end.len(), 10, "{solver}");
+        for f in end {
+            let (j, i) = f[9][1..].split_once('[').unwrap();
+            let (i, j): (usize, usize) = (i.trim_end_matches(']').parse().unwrap(), j.parse().unwrap());
+            assert_eq!(f[10].parse::<f64>().unwrap(), x[[i, j]], "{solver} particle {i} coordinate {j}");
         }
     }
     assert!(dir.join("traj_ring8_vp.png").exists() && dir.join("traj_ring8_vp.svg").exists());

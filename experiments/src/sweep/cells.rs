@@ -46,8 +46,29 @@ pub struct Cell {
     pub steps: usize,
     /// Seed of the prior draws and the noise.
     pub seed: u64,
-    /// Sampled with the trained network (`trained_vs_exact`) instead of the exact score.
-    pub net: bool,
+    /// What computes the cell.
+    pub role: Role,
+    /// The kind's own coordinate: the guidance weight's or the convention's index (0 elsewhere).
+    pub variant: usize,
+}
+
+/// What computes a cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A sampler with the exact score.
+    Exact,
+    /// The same sampler with the trained network.
+    Network,
+    /// No sampler: the exact quantity the sampled cells are compared with (guidance's tilted
+    /// density).
+    Reference,
+}
+
+impl Cell {
+    /// A cell of the exact score with no kind-specific coordinate.
+    pub fn exact(target: usize, process: ProcessKind, solver: SolverChoice, steps: usize, seed: u64) -> Self {
+        Self { target, process, solver, steps, seed, role: Role::Exact, variant: 0 }
+    }
 }
 
 /// The solver column of a cell's rows.
@@ -60,18 +81,19 @@ pub fn solver_label(solver: &Solver, net: bool) -> String {
 }
 
 /// Every (target, process, solver, steps, seed) in config order, the steps per process and
-/// solver given by `steps_of`; with `net`, each cell is followed by its trained-network twin.
+/// solver given by `steps_of`; with `net`, each solver's cells are followed by their
+/// trained-network twins.
 pub fn product(ctx: &Ctx, net: bool, steps_of: impl Fn(ProcessKind, SolverChoice) -> Vec<usize>) -> Vec<Cell> {
     let sweep = ctx.sweep;
+    let roles: &[Role] = if net { &[Role::Exact, Role::Network] } else { &[Role::Exact] };
     let mut cells = vec![];
     for target in 0..ctx.targets.len() {
         for &process in &sweep.processes {
             for &solver in &sweep.solvers {
-                for steps in steps_of(process, solver) {
-                    for &seed in &sweep.config.seeds {
-                        cells.push(Cell { target, process, solver, steps, seed, net: false });
-                        if net {
-                            cells.push(Cell { target, process, solver, steps, seed, net: true });
+                for &role in roles {
+                    for steps in steps_of(process, solver) {
+                        for &seed in &sweep.config.seeds {
+                            cells.push(Cell { role, ..Cell::exact(target, process, solver, steps, seed) });
                         }
                     }
                 }
@@ -184,8 +206,8 @@ pub struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    /// Loads the targets and builds the reference sets.
-    pub fn new(sweep: &'a Sweep) -> Result<Self, String> {
+    /// Loads the targets and, with `references`, builds the reference sets.
+    pub fn new(sweep: &'a Sweep, references: bool) -> Result<Self, String> {
         let targets: Vec<GaussianMixture> = sweep
             .config
             .targets
@@ -210,7 +232,7 @@ impl<'a> Ctx<'a> {
         }
         let n = sweep.config.n;
         let mut refs = vec![];
-        for (ti, target) in targets.iter().enumerate() {
+        for (ti, target) in targets.iter().enumerate().filter(|_| references) {
             for &pk in &sweep.processes {
                 let p = process_of(pk)?;
                 let reference = exact_set(target, &*p, n, 1_000_003);
@@ -240,17 +262,25 @@ impl<'a> Ctx<'a> {
     pub fn key(&self, c: &Cell) -> String {
         let p = process_of(c.process).map(|p| p.name()).unwrap_or("?");
         let s: Solver = c.solver.solver.into();
-        cell_key(&self.names[c.target], p, &solver_label(&s, c.net), space_name(c.solver.space), c.steps, c.seed)
+        let net = c.role == Role::Network;
+        cell_key(&self.names[c.target], p, &solver_label(&s, net), space_name(c.solver.space), c.steps, c.seed)
     }
 
     /// Rows of a cell: one per (metric, value).
-    pub fn rows(&self, cell: &Cell, process: &str, solver: &Solver, nfe: usize, values: Vec<(&str, f64)>) -> Vec<Row> {
+    pub fn rows<M: Into<String>>(
+        &self,
+        cell: &Cell,
+        process: &str,
+        solver: &Solver,
+        nfe: usize,
+        values: Vec<(M, f64)>,
+    ) -> Vec<Row> {
         values
             .into_iter()
             .map(|(metric, value)| Row {
                 target: self.names[cell.target].clone(),
                 process: process.into(),
-                solver: solver_label(solver, cell.net),
+                solver: solver_label(solver, cell.role == Role::Network),
                 space: space_name(cell.solver.space).into(),
                 steps: cell.steps,
                 nfe,

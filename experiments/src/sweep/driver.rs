@@ -16,14 +16,11 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use scoresde::io::write_atomic;
-use scoresde::sampler::Solver;
 
 use super::cells::{exact_set, metrics, process_of, Cell, Ctx, SAMPLE_METRICS};
 use super::output::{csv_bytes, write_sidecar, Row};
 use super::plot;
 use super::resume::{self, Resume};
-use super::trained::NET_SUFFIX;
-use crate::choices::space_name;
 
 /// The tables and figures a kind writes after the CSV, and its fields of the sidecar.
 #[derive(Debug, Default)]
@@ -42,11 +39,30 @@ pub trait SweepKind: Sync {
     fn prepare(&mut self, _ctx: &Ctx) -> Result<(), String> {
         Ok(())
     }
+    /// Whether its cells read the per-(target, process) reference sets of [`Ctx`] (exact samples,
+    /// projections, the tight ODE solutions).
+    fn uses_references(&self) -> bool {
+        true
+    }
     /// Every cell, in CSV order.
     fn cells(&self, ctx: &Ctx) -> Vec<Cell>;
-    /// Repetitions of the Monte Carlo floor per (target, process).
-    fn floor_reps(&self, ctx: &Ctx) -> usize {
-        ctx.sweep.config.floor_reps
+    /// The CSV key of a cell: the [`Row::cell_key`] of its rows.
+    fn key(&self, ctx: &Ctx, cell: &Cell) -> String {
+        ctx.key(cell)
+    }
+    /// What determines the kind's values besides the shared fingerprint and the cell keys (part
+    /// of the resume fingerprint when not null).
+    fn fingerprint(&self, _ctx: &Ctx) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+    /// The CSV's schedule column.
+    fn schedule(&self, ctx: &Ctx) -> String {
+        ctx.sweep.config.schedule.clone()
+    }
+    /// The rows written after the cells: the Monte Carlo floor, `floor_reps` repetitions per
+    /// (target, process).
+    fn floor(&self, ctx: &Ctx) -> Result<Vec<Row>, String> {
+        floor_rows(ctx, ctx.sweep.config.floor_reps)
     }
     /// Whether a cell already in the CSV with these metrics is complete (otherwise it runs
     /// again: a CSV written before a metric was added is completed rather than trusted).
@@ -109,25 +125,6 @@ pub(super) fn floor_rows(ctx: &Ctx, reps: usize) -> Result<Vec<Row>, String> {
     Ok(rows)
 }
 
-/// Cell order of a row: target, process, solver (config order), space, network, steps, seed.
-pub(super) fn order_key(ctx: &Ctx, r: &Row) -> (usize, usize, usize, bool, usize, u64) {
-    let sweep = ctx.sweep;
-    let t = ctx.names.iter().position(|n| *n == r.target).unwrap_or(usize::MAX);
-    let p = sweep
-        .processes
-        .iter()
-        .position(|&k| process_of(k).map(|p| p.name() == r.process).unwrap_or(false))
-        .unwrap_or(usize::MAX);
-    let is_net = r.solver.ends_with(NET_SUFFIX);
-    let base = r.solver.trim_end_matches(NET_SUFFIX);
-    let s = sweep
-        .solvers
-        .iter()
-        .position(|c| Solver::from(c.solver).name() == base && space_name(c.space) == r.space)
-        .unwrap_or(usize::MAX);
-    (t, p, s, is_net, r.steps, r.seed)
-}
-
 pub(super) fn progress(len: usize, quiet: bool) -> Result<ProgressBar, String> {
     let bar =
         if std::io::stderr().is_terminal() && !quiet { ProgressBar::new(len as u64) } else { ProgressBar::hidden() };
@@ -158,9 +155,14 @@ pub(super) struct Setup {
 }
 
 pub(super) fn setup(kind: &mut dyn SweepKind, ctx: &Ctx) -> Result<Setup, String> {
-    let floor = floor_rows(ctx, kind.floor_reps(ctx))?;
     kind.prepare(ctx)?;
-    Ok(Setup { floor, cells: kind.cells(ctx), fp: resume::fingerprint(ctx)?, hashes: resume::target_hashes(ctx) })
+    let floor = kind.floor(ctx)?;
+    let mut fp = resume::fingerprint(ctx)?;
+    let own = kind.fingerprint(ctx);
+    if let (false, Some(fields)) = (own.is_null(), fp.as_object_mut()) {
+        fields.insert("kind_fields".into(), own);
+    }
+    Ok(Setup { floor, cells: kind.cells(ctx), fp, hashes: resume::target_hashes(ctx) })
 }
 
 /// What is done with a finished cell's key and rows (the journal's append).
@@ -180,7 +182,7 @@ pub(super) fn run_cells(
         .par_iter()
         .map(|c| {
             let rows = kind.run_cell(ctx, c)?;
-            let key = ctx.key(c);
+            let key = kind.key(ctx, c);
             finished(&key, &rows)?;
             bar.inc(1);
             Ok((key, rows))
@@ -210,7 +212,7 @@ pub fn run(kind: &mut dyn SweepKind, ctx: &Ctx, opts: &RunOptions) -> Result<(),
     let todo: Vec<&Cell> = cells
         .iter()
         .enumerate()
-        .filter(|(i, c)| i % shards == shard && !done.contains(&ctx.key(c)))
+        .filter(|(i, c)| i % shards == shard && !done.contains(&kind.key(ctx, c)))
         .map(|(_, c)| c)
         .collect();
     // Each finished cell goes to the journal at once: a kill loses only the cells in flight.
@@ -227,7 +229,7 @@ pub fn run(kind: &mut dyn SweepKind, ctx: &Ctx, opts: &RunOptions) -> Result<(),
     }
     let extra = serde_json::json!({ "shard": format!("{shard}/{shards}") });
     let outputs = Outputs { csv_path: &csv_path, shards, cells_run: todo.len(), empty: &empty, extra };
-    write_outputs(kind, ctx, &fp, &hashes, rows, floor, outputs, opts.out_dir, opts.started, opts.quiet)?;
+    write_outputs(kind, ctx, &cells, &fp, &hashes, rows, floor, outputs, opts.out_dir, opts.started, opts.quiet)?;
     resume.finish()
 }
 
@@ -245,12 +247,15 @@ pub(super) struct Outputs<'a> {
     pub extra: serde_json::Value,
 }
 
-/// Sorts the rows into cell order, appends the floor, writes the CSV, the kind's tables and
-/// figures (whole runs only) and the sidecar with its resume record.
+/// Sorts the rows into the order of `cells` (rows of a cell keep their order; rows of cells not
+/// in `cells`, kept from an earlier run of a larger sweep, come last), appends the floor, writes
+/// the CSV, the kind's tables and figures (whole runs only) and the sidecar with its resume
+/// record.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn write_outputs(
     kind: &dyn SweepKind,
     ctx: &Ctx,
+    cells: &[Cell],
     fp: &serde_json::Value,
     hashes: &BTreeMap<String, String>,
     mut rows: Vec<Row>,
@@ -262,9 +267,10 @@ pub(super) fn write_outputs(
 ) -> Result<(), String> {
     let sweep = ctx.sweep;
     let name = &sweep.config.experiment;
-    rows.sort_by_key(|r| order_key(ctx, r));
+    let index: BTreeMap<String, usize> = cells.iter().enumerate().map(|(i, c)| (kind.key(ctx, c), i)).collect();
+    rows.sort_by_key(|r| index.get(&r.cell_key()).copied().unwrap_or(usize::MAX));
     rows.extend(floor);
-    let bytes = csv_bytes(&rows, name, &sweep.config.schedule)?;
+    let bytes = csv_bytes(&rows, name, &kind.schedule(ctx))?;
     write_atomic(out.csv_path, &bytes).map_err(|e| e.to_string())?;
 
     let slopes = plot::fitted_slopes(&rows, "path_error");

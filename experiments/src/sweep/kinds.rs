@@ -12,25 +12,17 @@ use std::path::Path;
 
 use scoresde::gaussian::{exact_flow_law, exact_output_law, target_law, w2_gaussian};
 use scoresde::gmm::GaussianMixture;
-use scoresde::io::write_atomic;
 use scoresde::nn::NetScore;
 use scoresde::process::ProcessSpec;
 use scoresde::sampler::Solver;
 
-use super::cells::{cell_config, nfe_of, process_of, product, sample_cell, Cell, Ctx};
+use super::cells::{cell_config, nfe_of, process_of, product, sample_cell, Cell, Ctx, Role};
 use super::config::Sweep;
 use super::driver::{Finished, SweepKind};
-use super::output::Row;
+use super::output::{write_table, Row};
 use super::plot;
 use super::table::{self, BudgetPlan};
 use crate::choices::{space_name, ProcessArgs};
-
-/// Writes `text` to `out_dir/file` and returns the path written.
-fn write_table(out_dir: &Path, file: String, text: &str) -> Result<String, String> {
-    let path = out_dir.join(file);
-    write_atomic(&path, text.as_bytes()).map_err(|e| e.to_string())?;
-    Ok(path.display().to_string())
-}
 
 /// Sample metrics against NFE per solver, with the Monte Carlo floor.
 pub struct StepsVsQuality;
@@ -59,8 +51,8 @@ impl SweepKind for Convergence {
     fn cells(&self, ctx: &Ctx) -> Vec<Cell> {
         product(ctx, false, |_, _| ctx.sweep.config.steps.clone())
     }
-    fn floor_reps(&self, _ctx: &Ctx) -> usize {
-        0
+    fn floor(&self, _ctx: &Ctx) -> Result<Vec<Row>, String> {
+        Ok(vec![])
     }
     fn complete(&self, _metrics: &BTreeSet<&str>) -> bool {
         true
@@ -93,7 +85,7 @@ impl SweepKind for Convergence {
         let name = &ctx.sweep.config.experiment;
         let figures = plot::draw_convergence(rows, name, out_dir)?;
         let (md, fitted) = table::convergence_orders(rows, ctx.sweep, &ctx.names);
-        let tables = vec![write_table(out_dir, format!("{name}_orders.md"), &md)?];
+        let tables = vec![write_table(out_dir, &format!("{name}_orders.md"), &md)?];
         if !quiet {
             println!("{md}");
         }
@@ -173,8 +165,10 @@ impl SweepKind for SolverTable {
         let name = &ctx.sweep.config.experiment;
         let figures = plot::draw_all(rows, name, out_dir)?;
         let (md, tex) = table::solver_tables(rows, ctx.sweep, &ctx.names, &self.plan);
-        let tables =
-            vec![write_table(out_dir, format!("{name}.md"), &md)?, write_table(out_dir, format!("{name}.tex"), &tex)?];
+        let tables = vec![
+            write_table(out_dir, &format!("{name}.md"), &md)?,
+            write_table(out_dir, &format!("{name}.tex"), &tex)?,
+        ];
         if !quiet {
             println!("{md}");
         }
@@ -218,7 +212,7 @@ impl SweepKind for TrainedVsExact {
         product(ctx, true, |_, _| ctx.sweep.config.steps.clone())
     }
     fn run_cell(&self, ctx: &Ctx, cell: &Cell) -> Result<Vec<Row>, String> {
-        let net = match (cell.net, &self.net) {
+        let net = match (cell.role == Role::Network, &self.net) {
             (true, Some(n)) => Some(n as &dyn scoresde::model::ScoreModel),
             (true, None) => return Err("trained_vs_exact: no model loaded".into()),
             (false, _) => None,

@@ -68,7 +68,7 @@ pub fn merge(
     for i in 0..shards {
         let csv = csv_path(out_dir, name, i, shards);
         let share: Vec<String> =
-            cells.iter().enumerate().filter(|(k, _)| k % shards == i).map(|(_, c)| ctx.key(c)).collect();
+            cells.iter().enumerate().filter(|(k, _)| k % shards == i).map(|(_, c)| kind.key(ctx, c)).collect();
         if !csv.exists() {
             problems.push(format!("shard {i} is missing ({} absent)", csv.display()));
             continue;
@@ -102,10 +102,10 @@ pub fn merge(
         ));
     }
     // Only the cells of this configuration, once each (a shard may hold cells of a larger sweep).
-    let wanted: BTreeSet<String> = cells.iter().map(|c| ctx.key(c)).collect();
+    let wanted: BTreeSet<String> = cells.iter().map(|c| kind.key(ctx, c)).collect();
     rows.retain(|r| wanted.contains(&r.cell_key()));
     empty.retain(|k| wanted.contains(k));
-    let todo: Vec<_> = cells.iter().filter(|c| !have.contains(&ctx.key(c))).collect();
+    let todo: Vec<_> = cells.iter().filter(|c| !have.contains(&kind.key(ctx, c))).collect();
     for (key, cell_rows) in run_cells(kind, ctx, &todo, quiet, &|_, _| Ok(()))? {
         if cell_rows.is_empty() {
             empty.insert(key);
@@ -119,5 +119,5 @@ pub fn merge(
     });
     let csv_path = out_dir.join(format!("{name}.csv"));
     let outputs = Outputs { csv_path: &csv_path, shards: 1, cells_run: todo.len(), empty: &empty, extra };
-    write_outputs(kind, ctx, &fp, &hashes, rows, floor, outputs, out_dir, started, quiet)
+    write_outputs(kind, ctx, &cells, &fp, &hashes, rows, floor, outputs, out_dir, started, quiet)
 }

@@ -156,28 +156,16 @@ pub fn run(a: SweepArgs) -> CmdResult {
         return Err("--shard: `sweep merge` combines all shards".into());
     }
     let out_dir: PathBuf = a.out_dir.clone().unwrap_or_else(|| PathBuf::from("plots"));
-    if matches!(
-        sweep.config.kind,
-        ExperimentKind::Trajectories | ExperimentKind::Guidance | ExperimentKind::Conventions
-    ) && (merging || shard.1 > 1)
-    {
-        return Err(format!(
-            "{}: the {:?} experiment is not split into cells yet: run it whole, on one machine",
-            if merging { "merge" } else { "--shard" },
-            sweep.config.kind
-        )
-        .into());
-    }
     let mut kind: Box<dyn SweepKind> = match sweep.config.kind {
-        ExperimentKind::Trajectories => return Ok(trajectories::run(&sweep, &out_dir, a.quiet)?),
-        ExperimentKind::Guidance => return Ok(guidance::run(&sweep, &out_dir, a.quiet)?),
-        ExperimentKind::Conventions => return Ok(conventions::run(&sweep, &out_dir, a.quiet)?),
+        ExperimentKind::Trajectories => Box::<trajectories::Trajectories>::default(),
+        ExperimentKind::Guidance => Box::<guidance::Guidance>::default(),
+        ExperimentKind::Conventions => Box::<conventions::Conventions>::default(),
         ExperimentKind::StepsVsQuality => Box::new(kinds::StepsVsQuality),
         ExperimentKind::Convergence => Box::new(kinds::Convergence),
         ExperimentKind::SolverTable => Box::<kinds::SolverTable>::default(),
         ExperimentKind::TrainedVsExact => Box::<kinds::TrainedVsExact>::default(),
     };
-    let ctx = cells::Ctx::new(&sweep)?;
+    let ctx = cells::Ctx::new(&sweep, kind.uses_references())?;
     if merging {
         return Ok(merge::merge(&mut *kind, &ctx, &out_dir, a.compute_missing, a.quiet, started)?);
     }

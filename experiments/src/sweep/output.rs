@@ -117,28 +117,11 @@ pub fn csv_bytes(rows: &[Row], experiment: &str, schedule: &str) -> Result<Vec<u
     writer.into_inner().map_err(|e| format!("sweep CSV: {e}"))
 }
 
-/// Writes a whole-run experiment's `{experiment}.csv` and `{experiment}.md` (atomically), its
-/// sidecar, and unless `quiet` prints the table and where the files went.
-pub fn write_table_run(
-    sweep: &Sweep,
-    out_dir: &Path,
-    csv: &str,
-    md: &str,
-    figures: &[String],
-    started: Instant,
-    quiet: bool,
-) -> Result<(), String> {
-    let name = &sweep.config.experiment;
-    let (csv_path, md_path) = (out_dir.join(format!("{name}.csv")), out_dir.join(format!("{name}.md")));
-    scoresde::io::write_atomic(&csv_path, csv.as_bytes()).map_err(|e| e.to_string())?;
-    scoresde::io::write_atomic(&md_path, md.as_bytes()).map_err(|e| e.to_string())?;
-    let tables = [md_path.display().to_string()];
-    write_sidecar(sweep, &csv_path, started, figures, &tables, serde_json::Value::Null)?;
-    if !quiet {
-        println!("{md}");
-        eprintln!("wrote {name}.csv, {name}.md and {} figure(s) in {}", figures.len(), out_dir.display());
-    }
-    Ok(())
+/// Writes `text` to `out_dir/file` (atomically) and returns the path written.
+pub fn write_table(out_dir: &Path, file: &str, text: &str) -> Result<String, String> {
+    let path = out_dir.join(file);
+    write_atomic(&path, text.as_bytes()).map_err(|e| e.to_string())?;
+    Ok(path.display().to_string())
 }
 
 /// Writes the JSON sidecar beside `csv_path` (same stem, `.json`): the full config, git commit,

@@ -32,8 +32,9 @@ pub fn sha256(bytes: &[u8]) -> String {
 /// What determines a cell's values besides its coordinates (see the module docs).
 pub fn fingerprint(ctx: &Ctx) -> Result<Value, String> {
     let c = &ctx.sweep.config;
-    // Only the kind that runs the network reads the model.
-    let model = if c.model.is_empty() || c.kind != super::config::ExperimentKind::TrainedVsExact {
+    // Only the kinds that run the network read the model.
+    use super::config::ExperimentKind::{Guidance, TrainedVsExact};
+    let model = if c.model.is_empty() || !matches!(c.kind, TrainedVsExact | Guidance) {
         Value::Null
     } else {
         let bytes = fs::read(&c.model).map_err(|e| format!("model {}: {e}", c.model))?;

@@ -2,30 +2,29 @@
 //! density the samples should follow, so that the deterministic transport of the probability-flow
 //! ODE and the noisy paths of the reverse SDE can be seen side by side.
 //!
-//! Point k of a path is the output of the same sampler run on the first k steps of the grid with
-//! the same prior draws and the same keyed noise (the noise of step j of row i depends only on
-//! (seed, i, j)). For one-step solvers (Runge-Kutta, Euler-Maruyama, ancestral) this is exactly
-//! the state after k steps of the full run; for multistep solvers it is the k-step solve (whose
-//! last steps may use lower orders). Writes `{experiment}.csv`
-//! (`experiment,target,process,solver,space,particle,step,t,x0,x1`, t in the process's time) and
-//! `{experiment}_{target}_{process}.png` / `.svg`.
+//! Point k of a path is the output of the same sampler run on the first k steps of the grid
+//! (`steps[0]` steps) with the same prior draws and the same keyed noise (the noise of step j of
+//! row i depends only on (seed, i, j)): each point is a cell, so the experiment shards like the
+//! others. For one-step solvers (Runge-Kutta, Euler-Maruyama, ancestral) this is exactly the state
+//! after k steps of the full run; for multistep solvers it is the k-step solve (whose last steps
+//! may use lower orders). The CSV is the sweeps' long format: the cell of point k has steps = k,
+//! the NFE of its solve, and the metrics `t` (the point's process time) and `x0[i]`, `x1[i]` (the
+//! coordinates of particle i). Figures: `{experiment}_{target}_{process}.png` / `.svg`.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use ndarray::{Array1, Array3};
 use plotters::prelude::*;
 use scoresde::gmm::GaussianMixture;
 use scoresde::grids::Space;
-use scoresde::io::write_atomic;
 use scoresde::model::ExactScore;
-use scoresde::process::ForwardProcess;
-use scoresde::sampler::{prior_noise, sample, SamplerConfig, Steps};
-use scoresde::targets;
+use scoresde::sampler::{prior_noise, sample, SamplerConfig, Solver, Steps};
 use scoresde_solvers::{no_observer, KeyedNoise, TimeGrid};
 
-use super::cells::{cell_config, process_of};
-use super::config::{SolverChoice, Sweep};
-use super::output::write_sidecar;
+use super::cells::{cell_config, process_of, Cell, Ctx};
+use super::driver::{Finished, SweepKind};
+use super::output::Row;
 use super::plot::{label, prepare};
 use crate::choices::space_name;
 
@@ -33,78 +32,112 @@ use crate::choices::space_name;
 struct Paths {
     name: String,
     x: Array3<f64>,
-    t: Vec<f64>,
 }
 
-fn paths(
-    sweep: &Sweep,
-    p: &dyn ForwardProcess,
-    target: &GaussianMixture,
-    solver: SolverChoice,
-    seed: u64,
-) -> Result<Paths, String> {
-    let full = cell_config(sweep, p, solver, sweep.config.steps[0])?;
-    let Steps::Grid(grid) = full.steps() else {
-        return Err(format!("trajectories: {} needs a fixed grid", full.solver().name()));
-    };
-    let points = grid.points().to_vec();
-    let space: Space = solver.space.into();
-    let t: Vec<f64> =
-        points.iter().map(|&u| if space == Space::SigmaTilde { p.t_from_sigma_tilde(u) } else { u }).collect();
-    let n = sweep.config.particles;
-    let z = prior_noise(seed, n, 2);
-    let mut x = Array3::zeros((points.len(), n, 2));
-    x.index_axis_mut(ndarray::Axis(0), 0).assign(&z.mapv(|v| v * p.prior_std()));
-    let model = ExactScore::new(target.clone());
-    for k in 1..points.len() {
-        let prefix = TimeGrid::new(points[..=k].to_vec()).map_err(|e| e.to_string())?;
-        let config = SamplerConfig::new(p, full.solver().clone(), space, Steps::Grid(prefix))
-            .map_err(|e| e.to_string())?
-            .with_denoise_final(full.denoise_final());
-        let mut noise = KeyedNoise::new(seed);
-        let noise: Option<&mut dyn scoresde_solvers::NoiseSource> =
-            if full.solver().is_stochastic() { Some(&mut noise) } else { None };
-        let (xk, _) = sample(p, &model, &config, z.view(), noise, &mut no_observer)
-            .map_err(|e| format!("{} {} step {k}: {e}", p.name(), full.solver().name()))?;
-        x.index_axis_mut(ndarray::Axis(0), k).assign(&xk);
+/// The metric of coordinate `j` of particle `i`.
+fn coordinate(i: usize, j: usize) -> String {
+    format!("x{j}[{i}]")
+}
+
+/// The experiment's state: the grid's step count and the particles per path set.
+#[derive(Default)]
+pub struct Trajectories {
+    grid_steps: usize,
+    particles: usize,
+}
+
+impl SweepKind for Trajectories {
+    fn uses_references(&self) -> bool {
+        false
     }
-    Ok(Paths { name: label(full.solver().name(), space_name(solver.space)), x, t })
-}
-
-/// Runs the experiment for every 2-d target and process of the config.
-pub fn run(sweep: &Sweep, out_dir: &Path, quiet: bool) -> Result<(), String> {
-    let started = std::time::Instant::now();
-    let name = &sweep.config.experiment;
-    let seed = sweep.config.seeds[0];
-    let mut csv = String::from("experiment,target,process,solver,space,particle,step,t,x0,x1\n");
-    let mut figures = vec![];
-    let can_draw = prepare(out_dir)?;
-    for tname in &sweep.config.targets {
-        let target = targets::load(tname).map_err(|e| e.to_string())?;
-        if target.dim() != 2 {
-            return Err(format!("targets: {tname:?} has d = {}; trajectories are drawn in 2-d", target.dim()));
+    fn prepare(&mut self, ctx: &Ctx) -> Result<(), String> {
+        for (target, name) in ctx.targets.iter().zip(&ctx.sweep.config.targets) {
+            if target.dim() != 2 {
+                return Err(format!("targets: {name:?} has d = {}; trajectories are drawn in 2-d", target.dim()));
+            }
         }
-        let tname = Path::new(tname).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or(tname.clone());
-        for &pk in &sweep.processes {
-            let p = process_of(pk)?;
-            let all: Vec<Paths> =
-                sweep.solvers.iter().map(|&s| paths(sweep, &*p, &target, s, seed)).collect::<Result<_, _>>()?;
-            for (s, path) in sweep.solvers.iter().zip(&all) {
-                let solver = scoresde::sampler::Solver::from(s.solver).name();
-                for (k, layer) in path.x.outer_iter().enumerate() {
-                    for (i, row) in layer.outer_iter().enumerate() {
-                        csv.push_str(&format!(
-                            "{name},{tname},{},{solver},{},{i},{k},{:e},{:e},{:e}\n",
-                            p.name(),
-                            space_name(s.space),
-                            path.t[k],
-                            row[0],
-                            row[1]
-                        ));
-                    }
+        self.grid_steps = *ctx.sweep.config.steps.first().ok_or("steps: must not be empty")?;
+        self.particles = ctx.sweep.config.particles;
+        Ok(())
+    }
+    fn cells(&self, ctx: &Ctx) -> Vec<Cell> {
+        let seed = ctx.sweep.config.seeds[0];
+        let mut cells = vec![];
+        for target in 0..ctx.targets.len() {
+            for &process in &ctx.sweep.processes {
+                for &solver in &ctx.sweep.solvers {
+                    cells.extend((0..=self.grid_steps).map(|k| Cell::exact(target, process, solver, k, seed)));
                 }
             }
-            if can_draw {
+        }
+        cells
+    }
+    fn fingerprint(&self, _ctx: &Ctx) -> serde_json::Value {
+        serde_json::json!({ "grid_steps": self.grid_steps, "particles": self.particles })
+    }
+    fn floor(&self, _ctx: &Ctx) -> Result<Vec<Row>, String> {
+        Ok(vec![])
+    }
+    fn complete(&self, metrics: &BTreeSet<&str>) -> bool {
+        metrics.contains("t") && metrics.len() == 1 + 2 * self.particles
+    }
+    fn run_cell(&self, ctx: &Ctx, cell: &Cell) -> Result<Vec<Row>, String> {
+        let p = process_of(cell.process)?;
+        let full = cell_config(ctx.sweep, &*p, cell.solver, self.grid_steps)?;
+        let Steps::Grid(grid) = full.steps() else {
+            return Err(format!("trajectories: {} needs a fixed grid", full.solver().name()));
+        };
+        let points = grid.points();
+        let space: Space = cell.solver.space.into();
+        let k = cell.steps;
+        let t = if space == Space::SigmaTilde { p.t_from_sigma_tilde(points[k]) } else { points[k] };
+        let z = prior_noise(cell.seed, self.particles, 2);
+        let (x, nfe) = if k == 0 {
+            (z.mapv(|v| v * p.prior_std()), 0)
+        } else {
+            let prefix = TimeGrid::new(points[..=k].to_vec()).map_err(|e| e.to_string())?;
+            let config = SamplerConfig::new(&*p, full.solver().clone(), space, Steps::Grid(prefix))
+                .map_err(|e| e.to_string())?
+                .with_denoise_final(full.denoise_final());
+            let mut noise = KeyedNoise::new(cell.seed);
+            let noise: Option<&mut dyn scoresde_solvers::NoiseSource> =
+                if full.solver().is_stochastic() { Some(&mut noise) } else { None };
+            let model = ExactScore::new(ctx.targets[cell.target].clone());
+            let (x, report) = sample(&*p, &model, &config, z.view(), noise, &mut no_observer)
+                .map_err(|e| format!("{} {} step {k}: {e}", p.name(), full.solver().name()))?;
+            (x, report.nfe)
+        };
+        let mut values = vec![("t".to_string(), t)];
+        for (i, row) in x.outer_iter().enumerate() {
+            values.extend((0..2).map(|j| (coordinate(i, j), row[j])));
+        }
+        Ok(ctx.rows(cell, p.name(), full.solver(), nfe, values))
+    }
+    fn finish(&self, ctx: &Ctx, rows: &[Row], out_dir: &Path, _quiet: bool) -> Result<Finished, String> {
+        let name = &ctx.sweep.config.experiment;
+        let mut figures = vec![];
+        if !prepare(out_dir)? {
+            return Ok(Finished::default());
+        }
+        let value: BTreeMap<(&str, &str, &str, &str, usize, &str), f64> = rows
+            .iter()
+            .map(|r| ((&*r.target, &*r.process, &*r.solver, &*r.space, r.steps, &*r.metric), r.value))
+            .collect();
+        for (target, tname) in ctx.targets.iter().zip(&ctx.names) {
+            for &pk in &ctx.sweep.processes {
+                let p = process_of(pk)?;
+                let mut all = vec![];
+                for s in &ctx.sweep.solvers {
+                    let (solver, space) = (Solver::from(s.solver), space_name(s.space));
+                    let mut x = Array3::zeros((self.grid_steps + 1, self.particles, 2));
+                    for ((k, i, j), v) in x.indexed_iter_mut() {
+                        let key = (&**tname, p.name(), solver.name(), space, k, &*coordinate(i, j));
+                        *v = *value.get(&key).ok_or_else(|| {
+                            format!("trajectories: no {} of {tname} {} {} step {k}", key.5, p.name(), solver.name())
+                        })?;
+                    }
+                    all.push(Paths { name: label(solver.name(), space), x });
+                }
                 let stem = out_dir.join(format!("{name}_{tname}_{}", p.name()));
                 let t_end = p.t_end_default();
                 let title = format!("{name}: {tname}, {} (density at t = {t_end:.0e})", p.name());
@@ -113,9 +146,9 @@ pub fn run(sweep: &Sweep, out_dir: &Path, quiet: bool) -> Result<(), String> {
                     let tmp = stem.with_extension(format!("tmp.{ext}"));
                     let size = (520 * all.len() as u32, 560);
                     if ext == "png" {
-                        draw(BitMapBackend::new(&tmp, size).into_drawing_area(), &title, &target, a, sg, &all)?;
+                        draw(BitMapBackend::new(&tmp, size).into_drawing_area(), &title, target, a, sg, &all)?;
                     } else {
-                        draw(SVGBackend::new(&tmp, size).into_drawing_area(), &title, &target, a, sg, &all)?;
+                        draw(SVGBackend::new(&tmp, size).into_drawing_area(), &title, target, a, sg, &all)?;
                     }
                     let path = stem.with_extension(ext);
                     std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -123,14 +156,8 @@ pub fn run(sweep: &Sweep, out_dir: &Path, quiet: bool) -> Result<(), String> {
                 }
             }
         }
+        Ok(Finished { figures, ..Default::default() })
     }
-    let csv_path = out_dir.join(format!("{name}.csv"));
-    write_atomic(&csv_path, csv.as_bytes()).map_err(|e| e.to_string())?;
-    write_sidecar(sweep, &csv_path, started, &figures, &[], serde_json::Value::Null)?;
-    if !quiet {
-        eprintln!("wrote {} and {} figure(s)", csv_path.display(), figures.len());
-    }
-    Ok(())
 }
 
 /// Cells per side of the density background.
