@@ -141,9 +141,9 @@ pub fn exp(x: f64) -> f64 {
     exp_with::<Separate>(x)
 }
 
-/// `x <- exp(x)` for every element, vectorised: on x86-64 CPUs with AVX2 and FMA a copy compiled
-/// for them (fused multiply-adds, 4 lanes), elsewhere the portable [`exp`]. Which one runs is
-/// [`vector_path`]; the two differ in the last bit at most.
+/// `x <- exp(x)` for every element, vectorised in the copy [`simd_path`] selects (AVX-512,
+/// AVX2 + FMA, or the portable [`exp`]); the fused copies differ from the portable one in the
+/// last bit at most.
 ///
 /// ```
 /// let mut v = vec![0.0, -1.0, -700.0, -800.0];
@@ -153,13 +153,15 @@ pub fn exp(x: f64) -> f64 {
 /// assert_eq!(v[3], 0.0);
 /// ```
 pub fn exp_in_place(xs: &mut [f64]) {
-    #[cfg(target_arch = "x86_64")]
-    if avx2_fma() {
-        // SAFETY: `exp_in_place_avx2_fma` only requires AVX2 and FMA, which `avx2_fma` checked.
-        unsafe { exp_in_place_avx2_fma(xs) };
-        return;
+    match simd_path() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `simd_path` returns `Avx512` only where the CPU has AVX-512F/DQ, AVX2 and FMA.
+        SimdPath::Avx512 => unsafe { exp_in_place_avx512(xs) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `simd_path` returns `Avx2Fma` only where the CPU has AVX2 and FMA.
+        SimdPath::Avx2Fma => unsafe { exp_in_place_avx2_fma(xs) },
+        _ => exp_slice::<Separate>(xs),
     }
-    exp_slice::<Separate>(xs);
 }
 
 #[inline(always)]
@@ -178,32 +180,92 @@ unsafe fn exp_in_place_avx2_fma(xs: &mut [f64]) {
     exp_slice::<Fused>(xs);
 }
 
-/// Which copy of the vectorised code runs in this process (here and in the mixture kernel):
-/// `"avx2+fma"` on x86-64 CPUs with both features, unless the environment variable
-/// `SCORESDE_PORTABLE_KERNEL` is set (read once), else `"portable"`.
-pub fn vector_path() -> &'static str {
-    if avx2_fma() {
-        "avx2+fma"
-    } else {
-        "portable"
+/// # Safety
+///
+/// The CPU must support AVX-512F, AVX-512DQ, AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
+unsafe fn exp_in_place_avx512(xs: &mut [f64]) {
+    exp_slice::<Fused>(xs);
+}
+
+/// The copies of the vectorised code (here, in the mixture kernel and in the network's SiLU).
+///
+/// Every copy runs each element through the same sequence of operations: the two fused copies
+/// (FMA on 4 or 8 lanes) give the same bits, and differ from the portable one (separate
+/// multiply and add) in rounding only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimdPath {
+    /// Baseline x86-64 (SSE2) or any other target: separate multiply and add.
+    Portable,
+    /// AVX2 with fused multiply-adds, 4 lanes.
+    Avx2Fma,
+    /// AVX-512 (F and DQ) with fused multiply-adds, 8 lanes.
+    Avx512,
+}
+
+impl SimdPath {
+    /// Every copy, widest last.
+    pub const ALL: [SimdPath; 3] = [SimdPath::Portable, SimdPath::Avx2Fma, SimdPath::Avx512];
+
+    /// The name `SCORESDE_KERNEL` takes and `scoresde bench` prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Portable => "portable",
+            Self::Avx2Fma => "avx2+fma",
+            Self::Avx512 => "avx512",
+        }
+    }
+
+    /// Whether this CPU can run the copy.
+    pub fn supported(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+            match self {
+                Self::Portable => true,
+                Self::Avx2Fma => avx2,
+                Self::Avx512 => avx2 && is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512dq"),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            self == Self::Portable
+        }
+    }
+
+    /// The copies this CPU can run.
+    pub fn supported_paths() -> Vec<SimdPath> {
+        Self::ALL.into_iter().filter(|p| p.supported()).collect()
     }
 }
 
-/// Whether the AVX2 + FMA copies may run (checked once per process).
-#[cfg(target_arch = "x86_64")]
-pub(crate) fn avx2_fma() -> bool {
-    static AVX2_FMA: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *AVX2_FMA.get_or_init(|| {
-        std::env::var_os("SCORESDE_PORTABLE_KERNEL").is_none()
-            && is_x86_feature_detected!("avx2")
-            && is_x86_feature_detected!("fma")
+/// Which copy of the vectorised code runs in this process, chosen once: the widest the CPU
+/// supports, unless the environment says otherwise. `SCORESDE_KERNEL=portable|avx2+fma|avx512`
+/// forces a copy (one the CPU lacks is refused: the process stops with a message naming it);
+/// `SCORESDE_PORTABLE_KERNEL` (any value) forces the portable copy.
+pub fn simd_path() -> SimdPath {
+    static PATH: std::sync::OnceLock<SimdPath> = std::sync::OnceLock::new();
+    *PATH.get_or_init(|| {
+        if let Some(v) = std::env::var_os("SCORESDE_KERNEL") {
+            let v = v.to_string_lossy();
+            let path = SimdPath::ALL.into_iter().find(|p| p.name() == v || (v == "avx2" && *p == SimdPath::Avx2Fma));
+            match path {
+                Some(p) if p.supported() => return p,
+                Some(p) => panic!("SCORESDE_KERNEL = {v:?}: this CPU cannot run the {} copy", p.name()),
+                None => panic!("SCORESDE_KERNEL = {v:?}: expected portable, avx2+fma or avx512"),
+            }
+        }
+        if std::env::var_os("SCORESDE_PORTABLE_KERNEL").is_some() {
+            return SimdPath::Portable;
+        }
+        *SimdPath::supported_paths().last().expect("the portable copy runs everywhere")
     })
 }
 
-/// Whether the AVX2 + FMA copies may run: never off x86-64.
-#[cfg(not(target_arch = "x86_64"))]
-pub(crate) fn avx2_fma() -> bool {
-    false
+/// The name of [`simd_path`]'s copy: `"avx512"`, `"avx2+fma"` or `"portable"`.
+pub fn vector_path() -> &'static str {
+    simd_path().name()
 }
 
 #[cfg(test)]
@@ -313,6 +375,23 @@ mod tests {
         exp_in_place(&mut ys);
         for (x, y) in xs.iter().zip(&ys) {
             assert!(ulps(*y, x.exp()) <= 1, "{x}");
+        }
+        // Every copy this CPU runs: the fused ones agree to the bit, the portable one to 1 ulp.
+        #[cfg(target_arch = "x86_64")]
+        for path in SimdPath::supported_paths() {
+            let mut zs = xs.clone();
+            // SAFETY: `supported_paths` lists only copies this CPU runs.
+            match path {
+                SimdPath::Avx512 => unsafe { exp_in_place_avx512(&mut zs) },
+                SimdPath::Avx2Fma => unsafe { exp_in_place_avx2_fma(&mut zs) },
+                SimdPath::Portable => exp_slice::<Separate>(&mut zs),
+            }
+            for (x, z) in xs.iter().zip(&zs) {
+                assert!(ulps(*z, x.exp()) <= 1, "{}: {x}", path.name());
+                if path != SimdPath::Portable {
+                    assert_eq!(z.to_bits(), fused(*x).to_bits(), "{}: {x}", path.name());
+                }
+            }
         }
     }
 

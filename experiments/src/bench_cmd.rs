@@ -37,6 +37,13 @@ pub struct BenchArgs {
     /// DPM-Solver++(2M), Euler-Maruyama) on the ring.
     #[arg(long)]
     pub solvers: bool,
+    /// Time a trained network instead (a checkpoint): one forward pass of N rows through the
+    /// fused CPU path and through candle, and one training step per --train-batch.
+    #[arg(long, value_name = "MODEL")]
+    pub network: Option<std::path::PathBuf>,
+    /// Batch sizes of the timed training steps with --network (repeatable) [default: 256].
+    #[arg(long, value_name = "B", requires = "network")]
+    pub train_batch: Vec<usize>,
 }
 
 /// One row of the table.
@@ -68,6 +75,14 @@ pub fn run(a: BenchArgs) -> CmdResult {
         pool = pool.num_threads(t);
     }
     let pool = pool.build()?;
+    if let Some(path) = &a.network {
+        if a.train_batch.contains(&0) {
+            return Err("--train-batch = 0: must be at least 1".into());
+        }
+        let batches = if a.train_batch.is_empty() { vec![256] } else { a.train_batch.clone() };
+        let threads = pool.current_num_threads();
+        return pool.install(|| crate::bench_net::run(path, &[a.n], &batches, a.repeats, threads));
+    }
     let euler = (Solver::Euler, Space::Time, Schedule::UniformT, 100);
     let mut cases = vec![
         case("sample: euler, t", "ring8", Some(euler.clone())),

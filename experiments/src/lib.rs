@@ -3,6 +3,7 @@
 //! the same code. `main.rs` is only the process boundary: parse, run, print one error line.
 
 pub mod bench_cmd;
+pub mod bench_net;
 pub mod choices;
 pub mod cli;
 pub mod eval_cmd;

@@ -32,10 +32,12 @@
 //!
 //! # CPU features
 //!
-//! On x86-64 CPUs with AVX2 and FMA (checked once at run time) the kernel runs as a copy
-//! compiled with those features and evaluates `a * b + c` with one rounding; elsewhere the
-//! portable copy (SSE2 on x86-64) uses a separate multiply and add. Setting the environment
-//! variable `SCORESDE_PORTABLE_KERNEL` (any value) forces the portable copy, for comparisons.
+//! The kernel has three copies, one chosen once per process ([`crate::fastexp::simd_path`]):
+//! on x86-64 CPUs with AVX-512 (F and DQ), a copy compiled for it (8 lanes); with AVX2 and FMA,
+//! one compiled for those (4 lanes); both evaluate `a * b + c` with one rounding and give the same
+//! bits. Elsewhere the portable copy (SSE2 on x86-64) uses a separate multiply and add.
+//! `SCORESDE_KERNEL=portable|avx2+fma|avx512` forces a copy and `SCORESDE_PORTABLE_KERNEL` (any
+//! value) the portable one, for comparisons.
 
 use std::cell::RefCell;
 
@@ -44,7 +46,7 @@ use rayon::prelude::*;
 
 use super::rowmap::{non_finite, RowMap};
 use super::{Frame, GaussianMixture};
-use crate::fastexp::{exp_with, MulAdd, Separate};
+use crate::fastexp::{exp_with, MulAdd, Separate, SimdPath};
 
 /// Rows per parallel work item. The split never depends on the thread count, and results do not
 /// depend on it at all.
@@ -144,16 +146,16 @@ fn scratch_per_row(k: usize, d: usize, full: bool) -> usize {
 /// Runs `task` over every row of `x` into `sink`, in chunks of `layout.chunk` rows (in parallel
 /// when there is more than one) and blocks of `layout.block` rows.
 pub(super) fn run(gm: &GaussianMixture, fr: &Frame, task: Task, x: ArrayView2<f64>, sink: Sink, layout: Layout) {
-    run_on(gm, fr, task, Some(x), sink, layout, use_avx2_fma());
+    run_on(gm, fr, task, Some(x), sink, layout, crate::fastexp::simd_path());
 }
 
 /// [`run`] for tasks whose input rows are the sink's own ([`Sink::Update`]); returns whether
 /// every value written is finite.
 pub(super) fn run_in_place(gm: &GaussianMixture, fr: &Frame, task: Task, sink: Sink, layout: Layout) -> bool {
-    run_on(gm, fr, task, None, sink, layout, use_avx2_fma())
+    run_on(gm, fr, task, None, sink, layout, crate::fastexp::simd_path())
 }
 
-/// [`run`] on the AVX2 + FMA copy (`avx2`, which the caller has checked) or the portable one;
+/// [`run`] on the copy `path` (which the caller has checked the CPU runs);
 /// `x: None` reads the rows of the sink ([`Sink::Update`]). Returns whether every row written
 /// (N x d sinks) is finite, checked as it is stored.
 pub(super) fn run_on(
@@ -163,8 +165,9 @@ pub(super) fn run_on(
     x: Option<ArrayView2<f64>>,
     sink: Sink,
     layout: Layout,
-    avx2: bool,
+    path: SimdPath,
 ) -> bool {
+    assert!(path.supported(), "the {} copy of the kernel needs CPU features this CPU lacks", path.name());
     let chunk_rows = layout.chunk.max(1);
     let layout = Layout { chunk: chunk_rows, block: layout.block.clamp(1, chunk_rows).next_multiple_of(G) };
     let sinks = sink.split(layout.chunk);
@@ -172,7 +175,7 @@ pub(super) fn run_on(
         Some(x) => x.axis_chunks_iter(Axis(0), layout.chunk).map(Some).zip(sinks).collect(),
         None => sinks.into_iter().map(|sc| (None, sc)).collect(),
     };
-    let work = |(xc, sc): (Option<ArrayView2<f64>>, Sink)| chunk(gm, fr, task, layout.block, xc, sc, avx2);
+    let work = |(xc, sc): (Option<ArrayView2<f64>>, Sink)| chunk(gm, fr, task, layout.block, xc, sc, path);
     // Every chunk runs (no short-circuit): the flags are and-ed after the work.
     if jobs.len() <= 1 {
         jobs.into_iter().map(work).fold(true, |a, b| a & b)
@@ -181,13 +184,9 @@ pub(super) fn run_on(
     }
 }
 
-/// Which copy of the kernel runs: `"avx2+fma"` or `"portable"`.
+/// Which copy of the kernel runs: `"avx512"`, `"avx2+fma"` or `"portable"`.
 pub(super) fn path() -> &'static str {
     crate::fastexp::vector_path()
-}
-
-fn use_avx2_fma() -> bool {
-    crate::fastexp::avx2_fma()
 }
 
 fn chunk(
@@ -197,7 +196,7 @@ fn chunk(
     block: usize,
     x: Option<ArrayView2<f64>>,
     sink: Sink,
-    avx2: bool,
+    path: SimdPath,
 ) -> bool {
     let need = scratch_per_row(gm.n_components(), gm.dim(), gm.full) * block;
     SCRATCH.with_borrow_mut(|buf| {
@@ -205,14 +204,16 @@ fn chunk(
             buf.resize(need, 0.0);
         }
         let buf = &mut buf[..need];
-        #[cfg(target_arch = "x86_64")]
-        if avx2 {
-            // SAFETY: `chunk_avx2_fma` only requires the CPU to support AVX2 and FMA, and `avx2`
-            // is true only where `use_avx2_fma` found both with `is_x86_feature_detected!`.
-            return unsafe { chunk_avx2_fma(gm, fr, task, block, x, sink, buf) };
+        match path {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `chunk_avx512` requires AVX-512F/DQ, AVX2 and FMA; `run_on` checked that
+            // the CPU supports the copy (`SimdPath::supported`).
+            SimdPath::Avx512 => unsafe { chunk_avx512(gm, fr, task, block, x, sink, buf) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `chunk_avx2_fma` requires AVX2 and FMA, checked as above.
+            SimdPath::Avx2Fma => unsafe { chunk_avx2_fma(gm, fr, task, block, x, sink, buf) },
+            _ => chunk_with::<Separate, false>(gm, fr, task, block, x, sink, buf),
         }
-        let _ = avx2;
-        chunk_with::<Separate, false>(gm, fr, task, block, x, sink, buf)
     })
 }
 
@@ -227,6 +228,26 @@ fn chunk(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn chunk_avx2_fma(
+    gm: &GaussianMixture,
+    fr: &Frame,
+    task: Task,
+    block: usize,
+    x: Option<ArrayView2<f64>>,
+    sink: Sink,
+    buf: &mut [f64],
+) -> bool {
+    chunk_with::<crate::fastexp::Fused, true>(gm, fr, task, block, x, sink, buf)
+}
+
+/// The kernel compiled with AVX-512 enabled (8 lanes; the same operations as the AVX2 copy,
+/// hence the same bits).
+///
+/// # Safety
+///
+/// The CPU must support AVX-512F, AVX-512DQ, AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
+unsafe fn chunk_avx512(
     gm: &GaussianMixture,
     fr: &Frame,
     task: Task,
@@ -433,8 +454,8 @@ fn load<const TILES: bool>(x: ArrayView2<f64>, start: usize, nb: usize, np: usiz
     }
     #[cfg(target_arch = "x86_64")]
     if let (true, Some(flat)) = (TILES, x.as_slice()) {
-        // SAFETY: TILES is true only in the AVX2 copy (`chunk_avx2_fma`), whose caller checked
-        // the CPU.
+        // SAFETY: TILES is true only in the AVX2 and AVX-512 copies, whose callers checked that
+        // the CPU has AVX2.
         unsafe { super::tiles::load(&flat[start * d..(start + nb) * d], d, bs, xs) };
         return;
     }

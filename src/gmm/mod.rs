@@ -50,8 +50,8 @@
 //!
 //! Batches are `N x d` arrays, one sample per row. Rows go through a blocked kernel (module
 //! `kernel`): blocks of rows in a component-major layout, a vectorisable `exp`
-//! ([`crate::fastexp`]), chunks of rows in parallel with rayon, and a copy compiled for AVX2 and
-//! FMA chosen at run time ([`GaussianMixture::kernel_path`]). Each row is computed independently
+//! ([`crate::fastexp`]), chunks of rows in parallel with rayon, and copies compiled for AVX-512
+//! and for AVX2 + FMA chosen at run time ([`GaussianMixture::kernel_path`]). Each row is computed independently
 //! by a fixed sequence of operations, so results are bit-identical for any number of threads
 //! and any chunking.
 
@@ -515,10 +515,10 @@ impl GaussianMixture {
         out
     }
 
-    /// Which copy of the mixture kernel this process runs: `"avx2+fma"` (x86-64 CPUs with both
-    /// features, unless the environment variable `SCORESDE_PORTABLE_KERNEL` is set) or
-    /// `"portable"`. Results are bit-identical for any thread count within one copy; the two
-    /// copies differ in the last bits (fused multiply-adds).
+    /// Which copy of the mixture kernel this process runs: `"avx512"` or `"avx2+fma"` (x86-64
+    /// CPUs with those features) or `"portable"` ([`crate::fastexp::simd_path`], which also says
+    /// how to force one). Results are bit-identical for any thread count within one copy; the
+    /// two fused copies give the same bits, the portable one differs in the last bits.
     pub fn kernel_path() -> &'static str {
         kernel::path()
     }

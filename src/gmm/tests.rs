@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use super::*;
+use crate::fastexp::SimdPath;
 use ndarray::{array, ArrayView2, Axis};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
@@ -717,7 +718,7 @@ fn bit_identical_across_thread_counts_and_layouts() {
 /// Every output of the kernel for `x` at `(a, s)`, with a given layout and copy.
 type Outputs = (Vec<u64>, Vec<u64>, Vec<u64>, Vec<u64>, Vec<u64>, Vec<u64>, Vec<usize>, Vec<u64>);
 
-fn all_outputs(gm: &GaussianMixture, x: ArrayView2<f64>, a: f64, s: f64, layout: Layout, avx2: bool) -> Outputs {
+fn all_outputs(gm: &GaussianMixture, x: ArrayView2<f64>, a: f64, s: f64, layout: Layout, path: SimdPath) -> Outputs {
     let fr = gm.frame(a, s);
     let mut sc = Array2::zeros(x.dim());
     let mut ep = Array2::zeros(x.dim());
@@ -726,16 +727,16 @@ fn all_outputs(gm: &GaussianMixture, x: ArrayView2<f64>, a: f64, s: f64, layout:
     let mut sd = Array2::zeros(x.dim());
     let mut dv = Array1::zeros(x.nrows());
     let mut best = vec![0; x.nrows()];
-    kernel::run_on(gm, &fr, Task::Precision { scale: -1.0 }, Some(x), Sink::Rows(sc.view_mut()), layout, avx2);
-    kernel::run_on(gm, &fr, Task::Precision { scale: s }, Some(x), Sink::Rows(ep.view_mut()), layout, avx2);
-    kernel::run_on(gm, &fr, Task::Posterior, Some(x), Sink::Rows(x0.view_mut()), layout, avx2);
-    kernel::run_on(gm, &fr, Task::LogSumExp { shift: 0.0 }, Some(x), Sink::Values(lp.view_mut()), layout, avx2);
+    kernel::run_on(gm, &fr, Task::Precision { scale: -1.0 }, Some(x), Sink::Rows(sc.view_mut()), layout, path);
+    kernel::run_on(gm, &fr, Task::Precision { scale: s }, Some(x), Sink::Rows(ep.view_mut()), layout, path);
+    kernel::run_on(gm, &fr, Task::Posterior, Some(x), Sink::Rows(x0.view_mut()), layout, path);
+    kernel::run_on(gm, &fr, Task::LogSumExp { shift: 0.0 }, Some(x), Sink::Values(lp.view_mut()), layout, path);
     let sink = Sink::RowsValues(sd.view_mut(), dv.view_mut());
-    kernel::run_on(gm, &fr, Task::Divergence, Some(x), sink, layout, avx2);
-    kernel::run_on(gm, &fr, Task::Argmax, Some(x), Sink::Indices(&mut best), layout, avx2);
+    kernel::run_on(gm, &fr, Task::Divergence, Some(x), sink, layout, path);
+    kernel::run_on(gm, &fr, Task::Argmax, Some(x), Sink::Indices(&mut best), layout, path);
     let mut up = x.to_owned();
     let step = Task::AffineUpdate { scale: s, a: -0.3, b: 1.7, h: 0.05 };
-    kernel::run_on(gm, &fr, step, None, Sink::Update(up.view_mut()), layout, avx2);
+    kernel::run_on(gm, &fr, step, None, Sink::Update(up.view_mut()), layout, path);
     let bits = |a: &[f64]| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
     let flat = |a: Array2<f64>| bits(&a.into_raw_vec_and_offset().0);
     (flat(sc), flat(ep), flat(x0), bits(lp.as_slice().unwrap()), flat(sd), bits(dv.as_slice().unwrap()), best, flat(up))
@@ -843,15 +844,14 @@ fn tiled_and_scalar_transposition_give_the_same_bits() {
 // CPU has it).
 #[test]
 fn bit_identical_across_chunk_and_block_sizes() {
-    let avx2 = kernel::path() == "avx2+fma";
     let x = points(1037, 3, 2.0, 18);
     let layouts = [(1, 1), (7, 3), (100, 16), (1037, 256), (513, 200), (2000, 40)];
     for (name, gm) in mixtures() {
-        for copy in [false, avx2] {
+        for copy in SimdPath::supported_paths() {
             let reference = all_outputs(&gm, x.view(), 0.7, 0.5, Layout::for_mixture(&gm), copy);
             for (chunk, block) in layouts {
                 let got = all_outputs(&gm, x.view(), 0.7, 0.5, Layout { chunk, block }, copy);
-                assert!(got == reference, "{name} avx2={copy}: chunk {chunk} block {block} changes the bits");
+                assert!(got == reference, "{name} {}: chunk {chunk} block {block} changes the bits", copy.name());
             }
             let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
             let threaded = pool.install(|| all_outputs(&gm, x.view(), 0.7, 0.5, Layout::for_mixture(&gm), copy));
@@ -860,30 +860,38 @@ fn bit_identical_across_chunk_and_block_sizes() {
     }
 }
 
-// The two copies evaluate the same formulas with and without fused multiply-adds: they agree
-// to rounding (a few ulps of the terms, amplified at most by the softmax).
+// The copies evaluate the same formulas with and without fused multiply-adds: the portable one
+// agrees with each fused one to rounding (a few ulps of the terms, amplified at most by the
+// softmax), and the two fused copies (4 and 8 lanes, the same operations per row) to the bit.
+// Every copy this CPU runs is compared.
 #[test]
-fn portable_and_avx2_copies_agree() {
-    if kernel::path() != "avx2+fma" {
-        return;
-    }
+fn every_copy_this_cpu_runs_agrees() {
     let x = points(300, 3, 2.0, 19);
+    let fused: Vec<SimdPath> = SimdPath::supported_paths().into_iter().filter(|&p| p != SimdPath::Portable).collect();
     for (name, gm) in mixtures() {
         for &(a, s) in &SCHEDULES {
             let layout = Layout::for_mixture(&gm);
-            let p = all_outputs(&gm, x.view(), a, s, layout, false);
-            let v = all_outputs(&gm, x.view(), a, s, layout, true);
-            let close = |u: &[u64], w: &[u64], what: &str| {
-                for (n, (&u, &w)) in u.iter().zip(w).enumerate() {
-                    let (u, w) = (f64::from_bits(u), f64::from_bits(w));
-                    let scale = 1.0 + u.abs().max(w.abs());
-                    assert!((u - w).abs() <= 1e-12 * scale, "{name} a={a} s={s} {what}[{n}]: {u} vs {w}");
-                }
-            };
-            close(&p.0, &v.0, "score");
-            close(&p.2, &v.2, "x0");
-            close(&p.3, &v.3, "log_prob");
-            close(&p.5, &v.5, "divergence");
+            let p = all_outputs(&gm, x.view(), a, s, layout, SimdPath::Portable);
+            for &copy in &fused {
+                let v = all_outputs(&gm, x.view(), a, s, layout, copy);
+                let close = |u: &[u64], w: &[u64], what: &str| {
+                    for (n, (&u, &w)) in u.iter().zip(w).enumerate() {
+                        let (u, w) = (f64::from_bits(u), f64::from_bits(w));
+                        let scale = 1.0 + u.abs().max(w.abs());
+                        assert!(
+                            (u - w).abs() <= 1e-12 * scale,
+                            "{name} {} a={a} s={s} {what}[{n}]: {u} vs {w}",
+                            copy.name()
+                        );
+                    }
+                };
+                close(&p.0, &v.0, "score");
+                close(&p.2, &v.2, "x0");
+                close(&p.3, &v.3, "log_prob");
+                close(&p.5, &v.5, "divergence");
+                let first = all_outputs(&gm, x.view(), a, s, layout, fused[0]);
+                assert!(v == first, "{name} a={a} s={s}: the {} and {} copies differ", copy.name(), fused[0].name());
+            }
         }
     }
 }

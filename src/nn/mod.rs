@@ -16,13 +16,16 @@
 
 mod adam;
 mod checkpoint;
+mod fused;
 mod importance;
 mod mlp;
 mod score;
+mod silu;
 mod train;
 
 pub use adam::AdamW;
 pub use checkpoint::{load_checkpoint, save_checkpoint, Checkpoint};
+pub use fused::FusedMlp;
 pub use importance::{likelihood_weight, LikelihoodTimes};
 pub use mlp::{Conditioning, MlpConfig, NetOutput, ScoreMlp};
 pub use score::NetScore;

@@ -1,4 +1,6 @@
-//! The trained network as a [`ScoreModel`]: EMA weights, batched inference on the model's device.
+//! The trained network as a [`ScoreModel`]: EMA weights, batched inference. On the CPU through
+//! the fused forward pass ([`FusedMlp`]); on a GPU, or when asked ([`NetScore::through_candle`]),
+//! through candle on the model's device.
 
 use std::path::Path;
 
@@ -10,6 +12,7 @@ use crate::model::{NoiseLevel, Parameterisation, ScoreModel};
 
 use super::candle_err;
 use super::checkpoint::{load_checkpoint, Checkpoint};
+use super::fused::FusedMlp;
 use super::mlp::ScoreMlp;
 
 /// A trained score network (the EMA weights of a checkpoint).
@@ -19,6 +22,8 @@ pub struct NetScore {
     checkpoint: Checkpoint,
     /// Class and guidance weight of a class-conditional network.
     guidance: Option<(usize, f64)>,
+    /// The CPU inference path (`None`: candle's forward on the model's device).
+    fused: Option<FusedMlp>,
 }
 
 impl NetScore {
@@ -29,14 +34,24 @@ impl NetScore {
             tensors.iter().filter_map(|(k, v)| k.strip_prefix("ema.").map(|n| (n.to_string(), v.clone()))).collect();
         let net = ScoreMlp::from_tensors(checkpoint.network.clone(), &ema, &path.display().to_string())?;
         let param = checkpoint.network.parameterisation();
-        Ok(Self { net, param, checkpoint, guidance: None })
+        let fused = fused_on_cpu(&net)?;
+        Ok(Self { net, param, checkpoint, guidance: None, fused })
+    }
+
+    /// The same model evaluated through candle's forward pass (on the model's device) instead
+    /// of the fused CPU path: for comparisons.
+    pub fn through_candle(mut self) -> Self {
+        self.fused = None;
+        self
     }
 
     /// A guided copy sharing the weights (see [`NetScore::with_guidance`]).
     pub fn guided(&self, class: usize, w: f64) -> Result<Self> {
         let tensors = self.net.params().iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
         let net = ScoreMlp::from_tensors(self.net.config().clone(), &tensors, "guided copy")?;
-        Self { net, param: self.param, checkpoint: self.checkpoint.clone(), guidance: None }.with_guidance(class, w)
+        let fused = if self.fused.is_some() { fused_on_cpu(&net)? } else { None };
+        Self { net, param: self.param, checkpoint: self.checkpoint.clone(), guidance: None, fused }
+            .with_guidance(class, w)
     }
 
     /// Classifier-free guidance towards `class` with weight `w`: every evaluation is
@@ -64,6 +79,14 @@ impl NetScore {
     }
 }
 
+/// The fused inference path of `net` when its weights live on the CPU.
+fn fused_on_cpu(net: &ScoreMlp) -> Result<Option<FusedMlp>> {
+    if !net.device().is_cpu() {
+        return Ok(None);
+    }
+    FusedMlp::new(net).map(Some).map_err(candle_err("network inference"))
+}
+
 impl ScoreModel for NetScore {
     fn dim(&self) -> usize {
         self.net.config().dim
@@ -79,6 +102,18 @@ impl ScoreModel for NetScore {
                 expected: self.dim(),
                 found: d,
             });
+        }
+        if let Some(fused) = &self.fused {
+            let guided;
+            let terms: &[(Option<usize>, f64)] = match (self.net.config().classes, self.guidance) {
+                (0, _) | (_, None) => &[(None, 1.0)],
+                (_, Some((class, w))) => {
+                    guided = [(Some(class), 1.0 + w), (None, -w)];
+                    &guided
+                }
+            };
+            fused.predict(level, x, terms, out);
+            return Ok(());
         }
         let err = candle_err("network inference");
         let dev = self.net.device();
