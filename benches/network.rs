@@ -1,6 +1,6 @@
 //! The learned score's costs (criterion): one forward pass (one NFE) of the committed ring model
 //! at N = 10^4 through the fused CPU path and through candle, and one training step (batch
-//! draw, forward, backward, AdamW, EMA) at batch 256 and 4096.
+//! draw, forward, backward, AdamW, EMA) at batch 256 and 4096, fused and through candle.
 //!
 //! Run with `cargo bench -p scoresde --bench network` (threads: `RAYON_NUM_THREADS`).
 //! `benches/peers/jax_mlp.py` times the same beside a JAX twin.
@@ -10,7 +10,7 @@ use std::path::Path;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ndarray::Array2;
 use scoresde::model::{NoiseLevel, ScoreModel};
-use scoresde::nn::{NetScore, Trainer};
+use scoresde::nn::{NetScore, TrainBackend, Trainer};
 use scoresde::process::Vp;
 use scoresde::sampler::prior_noise;
 use scoresde::targets;
@@ -44,10 +44,14 @@ fn train_step(c: &mut Criterion) {
     let mut group = c.benchmark_group("train_step");
     group.sample_size(20);
     for batch in [256, 4096] {
-        let (mut t, _) = Trainer::from_checkpoint(&model(), &dev).unwrap();
-        t.config.batch = batch;
-        group.throughput(Throughput::Elements(batch as u64));
-        group.bench_function(format!("batch{batch}"), |b| b.iter(|| t.step(&vp, &target).unwrap()));
+        for backend in [TrainBackend::Fused, TrainBackend::Candle] {
+            let (mut t, _) = Trainer::from_checkpoint(&model(), &dev).unwrap();
+            t.config.batch = batch;
+            t.backend = backend;
+            group.throughput(Throughput::Elements(batch as u64));
+            let name = format!("{}_batch{batch}", if backend == TrainBackend::Fused { "fused" } else { "candle" });
+            group.bench_function(name, |b| b.iter(|| t.step(&vp, &target).unwrap()));
+        }
     }
     group.finish();
 }

@@ -62,15 +62,22 @@ impl Parameterisation {
     /// v: eps = (alpha v + sigma x) / (alpha^2 + sigma^2).
     pub fn to_eps(self, level: NoiseLevel, x: ArrayView2<f64>, values: ArrayViewMut2<f64>) {
         let NoiseLevel { alpha: a, sigma: s, .. } = level;
+        if self != Self::Eps {
+            Zip::from(values).and(x).for_each(|v, &x| *v = self.eps_of(*v, x, a, s));
+        }
+    }
+
+    /// One value of kind `self` at input coordinate `x` and level (`alpha`, `sigma`) as eps:
+    /// the formulas of [`Parameterisation::to_eps`].
+    #[inline]
+    pub fn eps_of(self, value: f64, x: f64, alpha: f64, sigma: f64) -> f64 {
+        let (a, s) = (alpha, sigma);
         match self {
-            Self::Eps => {}
-            Self::Score => Zip::from(values).for_each(|v| *v *= -s),
-            Self::X0 => Zip::from(values).and(x).for_each(|v, &x| *v = (x - a * *v) / s),
-            Self::V => {
-                let n = a * a + s * s;
-                Zip::from(values).and(x).for_each(|v, &x| *v = (a * *v + s * x) / n)
-            }
-            Self::Velocity => Zip::from(values).and(x).for_each(|v, &x| *v = (x + a * *v) / (a + s)),
+            Self::Eps => value,
+            Self::Score => value * -s,
+            Self::X0 => (x - a * value) / s,
+            Self::V => (a * value + s * x) / (a * a + s * s),
+            Self::Velocity => (x + a * value) / (a + s),
         }
     }
 

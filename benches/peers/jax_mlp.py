@@ -91,7 +91,7 @@ def ours(a, n):
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) == 5 and cells[0] == "forward (one NFE)" and cells[1] == "fused":
             forward = float(cells[3])
-        elif len(cells) == 5 and cells[0] == "train step (AdamW)":
+        elif len(cells) == 5 and cells[0] == "train step (AdamW)" and cells[1] == "fused":
             train[int(cells[2])] = float(cells[3])
     return forward, train
 

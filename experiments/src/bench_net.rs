@@ -3,7 +3,8 @@
 //! - **forward**: one NFE, the model's prediction for N rows at one noise level (t = 0.5), as a
 //!   sampler calls it, through the fused CPU path and through candle (`NetScore::through_candle`);
 //! - **train step**: one AdamW step of denoising score matching (batch draw, forward, backward,
-//!   update, EMA) at each `--train-batch`, on the checkpoint's network, process and target.
+//!   update, EMA) at each `--train-batch`, on the checkpoint's network, process and target,
+//!   through the fused host backward pass and through candle's autograd.
 //!
 //! Each is the best of `--repeats` timed runs after one untimed warm-up run.
 //! `benches/peers/jax_mlp.py` runs this beside the JAX twin of the network.
@@ -13,7 +14,7 @@ use std::time::Instant;
 
 use ndarray::Array2;
 use scoresde::model::{NoiseLevel, ScoreModel};
-use scoresde::nn::{NetScore, Trainer};
+use scoresde::nn::{NetScore, TrainBackend, Trainer};
 use scoresde::process::ProcessSpec;
 use scoresde::sampler::prior_noise;
 
@@ -64,13 +65,19 @@ pub fn run(path: &Path, ns: &[usize], batches: &[usize], repeats: usize, threads
         }
     }
     for &b in batches {
-        let (mut t, _) = Trainer::from_checkpoint(path, &dev)?;
-        t.config.batch = b;
-        let s = best_of(repeats, || {
-            t.step(&*process, &target)?;
-            Ok(())
-        })?;
-        println!("| train step (AdamW) | candle | {b} | {s:.5} | {:.3} |", s * 1e3);
+        for backend in [TrainBackend::Fused, TrainBackend::Candle] {
+            let (mut t, _) = Trainer::from_checkpoint(path, &dev)?;
+            t.config.batch = b;
+            if backend == TrainBackend::Candle || !dev.is_cpu() {
+                t.backend = TrainBackend::Candle;
+            }
+            let s = best_of(repeats, || {
+                t.step(&*process, &target)?;
+                Ok(())
+            })?;
+            let name = if t.backend == TrainBackend::Fused { "fused" } else { "candle" };
+            println!("| train step (AdamW) | {name} | {b} | {s:.5} | {:.3} |", s * 1e3);
+        }
     }
     Ok(())
 }

@@ -156,7 +156,7 @@ impl Trainer {
         adam.m = take(&m)?;
         adam.v = take(&v)?;
         adam.steps = ckpt.steps_done;
-        let trainer = Trainer { net, ema: take(&ema)?, adam, config: ckpt.train, losses: ckpt.losses };
+        let trainer = Trainer::from_parts(net, take(&ema)?, adam, ckpt.train, ckpt.losses);
         Ok((trainer, ckpt.meta))
     }
 }

@@ -197,14 +197,14 @@ where
 }
 
 /// Every row of `m` (row-major, rows of `row.len()`) set to `row`.
-fn fill_rows(m: &mut [f64], row: &[f64]) {
+pub(super) fn fill_rows(m: &mut [f64], row: &[f64]) {
     for dst in m.chunks_exact_mut(row.len()) {
         dst.copy_from_slice(row);
     }
 }
 
 /// `row` added to every row of `m`.
-fn add_rows(m: &mut [f64], row: &[f64]) {
+pub(super) fn add_rows(m: &mut [f64], row: &[f64]) {
     for dst in m.chunks_exact_mut(row.len()) {
         for (v, b) in dst.iter_mut().zip(row) {
             *v += b;
@@ -213,11 +213,23 @@ fn add_rows(m: &mut [f64], row: &[f64]) {
 }
 
 /// `dst += lhs rhs` for row-major `lhs` (m x k), `rhs` (k x n) and `dst` (m x n).
-fn gemm_acc(m: usize, k: usize, n: usize, lhs: &[f64], rhs: &[f64], dst: &mut [f64]) {
+pub(super) fn gemm_acc(m: usize, k: usize, n: usize, lhs: &[f64], rhs: &[f64], dst: &mut [f64]) {
+    gemm_acc_t(m, k, n, (lhs, false), (rhs, false), dst);
+}
+
+/// `dst += op(lhs) op(rhs)` for `dst` m x n row-major, where `op(lhs)` is m x k and `op(rhs)`
+/// k x n: a `false` flag reads the slice as that matrix row-major, `true` as its transpose
+/// (the slice holds the k x m, or n x k, matrix row-major).
+pub(super) fn gemm_acc_t(m: usize, k: usize, n: usize, lhs: (&[f64], bool), rhs: (&[f64], bool), dst: &mut [f64]) {
+    let ((lhs, lt), (rhs, rt)) = (lhs, rhs);
     assert!(lhs.len() == m * k && rhs.len() == k * n && dst.len() == m * n, "gemm_acc: shapes");
-    // SAFETY: each slice holds exactly the m x k, k x n and m x n elements that the row strides
-    // (k, n, n) and unit column strides address (checked above), and `dst` is borrowed mutably,
-    // so it aliases neither input. gemm computes dst = 1 * dst + 1 * lhs rhs.
+    // (row stride, column stride) of op(lhs) and op(rhs) in their slices.
+    let (lrs, lcs) = if lt { (1, m) } else { (k, 1) };
+    let (rrs, rcs) = if rt { (1, k) } else { (n, 1) };
+    // SAFETY: with these strides every element (i, j) of op(lhs) (i < m, j < k) is at
+    // i lrs + j lcs < m k = lhs.len(), likewise for op(rhs) and dst (row stride n, unit column
+    // stride; checked above); `dst` is borrowed mutably, so it aliases neither input. gemm
+    // computes dst = 1 * dst + 1 * op(lhs) op(rhs).
     unsafe {
         gemm::gemm(
             m,
@@ -228,11 +240,11 @@ fn gemm_acc(m: usize, k: usize, n: usize, lhs: &[f64], rhs: &[f64], dst: &mut [f
             n as isize,
             true,
             lhs.as_ptr(),
-            1,
-            k as isize,
+            lcs as isize,
+            lrs as isize,
             rhs.as_ptr(),
-            1,
-            n as isize,
+            rcs as isize,
+            rrs as isize,
             1.0,
             1.0,
             false,

@@ -15,6 +15,8 @@
 //! - **CPU by default**, CUDA behind the `cuda` feature (`Device::cuda_if_available`).
 
 mod adam;
+mod backprop;
+mod batch;
 mod checkpoint;
 mod fused;
 mod importance;
@@ -24,12 +26,14 @@ mod silu;
 mod train;
 
 pub use adam::AdamW;
+pub use backprop::HostNet;
+pub use batch::DsmBatch;
 pub use checkpoint::{load_checkpoint, save_checkpoint, Checkpoint};
 pub use fused::FusedMlp;
 pub use importance::{likelihood_weight, LikelihoodTimes};
 pub use mlp::{Conditioning, MlpConfig, NetOutput, ScoreMlp};
 pub use score::NetScore;
-pub use train::{train_step_rng, DsmLoss, TrainConfig, Trainer, Weighting};
+pub use train::{train_step_rng, DsmLoss, TrainBackend, TrainConfig, Trainer, Weighting};
 
 use crate::error::ScoreError;
 

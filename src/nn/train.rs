@@ -19,7 +19,6 @@ use std::collections::BTreeMap;
 
 use candle_core::{Tensor, D};
 use rand::{Rng, SeedableRng};
-use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, ScoreError};
@@ -28,6 +27,8 @@ use crate::model::Parameterisation;
 use crate::process::ForwardProcess;
 
 use super::adam::{values, AdamW};
+use super::backprop::HostNet;
+use super::batch::DsmBatch;
 use super::candle_err;
 use super::mlp::{MlpConfig, ScoreMlp};
 
@@ -147,103 +148,31 @@ impl DsmLoss {
         config: &TrainConfig,
         rng: &mut R,
     ) -> candle_core::Result<Tensor> {
-        let (b, d) = (config.batch, target.dim());
-        // Data, with labels for a class-conditional network: class c with probability pi_c (its
-        // components' total weight), then a draw from its sub-mixture (rows grouped by class).
-        let (x0, labels) = if config.classes.is_empty() {
-            (target.sample(b, rng), vec![])
-        } else {
-            let weights: Vec<f64> =
-                config.classes.iter().map(|c| c.iter().map(|&k| target.weights()[k]).sum()).collect();
-            let total: f64 = weights.iter().sum();
-            let mut counts = vec![0usize; weights.len()];
-            for _ in 0..b {
-                let mut u = rng.random::<f64>() * total;
-                let mut c = 0;
-                while c + 1 < weights.len() && u >= weights[c] {
-                    u -= weights[c];
-                    c += 1;
-                }
-                counts[c] += 1;
-            }
-            let mut x0 = ndarray::Array2::zeros((b, d));
-            let mut labels = Vec::with_capacity(b);
-            let mut row = 0;
-            for (c, &n) in counts.iter().enumerate() {
-                if n == 0 {
-                    continue;
-                }
-                let sub = crate::guidance::sub_mixture(target, &config.classes[c])
-                    .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-                x0.slice_mut(ndarray::s![row..row + n, ..]).assign(&sub.sample(n, rng));
-                for _ in 0..n {
-                    labels.push(if rng.random::<f64>() < config.label_dropout { None } else { Some(c) });
-                }
-                row += n;
-            }
-            (x0, labels)
-        };
-        let (t0, t1) = (process.t_end_default(), process.t_max());
-        let mut xt = Vec::with_capacity(b * d);
-        let mut eps = Vec::with_capacity(b * d);
-        let (mut cond, mut alpha, mut sigma, mut weight) = (vec![], vec![], vec![], vec![]);
-        let times = config.importance.then(|| super::LikelihoodTimes::new(process, t0, t1));
-        for row in x0.outer_iter() {
-            // With importance sampling the draw also gives the row's weight.
-            let mut drawn_weight = None;
-            let t = match (config.weighting, &times) {
-                (Weighting::Edm, _) => {
-                    let z: f64 = rng.sample(StandardNormal);
-                    let s = (-1.2 + 1.2 * z).exp();
-                    process.t_from_sigma_tilde(s).clamp(t0, t1)
-                }
-                (_, Some(times)) => {
-                    let (t, w) = times.draw(process, rng);
-                    drawn_weight = Some(w);
-                    t
-                }
-                // The discrete chain: t ~ U{0, .., T-1} (DDPM's Algorithm 1).
-                _ => match process.discrete_steps() {
-                    Some(steps) => rng.random_range(0..steps) as f64,
-                    None => rng.random_range(t0..t1),
-                },
-            };
-            let level = crate::model::NoiseLevel::at_time(process, t);
-            let (a, s) = (level.alpha, level.sigma);
-            for &x in row {
-                let e: f64 = rng.sample(StandardNormal);
-                xt.push(a * x + s * e);
-                eps.push(e);
-            }
-            cond.push(net.config().conditioning.value(level));
-            alpha.push(a);
-            sigma.push(s);
-            weight.push(match (drawn_weight, config.weighting) {
-                (Some(w), _) => w,
-                (None, Weighting::Sigma2) => 1.0,
-                (None, Weighting::Likelihood) => super::likelihood_weight(process, t),
-                (None, Weighting::Edm) => {
-                    let st = s / a;
-                    (st * st + config.sigma_data.powi(2)) / config.sigma_data.powi(2)
-                }
-            });
-        }
+        let batch = DsmBatch::draw(net.config(), process, target, config, rng)
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        Self::on(net, &batch)
+    }
+
+    /// The weighted eps error of `net` on `batch`, through candle (the scalar loss tensor, whose
+    /// `backward` gives the gradients).
+    pub fn on(net: &ScoreMlp, batch: &DsmBatch) -> candle_core::Result<Tensor> {
+        let (b, d) = batch.x0.dim();
         let dev = net.device();
-        let col = |v: Vec<f64>| Tensor::from_vec(v, (b, 1), dev);
-        let xt = Tensor::from_vec(xt, (b, d), dev)?;
-        let eps = Tensor::from_vec(eps, (b, d), dev)?;
-        let (a, s) = (col(alpha)?, col(sigma)?);
-        let y = if labels.is_empty() { None } else { Some(net.labels(&labels)?) };
-        let out = net.predict(&xt, &a, &s, &col(cond)?, y.as_ref())?;
+        let col = |v: &[f64]| Tensor::from_vec(v.to_vec(), (b, 1), dev);
+        let xt = Tensor::from_vec(batch.xt.iter().copied().collect::<Vec<f64>>(), (b, d), dev)?;
+        let eps = Tensor::from_vec(batch.eps.iter().copied().collect::<Vec<f64>>(), (b, d), dev)?;
+        let (a, s) = (col(&batch.alpha)?, col(&batch.sigma)?);
+        let y = if batch.labels.is_empty() { None } else { Some(net.labels(&batch.labels)?) };
+        let out = net.predict(&xt, &a, &s, &col(&batch.cond)?, y.as_ref())?;
         let err = if net.config().parameterisation() == Parameterisation::Velocity {
             // The flow-matching loss: the velocity against its target eps - x0.
-            let x0 = Tensor::from_vec(x0.iter().copied().collect::<Vec<f64>>(), (b, d), dev)?;
+            let x0 = Tensor::from_vec(batch.x0.iter().copied().collect::<Vec<f64>>(), (b, d), dev)?;
             (out - (eps - x0)?)?.sqr()?.sum_keepdim(D::Minus1)?
         } else {
             let eps_hat = to_eps(net.config().parameterisation(), &out, &xt, &a, &s)?;
             (eps_hat - eps)?.sqr()?.sum_keepdim(D::Minus1)?
         };
-        (err * col(weight)?)?.mean_all()? / d as f64
+        (err * col(&batch.weight)?)?.mean_all()? / d as f64
     }
 }
 
@@ -267,9 +196,29 @@ pub(crate) fn to_eps(
     }
 }
 
+/// How a training step computes the loss and its gradient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrainBackend {
+    /// The host forward and backward passes of [`super::backprop`] (CPU weights).
+    Fused,
+    /// candle's forward pass and autograd, on the network's device.
+    Candle,
+}
+
+impl TrainBackend {
+    /// [`TrainBackend::Fused`] for a network on the CPU, [`TrainBackend::Candle`] otherwise.
+    pub fn for_device(device: &candle_core::Device) -> Self {
+        if device.is_cpu() {
+            Self::Fused
+        } else {
+            Self::Candle
+        }
+    }
+}
+
 /// A training run's state: network, EMA weights, optimizer, steps done and the loss curve.
 pub struct Trainer {
-    /// The network being trained.
+    /// The network being trained (its weights are current after every step).
     pub net: ScoreMlp,
     /// EMA of its weights, by parameter name (flattened).
     pub ema: BTreeMap<String, Vec<f64>>,
@@ -279,6 +228,10 @@ pub struct Trainer {
     pub config: TrainConfig,
     /// Loss of every step so far.
     pub losses: Vec<f64>,
+    /// How steps compute the gradient.
+    pub backend: TrainBackend,
+    /// The host copy of the weights the fused backend trains (made at its first step).
+    host: Option<HostNet>,
 }
 
 impl Trainer {
@@ -301,7 +254,19 @@ impl Trainer {
             ema.insert(k.clone(), values(v.as_tensor()).map_err(candle_err("network init"))?);
         }
         let adam = AdamW::new(net.params(), config.lr, config.weight_decay);
-        Ok(Self { net, ema, adam, config, losses: vec![] })
+        Ok(Self::from_parts(net, ema, adam, config, vec![]))
+    }
+
+    /// A run from its parts (a checkpoint's), trained by the backend its device gets.
+    pub(crate) fn from_parts(
+        net: ScoreMlp,
+        ema: BTreeMap<String, Vec<f64>>,
+        adam: AdamW,
+        config: TrainConfig,
+        losses: Vec<f64>,
+    ) -> Self {
+        let backend = TrainBackend::for_device(net.device());
+        Self { net, ema, adam, config, losses, backend, host: None }
     }
 
     /// Steps done.
@@ -314,20 +279,51 @@ impl Trainer {
         let k = self.steps_done();
         let err = candle_err("training step");
         let mut rng = train_step_rng(self.config.seed, k);
-        let loss = DsmLoss::batch(&self.net, process, target, &self.config, &mut rng).map_err(&err)?;
-        let value = loss.to_scalar::<f64>().map_err(&err)?;
-        if !value.is_finite() {
-            return Err(ScoreError::Model { context: "training".into(), message: format!("step {k}: loss = {value}") });
-        }
-        let grads = loss.backward().map_err(&err)?;
-        self.adam.step(self.net.params(), &grads)?;
-        let decay = self.config.ema;
-        for (name, p) in self.net.params() {
-            let w = values(p.as_tensor()).map_err(&err)?;
-            for (e, w) in self.ema.get_mut(name).expect("ema per parameter").iter_mut().zip(w) {
-                *e = decay * *e + (1.0 - decay) * w;
+        let batch = DsmBatch::draw(self.net.config(), process, target, &self.config, &mut rng)?;
+        let finite = |value: f64| {
+            if value.is_finite() {
+                Ok(value)
+            } else {
+                Err(ScoreError::Model { context: "training".into(), message: format!("step {k}: loss = {value}") })
             }
-        }
+        };
+        let decay = self.config.ema;
+        let value = match self.backend {
+            TrainBackend::Fused => {
+                if self.host.is_none() {
+                    self.host = Some(HostNet::new(&self.net).map_err(&err)?);
+                }
+                let host = self.host.as_mut().expect("made above");
+                let value = finite(host.loss_and_grad(&batch))?;
+                let names = host.names().to_vec();
+                let (params, grad) = host.params_and_grad();
+                self.adam.step_host(&names, params, grad);
+                for (name, range) in &names {
+                    let w = &host.params()[range.clone()];
+                    for (e, w) in self.ema.get_mut(name).expect("ema per parameter").iter_mut().zip(w) {
+                        *e = decay * *e + (1.0 - decay) * w;
+                    }
+                    let p = &self.net.params()[name];
+                    let t = Tensor::from_slice(w, p.as_tensor().shape(), p.as_tensor().device()).map_err(&err)?;
+                    p.set(&t).map_err(&err)?;
+                }
+                value
+            }
+            TrainBackend::Candle => {
+                self.host = None;
+                let loss = DsmLoss::on(&self.net, &batch).map_err(&err)?;
+                let value = finite(loss.to_scalar::<f64>().map_err(&err)?)?;
+                let grads = loss.backward().map_err(&err)?;
+                self.adam.step(self.net.params(), &grads)?;
+                for (name, p) in self.net.params() {
+                    let w = values(p.as_tensor()).map_err(&err)?;
+                    for (e, w) in self.ema.get_mut(name).expect("ema per parameter").iter_mut().zip(w) {
+                        *e = decay * *e + (1.0 - decay) * w;
+                    }
+                }
+                value
+            }
+        };
         self.losses.push(value);
         Ok(value)
     }
