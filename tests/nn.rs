@@ -18,6 +18,7 @@ fn small_net(output: NetOutput) -> MlpConfig {
         sigma_data: 0.5,
         conditioning: Conditioning::LogSnr,
         classes: 0,
+        dtype: scoresde::nn::NetDtype::F64,
     }
 }
 
@@ -302,41 +303,100 @@ fn fused_gradient_matches_candle_autograd() {
         let loss = DsmLoss::on(&t.net, &batch).unwrap();
         let want = loss.to_scalar::<f64>().unwrap();
         let grads = loss.backward().unwrap();
-        let mut host = HostNet::new(&t.net).unwrap();
+        let mut host = HostNet::<f64>::new(&t.net).unwrap();
         let got = host.loss_and_grad(&batch);
         assert!((got - want).abs() <= 1e-12 * want.abs(), "{output:?}: loss {got} vs {want}");
-        let names = host.names().to_vec();
-        let (_, g) = host.params_and_grad();
-        for (name, range) in names {
-            let p = &t.net.params()[&name];
+        let g = host.grad();
+        for (name, range) in host.names() {
+            let p = &t.net.params()[name];
             let reference: Vec<f64> = grads.get(p.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
             let scale = reference.iter().fold(0.0f64, |m, v| m.max(v.abs()));
             assert!(scale > 0.0, "{output:?} {name}: zero gradient");
-            for (i, (a, b)) in g[range].iter().zip(&reference).enumerate() {
+            for (i, (a, b)) in g[range.clone()].iter().zip(&reference).enumerate() {
                 assert!((a - b).abs() <= 1e-10 * scale, "{output:?} {classes} {name}[{i}]: {a} vs {b} (scale {scale})");
             }
         }
     }
 }
 
-/// Fused training gives the same weights, EMA and losses on 1 and 3 threads (a batch of 3
-/// chunks), and candle's training reaches a comparable loss from the same start.
+/// Fused training, in f64 and in f32, gives the same weights, EMA and losses on 1 and 3 threads
+/// (a batch of 3 chunks).
 #[test]
 fn fused_training_is_bit_identical_across_threads() {
     let process = Vp::new(0.1, 20.0).unwrap();
     let target = targets::ring8();
     let dev = candle_core::Device::Cpu;
-    let run = |threads: usize| {
+    let run = |threads: usize, dtype: scoresde::nn::NetDtype| {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| {
-            let mut t =
-                Trainer::new(small_net(NetOutput::Eps), TrainConfig { batch: 300, ..small_train() }, &dev).unwrap();
+            let net = MlpConfig { dtype, ..small_net(NetOutput::Eps) };
+            let mut t = Trainer::new(net, TrainConfig { batch: 300, ..small_train() }, &dev).unwrap();
             for _ in 0..50 {
                 t.step(&process, &target).unwrap();
             }
             (weights(&t), t.ema.clone(), t.losses.clone())
         })
     };
-    let (one, three) = (run(1), run(3));
-    assert!(one.0 == three.0 && one.1 == three.1 && one.2 == three.2, "thread count changes the training");
+    for dtype in [scoresde::nn::NetDtype::F64, scoresde::nn::NetDtype::F32] {
+        let (one, three) = (run(1, dtype), run(3, dtype));
+        assert!(
+            one.0 == three.0 && one.1 == three.1 && one.2 == three.2,
+            "{dtype:?}: thread count changes the training"
+        );
+    }
+}
+
+/// `--dtype f32`: the f32 passes agree with the f64 ones to f32 accuracy, and are f32.
+///
+/// Tolerances: a product of k terms in f32 is within gamma_k = k u / (1 - k u) of the exact one
+/// relative to the sum of the terms' magnitudes (Higham, Thm. 3.5; u = 2^-24), 3.8e-6 for the
+/// width-64 products and 7.6e-6 for the 128-row gradient sums. Through the 7 products of the
+/// forward pass (and twice as many backward) with layer gains near 1 at these weights, that is
+/// about 3e-5 (forward) and 1e-4 (gradient) of the magnitudes, which the test allows ten times:
+/// 3e-4 of 1 + |value| for the prediction, 1e-3 of each tensor's largest entry for the gradient.
+/// Both must also differ from f64 somewhere (by more than 1e-9), or the f32 path did not run.
+#[test]
+fn f32_passes_agree_with_f64_to_f32_accuracy() {
+    use scoresde::nn::{DsmBatch, HostNet, NetDtype};
+    let process = Vp::new(0.1, 20.0).unwrap();
+    let target = targets::ring8();
+    let dev = candle_core::Device::Cpu;
+    let net = MlpConfig { width: 64, depth: 3, ..small_net(NetOutput::Eps) };
+    let mut t = Trainer::new(net, TrainConfig { batch: 300, ..small_train() }, &dev).unwrap();
+    for _ in 0..50 {
+        t.step(&process, &target).unwrap();
+    }
+    let d = dir("f32");
+    let path = d.join("m.safetensors");
+    save_checkpoint(&path, &t, serde_json::json!(null)).unwrap();
+    let f64_model = NetScore::load(&path, &dev).unwrap();
+    let f32_model = NetScore::load(&path, &dev).unwrap().with_dtype(NetDtype::F32).unwrap();
+    assert_eq!(f32_model.dtype(), NetDtype::F32);
+    let x = Array2::from_shape_fn((600, 2), |(i, j)| 3.0 * ((i * 5 + j * 11) as f64 * 0.23).sin());
+    let mut largest = 0.0f64;
+    for tt in [0.05, 0.5, 0.95] {
+        let level = NoiseLevel::at_time(&process, tt);
+        let (mut a, mut b) = (Array2::zeros(x.dim()), Array2::zeros(x.dim()));
+        f64_model.predict(level, x.view(), a.view_mut()).unwrap();
+        f32_model.predict(level, x.view(), b.view_mut()).unwrap();
+        for (p, q) in a.iter().zip(&b) {
+            assert!((p - q).abs() <= 3e-4 * (1.0 + p.abs()), "t {tt}: f64 {p} vs f32 {q}");
+            largest = largest.max((p - q).abs());
+        }
+    }
+    assert!(largest > 1e-9, "the f32 prediction equals the f64 one: f32 did not run");
+    let mut rng = scoresde::nn::train_step_rng(3, 1);
+    let batch = DsmBatch::draw(t.net.config(), &process, &target, &t.config, &mut rng).unwrap();
+    let mut h64 = HostNet::<f64>::new(&t.net).unwrap();
+    let mut h32 = HostNet::<f32>::new(&t.net).unwrap();
+    let (l64, l32) = (h64.loss_and_grad(&batch), h32.loss_and_grad(&batch));
+    assert!((l64 - l32).abs() <= 1e-3 * l64 && l64 != l32, "loss {l64} vs {l32}");
+    for (name, range) in h64.names() {
+        let (g64, g32) = (&h64.grad()[range.clone()], &h32.grad()[range.clone()]);
+        let scale = g64.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        for (a, b) in g64.iter().zip(g32) {
+            assert!((a - b).abs() <= 1e-3 * scale, "{name}: {a} vs {b}");
+        }
+    }
+    std::fs::remove_dir_all(&d).ok();
 }

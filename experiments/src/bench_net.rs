@@ -1,10 +1,11 @@
 //! `scoresde bench --network MODEL`: the learned score's two costs, as a Markdown table.
 //!
 //! - **forward**: one NFE, the model's prediction for N rows at one noise level (t = 0.5), as a
-//!   sampler calls it, through the fused CPU path and through candle (`NetScore::through_candle`);
+//!   sampler calls it, through the fused CPU path (f64 and f32) and through candle
+//!   (`NetScore::through_candle`);
 //! - **train step**: one AdamW step of denoising score matching (batch draw, forward, backward,
 //!   update, EMA) at each `--train-batch`, on the checkpoint's network, process and target,
-//!   through the fused host backward pass and through candle's autograd.
+//!   through the fused host backward pass (f64 and f32) and through candle's autograd.
 //!
 //! Each is the best of `--repeats` timed runs after one untimed warm-up run.
 //! `benches/peers/jax_mlp.py` runs this beside the JAX twin of the network.
@@ -14,7 +15,7 @@ use std::time::Instant;
 
 use ndarray::Array2;
 use scoresde::model::{NoiseLevel, ScoreModel};
-use scoresde::nn::{NetScore, TrainBackend, Trainer};
+use scoresde::nn::{NetDtype, NetScore, TrainBackend, Trainer};
 use scoresde::process::ProcessSpec;
 use scoresde::sampler::prior_noise;
 
@@ -35,7 +36,8 @@ fn best_of(repeats: usize, mut f: impl FnMut() -> CmdResult) -> Result<f64, Box<
 /// Prints the forward and train-step rows for the checkpoint at `path`.
 pub fn run(path: &Path, ns: &[usize], batches: &[usize], repeats: usize, threads: usize) -> CmdResult {
     let dev = scoresde::nn::device();
-    let fused = NetScore::load(path, &dev)?;
+    let fused = NetScore::load(path, &dev)?.with_dtype(NetDtype::F64)?;
+    let fused32 = NetScore::load(path, &dev)?.with_dtype(NetDtype::F32)?;
     let candle = NetScore::load(path, &dev)?.through_candle();
     let (trainer, meta) = Trainer::from_checkpoint(path, &dev)?;
     let process = ProcessSpec::from_json(&meta["process"])?.build()?;
@@ -59,15 +61,24 @@ pub fn run(path: &Path, ns: &[usize], batches: &[usize], repeats: usize, threads
     for &n in ns {
         let x = prior_noise(3, n, net.dim);
         let mut out = Array2::zeros(x.dim());
-        for (name, model) in [("fused", &fused), ("candle", &candle)] {
+        for (name, model) in [("fused", &fused), ("fused f32", &fused32), ("candle", &candle)] {
             let s = best_of(repeats, || Ok(model.predict(level, x.view(), out.view_mut())?))?;
             println!("| forward (one NFE) | {name} | {n} | {s:.5} | {:.3} |", s * 1e3);
         }
     }
     for &b in batches {
-        for backend in [TrainBackend::Fused, TrainBackend::Candle] {
+        let cases = [
+            (TrainBackend::Fused, NetDtype::F64),
+            (TrainBackend::Fused, NetDtype::F32),
+            (TrainBackend::Candle, NetDtype::F64),
+        ];
+        for (backend, dtype) in cases {
+            if !dev.is_cpu() && dtype == NetDtype::F32 {
+                continue; // a GPU network trains through candle, in f64
+            }
             let (mut t, _) = Trainer::from_checkpoint(path, &dev)?;
             t.config.batch = b;
+            t.set_dtype(dtype);
             if backend == TrainBackend::Candle || !dev.is_cpu() {
                 t.backend = TrainBackend::Candle;
             }
@@ -75,7 +86,11 @@ pub fn run(path: &Path, ns: &[usize], batches: &[usize], repeats: usize, threads
                 t.step(&*process, &target)?;
                 Ok(())
             })?;
-            let name = if t.backend == TrainBackend::Fused { "fused" } else { "candle" };
+            let name = match (t.backend, dtype) {
+                (TrainBackend::Fused, NetDtype::F64) => "fused",
+                (TrainBackend::Fused, NetDtype::F32) => "fused f32",
+                (TrainBackend::Candle, _) => "candle",
+            };
             println!("| train step (AdamW) | {name} | {b} | {s:.5} | {:.3} |", s * 1e3);
         }
     }

@@ -279,6 +279,24 @@ pub enum SigmaScheduleKind {
     Beta,
 }
 
+/// The precision of a network's fused CPU passes (--dtype).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DtypeKind {
+    /// Double precision.
+    F64,
+    /// Single precision (weights and Adam moments kept in f64).
+    F32,
+}
+
+impl From<DtypeKind> for scoresde::nn::NetDtype {
+    fn from(k: DtypeKind) -> Self {
+        match k {
+            DtypeKind::F64 => Self::F64,
+            DtypeKind::F32 => Self::F32,
+        }
+    }
+}
+
 /// DDPM's reverse-step variance (--variance).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum VarianceKind {

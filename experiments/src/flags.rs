@@ -65,8 +65,15 @@ pub fn describe<A: Args>(name: &'static str) -> Vec<FlagDoc> {
 /// A clap error as one line: its first line without the `error: ` prefix.
 pub fn clap_line(e: &clap::Error) -> String {
     let text = e.render().to_string();
-    let first = text.lines().next().unwrap_or("").trim();
-    first.strip_prefix("error: ").unwrap_or(first).to_string()
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or("").trim();
+    let mut line = first.strip_prefix("error: ").unwrap_or(first).to_string();
+    // "the following required arguments were not provided:" lists them on indented lines.
+    if line.ends_with(':') {
+        let listed: Vec<&str> = lines.take_while(|l| l.starts_with("  ")).map(str::trim).collect();
+        line = format!("{} {}", line, listed.join(", "));
+    }
+    line
 }
 
 #[cfg(test)]

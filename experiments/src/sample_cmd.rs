@@ -34,6 +34,9 @@ pub struct SampleArgs {
     /// process flags must match the ones it was trained with.
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// Precision of the --model network's passes on the CPU [default: the checkpoint's].
+    #[arg(long, value_enum, requires = "model")]
+    pub dtype: Option<crate::choices::DtypeKind>,
     /// Classifier-free guidance towards this class (a class-conditional --model, or a class of
     /// --classes with the exact score).
     #[arg(long)]
@@ -426,7 +429,10 @@ fn model_from_args(a: &SampleArgs, inputs: &mut SampleInputs) -> Result<Box<dyn 
         }
         (None, None) => Box::new(ExactScore::new(target(inputs)?)),
         (Some(path), _) => {
-            let net = scoresde::nn::NetScore::load(path, &scoresde::nn::device())?;
+            let mut net = scoresde::nn::NetScore::load(path, &scoresde::nn::device())?;
+            if let Some(dtype) = a.dtype {
+                net = net.with_dtype(dtype.into())?;
+            }
             let trained = ProcessSpec::from_json(&net.checkpoint().meta["process"])
                 .map_err(|e| format!("--model {}: {e}", path.display()))?;
             let given = a.process.spec()?;

@@ -11,7 +11,7 @@ use scoresde::nn::{save_checkpoint, Conditioning, MlpConfig, NetOutput, TrainCon
 use scoresde::process::ProcessSpec;
 use scoresde::targets;
 
-use crate::choices::{parse_classes, CmdResult, ProcessArgs};
+use crate::choices::{parse_classes, CmdResult, DtypeKind, ProcessArgs};
 use crate::sweep::plot;
 
 /// What the network outputs.
@@ -56,6 +56,10 @@ pub struct TrainArgs {
     /// Loss weighting.
     #[arg(long, value_enum, default_value_t = WeightingKind::Sigma2)]
     pub weighting: WeightingKind,
+    /// Precision of the network's forward and backward passes on the CPU (stored in the
+    /// checkpoint; sampling uses it unless `sample --dtype` says otherwise).
+    #[arg(long, value_enum, default_value_t = DtypeKind::F64)]
+    pub dtype: DtypeKind,
     /// Total optimisation steps (with --resume: the total to reach).
     #[arg(long, default_value_t = 12_000)]
     pub steps: u64,
@@ -160,6 +164,7 @@ pub fn run(a: TrainArgs) -> CmdResult {
         // their networks see t itself (as flow models do).
         conditioning: if process.rates(0.5).is_some() { Conditioning::Time } else { Conditioning::LogSnr },
         classes: classes.len(),
+        dtype: a.dtype.into(),
     };
     let config = TrainConfig {
         batch: a.batch,

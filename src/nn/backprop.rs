@@ -17,14 +17,15 @@
 //! SiLU'(z) = s (1 + z (1 - s)). The gradients agree with candle's autograd to 1e-10 (tested for
 //! every output, both conditionings, labels and weightings).
 
-use std::cell::RefCell;
 use std::ops::Range;
 
 use rayon::prelude::*;
 
+use super::adam::AdamW;
 use super::batch::DsmBatch;
 use super::fused::{add_rows, fill_rows, gemm_acc, gemm_acc_t};
 use super::mlp::{MlpConfig, NetOutput, ScoreMlp};
+use super::real::Real;
 use super::silu::sigmoid_into;
 use crate::model::Parameterisation;
 
@@ -38,28 +39,27 @@ struct Slots {
     b: Range<usize>,
 }
 
-/// The network's parameters as one flat vector, with the gradient buffers of a training step.
-pub struct HostNet {
+/// The network's parameters as one flat vector, with the gradient buffers of a training step;
+/// the passes compute in `T` (f64 or f32), the master weights, the gradient sum and the
+/// optimizer stay f64.
+pub struct HostNet<T: Real = f64> {
     config: MlpConfig,
     /// Name and range of every parameter, in [`MlpConfig::shapes`] order.
     names: Vec<(String, Range<usize>)>,
     input: Slots,
     blocks: Vec<[Slots; 2]>,
     output: Slots,
-    /// All parameters, flat.
+    /// All parameters, flat (the master copy).
     params: Vec<f64>,
+    /// The parameters rounded to `T`, which the passes read.
+    weights: Vec<T>,
     /// The gradient of the last [`HostNet::loss_and_grad`].
     grad: Vec<f64>,
     /// One gradient slot per chunk (reused between steps).
-    chunk_grads: Vec<f64>,
+    chunk_grads: Vec<T>,
 }
 
-thread_local! {
-    /// Each thread's forward and backward buffers, grown to the largest chunk seen.
-    static SCRATCH: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
-}
-
-impl HostNet {
+impl<T: Real> HostNet<T> {
     /// The current weights of `net`, copied to the host.
     pub fn new(net: &ScoreMlp) -> candle_core::Result<Self> {
         let config = net.config().clone();
@@ -77,7 +77,8 @@ impl HostNet {
         let blocks = (0..config.depth).map(|k| [slot(&format!("block{k}.0")), slot(&format!("block{k}.1"))]).collect();
         let (input, output) = (slot("in"), slot("out"));
         let grad = vec![0.0; params.len()];
-        Ok(Self { config, names, input, blocks, output, params, grad, chunk_grads: vec![] })
+        let weights = params.iter().map(|&v| T::of(v)).collect();
+        Ok(Self { config, names, input, blocks, output, params, weights, grad, chunk_grads: vec![] })
     }
 
     /// Every parameter's name and range in [`HostNet::params`].
@@ -90,19 +91,27 @@ impl HostNet {
         &self.params
     }
 
-    /// The parameters and the last gradient, for an optimizer step.
-    pub fn params_and_grad(&mut self) -> (&mut [f64], &[f64]) {
-        (&mut self.params, &self.grad)
+    /// The gradient of the last [`HostNet::loss_and_grad`], flat like [`HostNet::params`].
+    pub fn grad(&self) -> &[f64] {
+        &self.grad
+    }
+
+    /// One step of `adam` with the last gradient (and the weights the passes read refreshed).
+    pub fn apply(&mut self, adam: &mut AdamW) {
+        adam.step_host(&self.names, &mut self.params, &self.grad);
+        for (w, &p) in self.weights.iter_mut().zip(&self.params) {
+            *w = T::of(p);
+        }
     }
 
     /// The loss on `batch` (the value [`super::DsmLoss::on`] gives) and its gradient into
-    /// [`HostNet::params_and_grad`].
+    /// [`HostNet::grad`].
     pub fn loss_and_grad(&mut self, batch: &DsmBatch) -> f64 {
         let (b, d) = batch.x0.dim();
         let p = self.params.len();
         let chunks = b.div_ceil(ROWS);
         if self.chunk_grads.len() < chunks * p {
-            self.chunk_grads.resize(chunks * p, 0.0);
+            self.chunk_grads.resize(chunks * p, T::default());
         }
         let mut slots = std::mem::take(&mut self.chunk_grads);
         let this = &*self;
@@ -116,10 +125,12 @@ impl HostNet {
         // elements: each element's sum has the same order whatever the thread count).
         self.grad.par_chunks_mut(1024).enumerate().for_each(|(e, g)| {
             let (at, len) = (e * 1024, g.len());
-            g.copy_from_slice(&slots[at..at + len]);
+            for (gi, s) in g.iter_mut().zip(&slots[at..at + len]) {
+                *gi = s.wide();
+            }
             for c in 1..chunks {
                 for (gi, s) in g.iter_mut().zip(&slots[c * p + at..c * p + at + len]) {
-                    *gi += s;
+                    *gi += s.wide();
                 }
             }
         });
@@ -129,16 +140,16 @@ impl HostNet {
 
     /// Forward and backward over the batch rows `rows` into the gradient slot `g` (overwritten);
     /// returns their sum of weighted squared errors.
-    fn chunk(&self, batch: &DsmBatch, rows: Range<usize>, scale: f64, g: &mut [f64]) -> f64 {
+    fn chunk(&self, batch: &DsmBatch, rows: Range<usize>, scale: f64, g: &mut [T]) -> f64 {
         let cfg = &self.config;
         let (r, d, w, depth) = (rows.len(), cfg.dim, cfg.width, cfg.depth);
         let f = cfg.frequencies;
         let k_in = d + 1 + 2 * f + if cfg.classes > 0 { cfg.classes + 1 } else { 0 };
         let rw = r * w;
-        SCRATCH.with_borrow_mut(|buf| {
+        T::with_scratch(|buf| {
             let need = r * k_in + (4 * depth + 2) * rw + 3 * rw + 2 * r * d;
             if buf.len() < need {
-                buf.resize(need, 0.0);
+                buf.resize(need, T::default());
             }
             let (u, rest) = buf[..need].split_at_mut(r * k_in);
             let (hs, rest) = rest.split_at_mut((depth + 1) * rw);
@@ -163,20 +174,20 @@ impl HostNet {
                 let row = &mut u[li * k_in..(li + 1) * k_in];
                 let c = batch.cond[i];
                 for (v, &x) in row[..d].iter_mut().zip(batch.xt.row(i)) {
-                    *v = if edm { x / batch.alpha[i] / edm_at(i).0 } else { x };
+                    *v = T::of(if edm { x / batch.alpha[i] / edm_at(i).0 } else { x });
                 }
-                row[d] = c;
+                row[d] = T::of(c);
                 for k in 0..f {
                     let angle = c * (std::f64::consts::PI * 2f64.powi(k as i32) / 4.0);
-                    row[d + 1 + k] = angle.sin();
-                    row[d + 1 + f + k] = angle.cos();
+                    row[d + 1 + k] = T::of(angle.sin());
+                    row[d + 1 + f + k] = T::of(angle.cos());
                 }
                 if cfg.classes > 0 {
-                    row[d + 1 + 2 * f..].fill(0.0);
-                    row[d + 1 + 2 * f + batch.labels[i].unwrap_or(cfg.classes)] = 1.0;
+                    row[d + 1 + 2 * f..].fill(T::default());
+                    row[d + 1 + 2 * f + batch.labels[i].unwrap_or(cfg.classes)] = T::of(1.0);
                 }
             }
-            let prm = &self.params;
+            let prm = &self.weights;
             // Forward, keeping h_k, a_k and their sigmoids.
             let h0 = &mut hs[..rw];
             fill_rows(h0, &prm[self.input.b.clone()]);
@@ -222,23 +233,23 @@ impl HostNet {
                 let mut row_err = 0.0;
                 for j in 0..d {
                     let x = batch.xt[[i, j]];
-                    let o = out[li * d + j];
+                    let o = out[li * d + j].wide();
                     let pred = if edm { (x / a) * c_skip + o * c_out } else { o };
                     let e = match param {
                         Parameterisation::Velocity => pred - (batch.eps[[i, j]] - batch.x0[[i, j]]),
                         _ => param.eps_of(pred, x, a, s) - batch.eps[[i, j]],
                     };
                     row_err += e * e;
-                    gout[li * d + j] = 2.0 * scale * wt * e * slope * c_out;
+                    gout[li * d + j] = T::of(2.0 * scale * wt * e * slope * c_out);
                 }
                 loss += row_err * wt;
             }
             // Backward.
-            g.fill(0.0);
+            g.fill(T::default());
             let (gw, gb) = (self.output.w.clone(), self.output.b.clone());
             gemm_acc_t(w, r, d, (act, true), (gout, false), &mut g[gw]);
             column_sums(gout, d, &mut g[gb]);
-            gh.fill(0.0);
+            gh.fill(T::default());
             gemm_acc_t(r, d, w, (gout, false), (&prm[self.output.w.clone()], true), gh);
             times_silu_prime(gh, &hs[top.clone()], &sh[top]);
             for (k, [l0, l1]) in self.blocks.iter().enumerate().rev() {
@@ -247,17 +258,17 @@ impl HostNet {
                 silu_from(a, s_a, act);
                 gemm_acc_t(w, r, w, (act, true), (gh, false), &mut g[l1.w.clone()]);
                 column_sums(gh, w, &mut g[l1.b.clone()]);
-                ga.fill(0.0);
+                ga.fill(T::default());
                 gemm_acc_t(r, w, w, (gh, false), (&prm[l1.w.clone()], true), ga);
                 times_silu_prime(ga, a, s_a);
                 // a_k = silu(h_k) W0 + b0.
                 silu_from(&hs[kr.clone()], &sh[kr.clone()], act);
                 gemm_acc_t(w, r, w, (act, true), (ga, false), &mut g[l0.w.clone()]);
                 column_sums(ga, w, &mut g[l0.b.clone()]);
-                act.fill(0.0);
+                act.fill(T::default());
                 gemm_acc_t(r, w, w, (ga, false), (&prm[l0.w.clone()], true), act);
                 times_silu_prime(act, &hs[kr.clone()], &sh[kr]);
-                for (x, y) in gh.iter_mut().zip(act.iter()) {
+                for (x, &y) in gh.iter_mut().zip(act.iter()) {
                     *x += y;
                 }
             }
@@ -269,24 +280,60 @@ impl HostNet {
 }
 
 /// `out = z s` (SiLU from its pre-activation and sigmoid).
-fn silu_from(z: &[f64], s: &[f64], out: &mut [f64]) {
+fn silu_from<T: Real>(z: &[T], s: &[T], out: &mut [T]) {
     for ((o, &z), &s) in out.iter_mut().zip(z).zip(s) {
         *o = z * s;
     }
 }
 
 /// `g *= SiLU'(z) = s (1 + z (1 - s))`, element-wise.
-fn times_silu_prime(g: &mut [f64], z: &[f64], s: &[f64]) {
+fn times_silu_prime<T: Real>(g: &mut [T], z: &[T], s: &[T]) {
+    let one = T::of(1.0);
     for ((g, &z), &s) in g.iter_mut().zip(z).zip(s) {
-        *g *= s * (1.0 + z * (1.0 - s));
+        *g *= s * (one + z * (one - s));
     }
 }
 
 /// `dst += ` the column sums of the row-major matrix `m` (rows of `cols`), rows in order.
-fn column_sums(m: &[f64], cols: usize, dst: &mut [f64]) {
+fn column_sums<T: Real>(m: &[T], cols: usize, dst: &mut [T]) {
     for row in m.chunks_exact(cols) {
-        for (d, v) in dst.iter_mut().zip(row) {
+        for (d, &v) in dst.iter_mut().zip(row) {
             *d += v;
         }
     }
+}
+
+/// A fused training backend in either precision.
+pub(crate) trait HostTrainer: Send {
+    /// [`HostNet::loss_and_grad`].
+    fn loss_and_grad(&mut self, batch: &DsmBatch) -> f64;
+    /// [`HostNet::apply`].
+    fn apply(&mut self, adam: &mut AdamW);
+    /// [`HostNet::names`].
+    fn names(&self) -> &[(String, Range<usize>)];
+    /// [`HostNet::params`].
+    fn params(&self) -> &[f64];
+}
+
+impl<T: Real> HostTrainer for HostNet<T> {
+    fn loss_and_grad(&mut self, batch: &DsmBatch) -> f64 {
+        HostNet::loss_and_grad(self, batch)
+    }
+    fn apply(&mut self, adam: &mut AdamW) {
+        HostNet::apply(self, adam)
+    }
+    fn names(&self) -> &[(String, Range<usize>)] {
+        HostNet::names(self)
+    }
+    fn params(&self) -> &[f64] {
+        HostNet::params(self)
+    }
+}
+
+/// The fused backend for `net` in the precision its config names.
+pub(crate) fn host_trainer(net: &ScoreMlp) -> candle_core::Result<Box<dyn HostTrainer>> {
+    Ok(match net.config().dtype {
+        super::real::NetDtype::F64 => Box::new(HostNet::<f64>::new(net)?),
+        super::real::NetDtype::F32 => Box::new(HostNet::<f32>::new(net)?),
+    })
 }

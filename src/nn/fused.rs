@@ -17,11 +17,10 @@
 //! summation order of its matrix products as the only difference: the two agree to 1e-12
 //! (tested against candle's forward, for every output and for classifier-free guidance).
 
-use std::cell::RefCell;
-
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 
 use super::mlp::{MlpConfig, NetOutput, ScoreMlp};
+use super::real::Real;
 use super::silu::silu_into;
 use crate::model::NoiseLevel;
 
@@ -30,26 +29,22 @@ use crate::model::NoiseLevel;
 pub const CHUNK: usize = 256;
 
 /// A dense layer, row-major `inputs x outputs` weights.
-struct Linear {
-    w: Vec<f64>,
-    b: Vec<f64>,
+struct Linear<T> {
+    w: Vec<T>,
+    b: Vec<T>,
 }
 
-/// The weights of a [`ScoreMlp`] laid out for inference.
-pub struct FusedMlp {
+/// The weights of a [`ScoreMlp`] laid out for inference in precision `T` (f64 or f32; the
+/// input rows, activations and products in `T`, the EDM and guidance combinations in f64).
+pub struct FusedMlp<T: Real = f64> {
     config: MlpConfig,
     /// The first layer's rows that multiply x (d x width).
-    w_x: Vec<f64>,
+    w_x: Vec<T>,
     /// The first layer's rows that multiply the embedding (c, sin, cos, label; E x width).
-    w_emb: Vec<f64>,
-    b_in: Vec<f64>,
-    blocks: Vec<[Linear; 2]>,
-    out: Linear,
-}
-
-thread_local! {
-    /// Each thread's activation buffers, grown to the largest chunk seen and then reused.
-    static SCRATCH: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+    w_emb: Vec<T>,
+    b_in: Vec<T>,
+    blocks: Vec<[Linear<T>; 2]>,
+    out: Linear<T>,
 }
 
 /// What every row of one call shares.
@@ -62,13 +57,15 @@ struct Shared<'a> {
     terms: &'a [(Option<usize>, f64)],
 }
 
-impl FusedMlp {
-    /// The weights of `net`, copied off its device.
+impl<T: Real> FusedMlp<T> {
+    /// The weights of `net`, copied off its device (rounded to `T`).
     pub fn new(net: &ScoreMlp) -> candle_core::Result<Self> {
-        let p = |name: &str| -> candle_core::Result<Vec<f64>> {
-            net.params()[name].as_tensor().flatten_all()?.to_dtype(candle_core::DType::F64)?.to_vec1()
+        let p = |name: &str| -> candle_core::Result<Vec<T>> {
+            let v: Vec<f64> =
+                net.params()[name].as_tensor().flatten_all()?.to_dtype(candle_core::DType::F64)?.to_vec1()?;
+            Ok(v.into_iter().map(T::of).collect())
         };
-        let lin = |name: &str| -> candle_core::Result<Linear> {
+        let lin = |name: &str| -> candle_core::Result<Linear<T>> {
             Ok(Linear { w: p(&format!("{name}.w"))?, b: p(&format!("{name}.b"))? })
         };
         let config = net.config().clone();
@@ -113,10 +110,10 @@ impl FusedMlp {
     /// One chunk of rows on this thread's scratch buffers.
     fn chunk(&self, s: &Shared<'_>, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) {
         let (r, d, w) = (x.nrows(), self.config.dim, self.config.width);
-        SCRATCH.with_borrow_mut(|buf| {
+        T::with_scratch(|buf| {
             let need = 3 * r * w + 2 * r * d;
             if buf.len() < need {
-                buf.resize(need, 0.0);
+                buf.resize(need, T::default());
             }
             let (h, rest) = buf[..need].split_at_mut(r * w);
             let (a, rest) = rest.split_at_mut(r * w);
@@ -125,10 +122,10 @@ impl FusedMlp {
             // The network's input rows: x, or EDM's x / alpha / norm.
             for (dst, row) in xin.chunks_exact_mut(d).zip(x.rows()) {
                 for (v, &xi) in dst.iter_mut().zip(row) {
-                    *v = match s.edm {
+                    *v = T::of(match s.edm {
                         Some((alpha, norm, _, _)) => xi / alpha / norm,
                         None => xi,
-                    };
+                    });
                 }
             }
             for (j, &(label, weight)) in s.terms.iter().enumerate() {
@@ -147,7 +144,7 @@ impl FusedMlp {
                 fill_rows(o, &self.out.b);
                 gemm_acc(r, w, d, act, &self.out.w, o);
                 for ((i, k), dst) in out.indexed_iter_mut() {
-                    let f = o[i * d + k];
+                    let f = o[i * d + k].wide();
                     let p = match s.edm {
                         Some((alpha, _, c_skip, c_out)) => (x[[i, k]] / alpha) * c_skip + f * c_out,
                         None => f,
@@ -160,10 +157,11 @@ impl FusedMlp {
 
     /// The first layer's bias plus the embedding's contribution (c, its Fourier features and
     /// the one-hot label) into `bias` (width entries).
-    fn embedding_bias(&self, c: f64, label: Option<usize>, bias: &mut [f64]) {
+    fn embedding_bias(&self, c: f64, label: Option<usize>, bias: &mut [T]) {
         let (w, f) = (self.config.width, self.config.frequencies);
         bias.copy_from_slice(&self.b_in);
         let mut add = |row: usize, v: f64| {
+            let v = T::of(v);
             for (b, &wi) in bias.iter_mut().zip(&self.w_emb[row * w..(row + 1) * w]) {
                 *b += v * wi;
             }
@@ -197,30 +195,30 @@ where
 }
 
 /// Every row of `m` (row-major, rows of `row.len()`) set to `row`.
-pub(super) fn fill_rows(m: &mut [f64], row: &[f64]) {
+pub(super) fn fill_rows<T: Real>(m: &mut [T], row: &[T]) {
     for dst in m.chunks_exact_mut(row.len()) {
         dst.copy_from_slice(row);
     }
 }
 
 /// `row` added to every row of `m`.
-pub(super) fn add_rows(m: &mut [f64], row: &[f64]) {
+pub(super) fn add_rows<T: Real>(m: &mut [T], row: &[T]) {
     for dst in m.chunks_exact_mut(row.len()) {
-        for (v, b) in dst.iter_mut().zip(row) {
+        for (v, &b) in dst.iter_mut().zip(row) {
             *v += b;
         }
     }
 }
 
 /// `dst += lhs rhs` for row-major `lhs` (m x k), `rhs` (k x n) and `dst` (m x n).
-pub(super) fn gemm_acc(m: usize, k: usize, n: usize, lhs: &[f64], rhs: &[f64], dst: &mut [f64]) {
+pub(super) fn gemm_acc<T: Real>(m: usize, k: usize, n: usize, lhs: &[T], rhs: &[T], dst: &mut [T]) {
     gemm_acc_t(m, k, n, (lhs, false), (rhs, false), dst);
 }
 
 /// `dst += op(lhs) op(rhs)` for `dst` m x n row-major, where `op(lhs)` is m x k and `op(rhs)`
 /// k x n: a `false` flag reads the slice as that matrix row-major, `true` as its transpose
 /// (the slice holds the k x m, or n x k, matrix row-major).
-pub(super) fn gemm_acc_t(m: usize, k: usize, n: usize, lhs: (&[f64], bool), rhs: (&[f64], bool), dst: &mut [f64]) {
+pub(super) fn gemm_acc_t<T: Real>(m: usize, k: usize, n: usize, lhs: (&[T], bool), rhs: (&[T], bool), dst: &mut [T]) {
     let ((lhs, lt), (rhs, rt)) = (lhs, rhs);
     assert!(lhs.len() == m * k && rhs.len() == k * n && dst.len() == m * n, "gemm_acc: shapes");
     // (row stride, column stride) of op(lhs) and op(rhs) in their slices.
@@ -245,8 +243,8 @@ pub(super) fn gemm_acc_t(m: usize, k: usize, n: usize, lhs: (&[f64], bool), rhs:
             rhs.as_ptr(),
             rcs as isize,
             rrs as isize,
-            1.0,
-            1.0,
+            T::of(1.0),
+            T::of(1.0),
             false,
             false,
             false,

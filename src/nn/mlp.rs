@@ -12,6 +12,7 @@ use crate::error::{Result, ScoreError};
 use crate::model::{NoiseLevel, Parameterisation};
 
 use super::candle_err;
+use super::real::NetDtype;
 
 /// What the network is told about the noise level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +80,9 @@ pub struct MlpConfig {
     /// vector of `classes + 1` entries, the last being the null label of classifier-free guidance.
     #[serde(default)]
     pub classes: usize,
+    /// The precision the fused CPU passes compute in (f64 unless a checkpoint says f32).
+    #[serde(default)]
+    pub dtype: NetDtype,
 }
 
 impl MlpConfig {
@@ -93,6 +97,7 @@ impl MlpConfig {
             sigma_data: default_sigma_data(),
             conditioning: Conditioning::LogSnr,
             classes: 0,
+            dtype: NetDtype::F64,
         }
     }
 
@@ -213,6 +218,11 @@ impl ScoreMlp {
     /// The architecture.
     pub fn config(&self) -> &MlpConfig {
         &self.config
+    }
+
+    /// Sets the precision of the fused CPU passes.
+    pub(crate) fn set_dtype(&mut self, dtype: NetDtype) {
+        self.config.dtype = dtype;
     }
 
     /// The device the weights live on.

@@ -21,6 +21,7 @@ mod checkpoint;
 mod fused;
 mod importance;
 mod mlp;
+mod real;
 mod score;
 mod silu;
 mod train;
@@ -32,6 +33,7 @@ pub use checkpoint::{load_checkpoint, save_checkpoint, Checkpoint};
 pub use fused::FusedMlp;
 pub use importance::{likelihood_weight, LikelihoodTimes};
 pub use mlp::{Conditioning, MlpConfig, NetOutput, ScoreMlp};
+pub use real::{NetDtype, Real};
 pub use score::NetScore;
 pub use train::{train_step_rng, DsmLoss, TrainBackend, TrainConfig, Trainer, Weighting};
 

@@ -14,6 +14,7 @@ use super::candle_err;
 use super::checkpoint::{load_checkpoint, Checkpoint};
 use super::fused::FusedMlp;
 use super::mlp::ScoreMlp;
+use super::real::NetDtype;
 
 /// A trained score network (the EMA weights of a checkpoint).
 pub struct NetScore {
@@ -23,7 +24,7 @@ pub struct NetScore {
     /// Class and guidance weight of a class-conditional network.
     guidance: Option<(usize, f64)>,
     /// The CPU inference path (`None`: candle's forward on the model's device).
-    fused: Option<FusedMlp>,
+    fused: Option<Fused>,
 }
 
 impl NetScore {
@@ -34,8 +35,25 @@ impl NetScore {
             tensors.iter().filter_map(|(k, v)| k.strip_prefix("ema.").map(|n| (n.to_string(), v.clone()))).collect();
         let net = ScoreMlp::from_tensors(checkpoint.network.clone(), &ema, &path.display().to_string())?;
         let param = checkpoint.network.parameterisation();
-        let fused = fused_on_cpu(&net)?;
+        let fused = fused_on_cpu(&net, net.config().dtype)?;
         Ok(Self { net, param, checkpoint, guidance: None, fused })
+    }
+
+    /// The same model with the fused CPU passes in precision `dtype` (whatever the checkpoint
+    /// was trained in); no effect on a GPU model, which runs through candle in f64.
+    pub fn with_dtype(mut self, dtype: NetDtype) -> Result<Self> {
+        if self.fused.is_some() {
+            self.fused = fused_on_cpu(&self.net, dtype)?;
+        }
+        Ok(self)
+    }
+
+    /// The precision the model is evaluated in.
+    pub fn dtype(&self) -> NetDtype {
+        match &self.fused {
+            Some(Fused::F32(_)) => NetDtype::F32,
+            _ => NetDtype::F64,
+        }
     }
 
     /// The same model evaluated through candle's forward pass (on the model's device) instead
@@ -49,7 +67,7 @@ impl NetScore {
     pub fn guided(&self, class: usize, w: f64) -> Result<Self> {
         let tensors = self.net.params().iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
         let net = ScoreMlp::from_tensors(self.net.config().clone(), &tensors, "guided copy")?;
-        let fused = if self.fused.is_some() { fused_on_cpu(&net)? } else { None };
+        let fused = if self.fused.is_some() { fused_on_cpu(&net, self.dtype())? } else { None };
         Self { net, param: self.param, checkpoint: self.checkpoint.clone(), guidance: None, fused }
             .with_guidance(class, w)
     }
@@ -79,12 +97,22 @@ impl NetScore {
     }
 }
 
-/// The fused inference path of `net` when its weights live on the CPU.
-fn fused_on_cpu(net: &ScoreMlp) -> Result<Option<FusedMlp>> {
+/// The fused CPU forward pass in one of its precisions.
+enum Fused {
+    F64(FusedMlp<f64>),
+    F32(FusedMlp<f32>),
+}
+
+/// The fused inference path of `net` in `dtype` when its weights live on the CPU.
+fn fused_on_cpu(net: &ScoreMlp, dtype: NetDtype) -> Result<Option<Fused>> {
     if !net.device().is_cpu() {
         return Ok(None);
     }
-    FusedMlp::new(net).map(Some).map_err(candle_err("network inference"))
+    let err = candle_err("network inference");
+    Ok(Some(match dtype {
+        NetDtype::F64 => Fused::F64(FusedMlp::new(net).map_err(err)?),
+        NetDtype::F32 => Fused::F32(FusedMlp::new(net).map_err(err)?),
+    }))
 }
 
 impl ScoreModel for NetScore {
@@ -112,7 +140,10 @@ impl ScoreModel for NetScore {
                     &guided
                 }
             };
-            fused.predict(level, x, terms, out);
+            match fused {
+                Fused::F64(f) => f.predict(level, x, terms, out),
+                Fused::F32(f) => f.predict(level, x, terms, out),
+            }
             return Ok(());
         }
         let err = candle_err("network inference");

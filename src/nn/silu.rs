@@ -6,8 +6,9 @@
 //! of candle's `silu` (which uses libm). The loop has the mixture kernel's three copies
 //! (AVX-512, AVX2 + FMA, portable; [`crate::fastexp::simd_path`] picks one): each gives the same
 //! bits on every element whatever the slice length or alignment, the two fused copies the same
-//! bits as each other.
+//! bits as each other. f32 slices are evaluated in f64 and rounded once.
 
+use super::real::Real;
 use crate::fastexp::{exp_with, Fused, MulAdd, Separate, SimdPath};
 
 /// An element-wise function evaluated with `a * b + c` as `M` says.
@@ -38,9 +39,9 @@ impl Activation for Sigmoid {
 }
 
 #[inline(always)]
-fn map_slice<A: Activation, M: MulAdd>(src: &[f64], dst: &mut [f64]) {
+fn map_slice<A: Activation, M: MulAdd, T: Real>(src: &[T], dst: &mut [T]) {
     for (d, &x) in dst.iter_mut().zip(src) {
-        *d = A::at::<M>(x);
+        *d = T::of(A::at::<M>(x.wide()));
     }
 }
 
@@ -49,8 +50,8 @@ fn map_slice<A: Activation, M: MulAdd>(src: &[f64], dst: &mut [f64]) {
 /// The CPU must support AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn map_avx2_fma<A: Activation>(src: &[f64], dst: &mut [f64]) {
-    map_slice::<A, Fused>(src, dst);
+unsafe fn map_avx2_fma<A: Activation, T: Real>(src: &[T], dst: &mut [T]) {
+    map_slice::<A, Fused, T>(src, dst);
 }
 
 /// # Safety
@@ -58,32 +59,32 @@ unsafe fn map_avx2_fma<A: Activation>(src: &[f64], dst: &mut [f64]) {
 /// The CPU must support AVX-512F, AVX-512DQ, AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
-unsafe fn map_avx512<A: Activation>(src: &[f64], dst: &mut [f64]) {
-    map_slice::<A, Fused>(src, dst);
+unsafe fn map_avx512<A: Activation, T: Real>(src: &[T], dst: &mut [T]) {
+    map_slice::<A, Fused, T>(src, dst);
 }
 
 /// `dst[i] = silu(src[i])` for every `i` (the slices must have equal lengths).
-pub(crate) fn silu_into(src: &[f64], dst: &mut [f64]) {
-    map_on::<Silu>(crate::fastexp::simd_path(), src, dst);
+pub(crate) fn silu_into<T: Real>(src: &[T], dst: &mut [T]) {
+    map_on::<Silu, T>(crate::fastexp::simd_path(), src, dst);
 }
 
 /// `dst[i] = sigmoid(src[i])` for every `i` (the slices must have equal lengths).
-pub(crate) fn sigmoid_into(src: &[f64], dst: &mut [f64]) {
-    map_on::<Sigmoid>(crate::fastexp::simd_path(), src, dst);
+pub(crate) fn sigmoid_into<T: Real>(src: &[T], dst: &mut [T]) {
+    map_on::<Sigmoid, T>(crate::fastexp::simd_path(), src, dst);
 }
 
 /// `A` over the slice on the copy `path`.
-fn map_on<A: Activation>(path: SimdPath, src: &[f64], dst: &mut [f64]) {
+fn map_on<A: Activation, T: Real>(path: SimdPath, src: &[T], dst: &mut [T]) {
     assert_eq!(src.len(), dst.len(), "activation: slices of different lengths");
     assert!(path.supported(), "the {} copy needs CPU features this CPU lacks", path.name());
     match path {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `map_avx512` requires AVX-512F/DQ, AVX2 and FMA, which `supported` checked.
-        SimdPath::Avx512 => unsafe { map_avx512::<A>(src, dst) },
+        SimdPath::Avx512 => unsafe { map_avx512::<A, T>(src, dst) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `map_avx2_fma` requires AVX2 and FMA, which `supported` checked.
-        SimdPath::Avx2Fma => unsafe { map_avx2_fma::<A>(src, dst) },
-        _ => map_slice::<A, Separate>(src, dst),
+        SimdPath::Avx2Fma => unsafe { map_avx2_fma::<A, T>(src, dst) },
+        _ => map_slice::<A, Separate, T>(src, dst),
     }
 }
 
@@ -101,7 +102,7 @@ mod tests {
         let mut fused: Option<Vec<f64>> = None;
         for path in SimdPath::supported_paths() {
             let mut ys = vec![0.0; xs.len()];
-            map_on::<Silu>(path, &xs, &mut ys);
+            map_on::<Silu, f64>(path, &xs, &mut ys);
             for (x, y) in xs.iter().zip(&ys) {
                 let want = reference(*x);
                 // exp within 1 ulp, then one addition and one division: 3 ulp of the result.
@@ -122,7 +123,7 @@ mod tests {
         let xs: Vec<f64> = (0..20_001).map(|i| -700.0 + 1400.0 * i as f64 / 20_000.0).collect();
         for path in SimdPath::supported_paths() {
             let mut ys = vec![0.0; xs.len()];
-            map_on::<Sigmoid>(path, &xs, &mut ys);
+            map_on::<Sigmoid, f64>(path, &xs, &mut ys);
             for (x, y) in xs.iter().zip(&ys) {
                 let want = 1.0 / (1.0 + (-x).exp());
                 assert!((y - want).abs() <= 3.0 * f64::EPSILON * want, "{}: {x}: {y} vs {want}", path.name());

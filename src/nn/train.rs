@@ -27,7 +27,7 @@ use crate::model::Parameterisation;
 use crate::process::ForwardProcess;
 
 use super::adam::{values, AdamW};
-use super::backprop::HostNet;
+use super::backprop::{host_trainer, HostTrainer};
 use super::batch::DsmBatch;
 use super::candle_err;
 use super::mlp::{MlpConfig, ScoreMlp};
@@ -231,7 +231,7 @@ pub struct Trainer {
     /// How steps compute the gradient.
     pub backend: TrainBackend,
     /// The host copy of the weights the fused backend trains (made at its first step).
-    host: Option<HostNet>,
+    host: Option<Box<dyn HostTrainer>>,
 }
 
 impl Trainer {
@@ -269,6 +269,13 @@ impl Trainer {
         Self { net, ema, adam, config, losses, backend, host: None }
     }
 
+    /// Trains on in precision `dtype` from the next step (the fused CPU backend; the network's
+    /// config, and so its checkpoint, records it).
+    pub fn set_dtype(&mut self, dtype: super::real::NetDtype) {
+        self.net.set_dtype(dtype);
+        self.host = None;
+    }
+
     /// Steps done.
     pub fn steps_done(&self) -> u64 {
         self.losses.len() as u64
@@ -291,14 +298,12 @@ impl Trainer {
         let value = match self.backend {
             TrainBackend::Fused => {
                 if self.host.is_none() {
-                    self.host = Some(HostNet::new(&self.net).map_err(&err)?);
+                    self.host = Some(host_trainer(&self.net).map_err(&err)?);
                 }
                 let host = self.host.as_mut().expect("made above");
                 let value = finite(host.loss_and_grad(&batch))?;
-                let names = host.names().to_vec();
-                let (params, grad) = host.params_and_grad();
-                self.adam.step_host(&names, params, grad);
-                for (name, range) in &names {
+                host.apply(&mut self.adam);
+                for (name, range) in host.names() {
                     let w = &host.params()[range.clone()];
                     for (e, w) in self.ema.get_mut(name).expect("ema per parameter").iter_mut().zip(w) {
                         *e = decay * *e + (1.0 - decay) * w;
