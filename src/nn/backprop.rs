@@ -161,14 +161,8 @@ impl<T: Real> HostNet<T> {
             let (ga, rest) = rest.split_at_mut(rw);
             let (out, gout) = rest.split_at_mut(r * d);
             let edm = cfg.output == NetOutput::Edm;
-            let sd = cfg.sigma_data;
-            // EDM's per-row factors (norm, c_skip, c_out), as `ScoreMlp::predict` computes them.
-            let edm_at = |i: usize| {
-                let (a, s) = (batch.alpha[i], batch.sigma[i]);
-                let st = s / a;
-                let norm = (st * st + sd * sd).sqrt();
-                (norm, (norm * norm).recip() * (sd * sd), (st * sd) / norm)
-            };
+            // EDM's per-row factors (norm, c_skip, c_out).
+            let edm_at = |i: usize| cfg.edm_factors(batch.alpha[i], batch.sigma[i]);
             // The input rows: x (EDM: x / alpha / norm), c, sin and cos of c f_k, the label.
             for (li, i) in rows.clone().enumerate() {
                 let row = &mut u[li * k_in..(li + 1) * k_in];
@@ -178,7 +172,7 @@ impl<T: Real> HostNet<T> {
                 }
                 row[d] = T::of(c);
                 for k in 0..f {
-                    let angle = c * (std::f64::consts::PI * 2f64.powi(k as i32) / 4.0);
+                    let angle = c * MlpConfig::frequency(k);
                     row[d + 1 + k] = T::of(angle.sin());
                     row[d + 1 + f + k] = T::of(angle.cos());
                 }

@@ -97,11 +97,8 @@ impl<T: Real> FusedMlp<T> {
         assert_eq!(x.dim(), out.dim(), "FusedMlp::predict: x and out differ in shape");
         assert_eq!(x.ncols(), self.config.dim, "FusedMlp::predict: x has the wrong number of columns");
         let edm = (self.config.output == NetOutput::Edm).then(|| {
-            // The same operations, in the same order, as `ScoreMlp::predict`.
-            let sd = self.config.sigma_data;
-            let st = level.sigma / level.alpha;
-            let norm = (st * st + sd * sd).sqrt();
-            (level.alpha, norm, (norm * norm).recip() * (sd * sd), (st * sd) / norm)
+            let (norm, c_skip, c_out) = self.config.edm_factors(level.alpha, level.sigma);
+            (level.alpha, norm, c_skip, c_out)
         });
         let shared = Shared { c: self.config.conditioning.value(level), edm, terms };
         rows_in_parallel(x, out, &|x, out| self.chunk(&shared, x, out));
@@ -168,7 +165,7 @@ impl<T: Real> FusedMlp<T> {
         };
         add(0, c);
         for k in 0..f {
-            let angle = c * (std::f64::consts::PI * 2f64.powi(k as i32) / 4.0);
+            let angle = c * MlpConfig::frequency(k);
             add(1 + k, angle.sin());
             add(1 + f + k, angle.cos());
         }

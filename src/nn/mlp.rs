@@ -130,6 +130,21 @@ impl MlpConfig {
         Ok(())
     }
 
+    /// The k-th Fourier frequency of the embedding, pi 2^k / 4.
+    pub fn frequency(k: usize) -> f64 {
+        std::f64::consts::PI * 2f64.powi(k as i32) / 4.0
+    }
+
+    /// EDM's preconditioning factors at level (`alpha`, `sigma`): (norm, c_skip, c_out) with
+    /// norm = sqrt(sigma~^2 + sigma_data^2), as [`ScoreMlp::predict`] computes them (the fused
+    /// passes use this).
+    pub(crate) fn edm_factors(&self, alpha: f64, sigma: f64) -> (f64, f64, f64) {
+        let sd = self.sigma_data;
+        let st = sigma / alpha;
+        let norm = (st * st + sd * sd).sqrt();
+        (norm, (norm * norm).recip() * (sd * sd), (st * sd) / norm)
+    }
+
     /// Embedding width: raw value, then sin and cos per frequency.
     fn embedding(&self) -> usize {
         1 + 2 * self.frequencies + if self.classes > 0 { self.classes + 1 } else { 0 }
@@ -273,8 +288,7 @@ impl ScoreMlp {
     /// one-hot labels of a class-conditional network ([`ScoreMlp::labels`]).
     pub fn forward(&self, x: &Tensor, c: &Tensor, y: Option<&Tensor>) -> candle_core::Result<Tensor> {
         let p = |n: &str| self.params[n].as_tensor();
-        let freqs: Vec<f64> =
-            (0..self.config.frequencies).map(|k| std::f64::consts::PI * 2f64.powi(k as i32) / 4.0).collect();
+        let freqs: Vec<f64> = (0..self.config.frequencies).map(MlpConfig::frequency).collect();
         let f = Tensor::from_vec(freqs, (1, self.config.frequencies), &self.device)?;
         let angles = c.broadcast_mul(&f)?;
         let (sin, cos) = (angles.sin()?, angles.cos()?);

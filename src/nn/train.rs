@@ -305,9 +305,7 @@ impl Trainer {
                 host.apply(&mut self.adam);
                 for (name, range) in host.names() {
                     let w = &host.params()[range.clone()];
-                    for (e, w) in self.ema.get_mut(name).expect("ema per parameter").iter_mut().zip(w) {
-                        *e = decay * *e + (1.0 - decay) * w;
-                    }
+                    ema_update(self.ema.get_mut(name).expect("ema per parameter"), w, decay);
                     let p = &self.net.params()[name];
                     let t = Tensor::from_slice(w, p.as_tensor().shape(), p.as_tensor().device()).map_err(&err)?;
                     p.set(&t).map_err(&err)?;
@@ -322,14 +320,19 @@ impl Trainer {
                 self.adam.step(self.net.params(), &grads)?;
                 for (name, p) in self.net.params() {
                     let w = values(p.as_tensor()).map_err(&err)?;
-                    for (e, w) in self.ema.get_mut(name).expect("ema per parameter").iter_mut().zip(w) {
-                        *e = decay * *e + (1.0 - decay) * w;
-                    }
+                    ema_update(self.ema.get_mut(name).expect("ema per parameter"), &w, decay);
                 }
                 value
             }
         };
         self.losses.push(value);
         Ok(value)
+    }
+}
+
+/// `ema <- decay ema + (1 - decay) w`, element-wise.
+fn ema_update(ema: &mut [f64], w: &[f64], decay: f64) {
+    for (e, &w) in ema.iter_mut().zip(w) {
+        *e = decay * *e + (1.0 - decay) * w;
     }
 }
