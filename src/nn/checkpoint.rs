@@ -89,8 +89,18 @@ pub fn save_checkpoint(path: &Path, trainer: &Trainer, meta: serde_json::Value) 
     tensors.insert(EMBEDDED.into(), Tensor::from_vec(bytes, len, &candle_core::Device::Cpu).map_err(err)?);
     let tmp = tmp_path(path);
     candle_core::safetensors::save(&tensors, &tmp).map_err(|e| model_err(path, e.to_string()))?;
+    // The copy beside the weights goes first, so that a kill between the two renames leaves new
+    // weights with no copy (whole on their own), never new weights beside the old description,
+    // which reads as a foreign or edited pair and is refused.
+    let jpath = json_path(path);
+    match std::fs::remove_file(&jpath) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(ScoreError::Io { path: jpath.display().to_string(), source: e });
+        }
+        _ => {}
+    }
     std::fs::rename(&tmp, path).map_err(|e| ScoreError::Io { path: path.display().to_string(), source: e })?;
-    crate::io::write_atomic(&json_path(path), text.as_bytes())
+    crate::io::write_atomic(&jpath, text.as_bytes())
 }
 
 /// Reads `path.json` and `path`: the checkpoint's description and its tensors by name, checked
