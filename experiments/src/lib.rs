@@ -9,6 +9,7 @@ pub mod cli;
 pub mod eval_cmd;
 pub mod flags;
 pub mod grid_cmd;
+pub mod guidance_flags;
 pub mod nll_cmd;
 pub mod sample_cmd;
 pub mod sweep;

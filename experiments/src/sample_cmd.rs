@@ -47,6 +47,8 @@ pub struct SampleArgs {
     /// With the exact score: the classes as component groups, e.g. `0,1;2,3`.
     #[arg(long, requires = "class")]
     pub classes: Option<String>,
+    #[command(flatten)]
+    pub guidance_flags: crate::guidance_flags::GuidanceArgs,
     /// Initial standard-normal draws, (N, d) float64 .npy; x at the grid start = prior_std * z.
     #[arg(long)]
     pub z_init: Option<PathBuf>,
@@ -425,7 +427,16 @@ fn model_from_args(a: &SampleArgs, inputs: &mut SampleInputs) -> Result<Box<dyn 
             let spec = a.classes.as_deref().ok_or("--class with the exact score needs --classes (e.g. 0,1;2,3)")?;
             let classes = parse_classes(spec, target.n_components())?;
             let group = classes.get(c).ok_or_else(|| format!("--class = {c}: --classes defines {}", classes.len()))?;
-            Box::new(scoresde::guidance::GuidedExact::new(&target, group, a.guidance)?)
+            if let Some(scale) = a.guidance_flags.classifier_scale()? {
+                return Ok(Box::new(scoresde::guidance::ClassifierGuided::new(&target, group, scale)?));
+            }
+            match a.guidance_flags.guidance(a.guidance, &a.given)? {
+                None => Box::new(scoresde::guidance::GuidedExact::new(&target, group, a.guidance)?),
+                Some(rule) => {
+                    let cond = ExactScore::new(scoresde::guidance::sub_mixture(&target, group)?);
+                    Box::new(scoresde::guidance::Guided::new(Box::new(cond), Box::new(ExactScore::new(target)), rule)?)
+                }
+            }
         }
         (None, None) => Box::new(ExactScore::new(target(inputs)?)),
         (Some(path), _) => {
@@ -446,9 +457,16 @@ fn model_from_args(a: &SampleArgs, inputs: &mut SampleInputs) -> Result<Box<dyn 
             if a.classes.is_some() {
                 return Err("--classes: a trained model's classes are fixed at training".into());
             }
-            match a.class {
-                Some(c) => Box::new(net.with_guidance(c, a.guidance)?),
-                None => Box::new(net),
+            if a.guidance_flags.classifier_scale.is_some() {
+                return Err("--classifier-scale: classifier guidance needs the exact classifier (--classes with the exact score)".into());
+            }
+            match (a.class, a.guidance_flags.guidance(a.guidance, &a.given)?) {
+                (Some(c), None) => Box::new(net.with_guidance(c, a.guidance)?),
+                (Some(c), Some(rule)) => {
+                    let cond = net.guided(c, 0.0)?;
+                    Box::new(scoresde::guidance::Guided::new(Box::new(cond), Box::new(net), rule)?)
+                }
+                (None, _) => Box::new(net),
             }
         }
     })

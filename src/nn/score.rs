@@ -135,6 +135,11 @@ impl ScoreModel for NetScore {
             let guided;
             let terms: &[(Option<usize>, f64)] = match (self.net.config().classes, self.guidance) {
                 (0, _) | (_, None) => &[(None, 1.0)],
+                // The conditional model: one pass.
+                (_, Some((class, 0.0))) => {
+                    guided = [(Some(class), 1.0), (None, 0.0)];
+                    &guided[..1]
+                }
                 (_, Some((class, w))) => {
                     guided = [(Some(class), 1.0 + w), (None, -w)];
                     &guided

@@ -7,6 +7,18 @@
 //! That family of tilted marginals is *not* the diffusion of the tilted data density
 //! q_w(x) ∝ p(x | c)^{1 + w} p(x)^{-w}, so a guided sampler does not sample q_w exactly; with
 //! exact scores the gap is measured, not guessed ([`tilted_moments_2d`] integrates q_w).
+//!
+//! Beside plain CFG: the guidance rules in use ([`rule`]: guidance rescale, APG, CFG-Zero*, a
+//! guidance interval) over any conditional and unconditional pair ([`Guided`]), and classifier
+//! guidance with the exact noisy classifier of a component-group class ([`classifier`]).
+
+pub mod classifier;
+mod guided;
+pub mod rule;
+
+pub use classifier::{ClassifierGuided, ExactClassifier};
+pub use guided::Guided;
+pub use rule::{Guidance, GuidanceRule};
 
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2};
 
