@@ -17,12 +17,16 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ScoreError + '_ {
     move |source| ScoreError::Io { path: path.display().to_string(), source }
 }
 
-fn read_npy<D: Dimension>(path: &Path, field: &str) -> Result<Array<f64, D>> {
+fn read_npy_any<D: Dimension>(path: &Path, field: &str) -> Result<Array<f64, D>> {
     let file = fs::File::open(path).map_err(io_err(path))?;
-    let arr = Array::<f64, D>::read_npy(std::io::BufReader::new(file)).map_err(|e| ScoreError::Npy {
+    Array::<f64, D>::read_npy(std::io::BufReader::new(file)).map_err(|e| ScoreError::Npy {
         path: path.display().to_string(),
         message: format!("{field}: {e} (expected a float64 array with {} dimension(s))", D::NDIM.unwrap_or(0)),
-    })?;
+    })
+}
+
+fn read_npy<D: Dimension>(path: &Path, field: &str) -> Result<Array<f64, D>> {
+    let arr = read_npy_any::<D>(path, field)?;
     if let Some((index, &value)) = arr.iter().enumerate().find(|(_, v)| !v.is_finite()) {
         return Err(ScoreError::NonFiniteInput { field: field.to_string(), index, value });
     }
@@ -37,6 +41,12 @@ pub fn read_npy_1d(path: &Path, field: &str) -> Result<Array1<f64>> {
 /// Reads a finite float64 matrix (one sample per row).
 pub fn read_npy_2d(path: &Path, field: &str) -> Result<Array2<f64>> {
     read_npy(path, field)
+}
+
+/// Reads a float64 matrix that may hold NaN or infinities (the caller checks the entries it
+/// reads: inpainting's observed values outside the mask).
+pub fn read_npy_2d_unchecked(path: &Path, field: &str) -> Result<Array2<f64>> {
+    read_npy_any(path, field)
 }
 
 /// Reads a finite float64 array of rank 3 (fixed noise: steps x N x d).

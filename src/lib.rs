@@ -15,6 +15,7 @@ pub mod gaussian;
 pub mod gmm;
 pub mod grids;
 pub mod guidance;
+pub mod inpaint;
 pub mod io;
 pub mod likelihood;
 pub mod limits;

@@ -10,6 +10,7 @@ pub mod eval_cmd;
 pub mod flags;
 pub mod grid_cmd;
 pub mod guidance_flags;
+pub mod inpaint_flags;
 pub mod nll_cmd;
 pub mod sample_cmd;
 pub mod sweep;

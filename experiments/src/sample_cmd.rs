@@ -49,6 +49,8 @@ pub struct SampleArgs {
     pub classes: Option<String>,
     #[command(flatten)]
     pub guidance_flags: crate::guidance_flags::GuidanceArgs,
+    #[command(flatten)]
+    pub inpaint_flags: crate::inpaint_flags::InpaintArgs,
     /// Initial standard-normal draws, (N, d) float64 .npy; x at the grid start = prior_std * z.
     #[arg(long)]
     pub z_init: Option<PathBuf>,
@@ -488,8 +490,27 @@ pub fn sample(
     mut inputs: SampleInputs,
     observer: &mut dyn FnMut(StepInfo),
 ) -> Result<(Array2<f64>, SampleReport), CmdError> {
+    let observed = a.inpaint_flags.observation(&a.given)?;
+    if let Some((obs, crate::inpaint_flags::InpaintKind::Exact, _)) = &observed {
+        if a.model.is_some() || a.class.is_some() {
+            return Err("--inpaint exact: draws from the exact target's conditional (no --model, no --class)".into());
+        }
+        let target = match inputs.target.take() {
+            Some(t) => t,
+            None => targets::load(&a.target)?,
+        };
+        if a.given.iter().any(|g| g == "n") && a.n != obs.rows() {
+            return Err(format!("--n = {}: --observe has {} rows", a.n, obs.rows()).into());
+        }
+        let x = scoresde::inpaint::sample_conditional(&target, obs, a.seed)?;
+        return Ok((x, SampleReport::default()));
+    }
     let model = model_from_args(a, &mut inputs)?;
     let d = model.dim();
+    let n = match &observed {
+        Some((obs, ..)) if !a.given.iter().any(|g| g == "n") => obs.rows(),
+        _ => a.n,
+    };
     let z = match (&a.z_init, inputs.z_init.take()) {
         (Some(p), given) => {
             let z = match given {
@@ -507,12 +528,16 @@ pub fn sample(
             }
             z
         }
-        (None, _) if a.n == 0 => return Err("--n = 0: must be at least 1".into()),
+        (None, _) if n == 0 => return Err("--n = 0: must be at least 1".into()),
         (None, _) => {
-            check_f64s("--n", a.n, WORKSPACE * (a.n as u128) * (d as u128), WORKSPACE_WHAT)?;
-            prior_noise(a.seed, a.n, d)
+            check_f64s("--n", n, WORKSPACE * (n as u128) * (d as u128), WORKSPACE_WHAT)?;
+            prior_noise(a.seed, n, d)
         }
     };
+    if let Some((obs, _, method)) = &observed {
+        let x = scoresde::inpaint::inpaint(&*plan.process, &*model, &plan.config, z.view(), obs, *method, a.seed)?;
+        return Ok(x);
+    }
     let mut noise = noise_source(a, inputs.noise.take(), z.nrows(), d, &plan.config)?;
     Ok(sample_owned(&*plan.process, &*model, &plan.config, z, noise.as_deref_mut(), observer)?)
 }

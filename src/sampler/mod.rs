@@ -30,7 +30,7 @@ mod solver;
 pub use registry::{Adaptivity, OptionSpec, SolverId, SolverInfo, SpaceRule};
 pub use solver::{AncestralNoise, Churn, DdpmVariance, Langevin, Multistep, OptionValue, Predictor, Solver};
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use scoresde_solvers::{fast_orders, AdaptiveOptions, NoiseSource, StepInfo, TimeGrid};
 
 use crate::error::{Result, ScoreError};
@@ -345,6 +345,32 @@ pub fn sample_owned(
     }
     report.nfe = model.nfe();
     Ok((x, report))
+}
+
+/// Integrates the state `x` (N x d, in the process's x-space at the config's first point) to
+/// the config's last point, in place: one leg of a sampler that changes the state between
+/// steps (inpainting's replacement, RePaint's resampling). A multistep solver starts afresh
+/// on every call.
+pub fn advance(
+    process: &dyn ForwardProcess,
+    model: &dyn ScoreModel,
+    config: &SamplerConfig,
+    mut x: ArrayViewMut2<f64>,
+    noise: Option<&mut (dyn NoiseSource + '_)>,
+) -> Result<SampleReport> {
+    let model = Counting::new(model);
+    let space = config.space;
+    if space == Space::SigmaTilde {
+        let a0 = alpha_at(process, space, config.steps.start());
+        x.mapv_inplace(|v| v / a0);
+    }
+    let mut report = run::run(process, &model, config, x.view_mut(), noise, &mut scoresde_solvers::no_observer)?;
+    if space == Space::SigmaTilde {
+        let a1 = alpha_at(process, space, config.steps.end());
+        x.mapv_inplace(|v| a1 * v);
+    }
+    report.nfe = model.nfe();
+    Ok(report)
 }
 
 /// Key of the prior draws in the keyed noise stream (the SDE noise uses keys 0, 1, ... per step).
