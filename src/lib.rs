@@ -9,6 +9,7 @@
 //! two meet.
 #![warn(missing_docs)]
 
+pub mod elbo;
 pub mod error;
 pub mod fastexp;
 pub mod gaussian;

@@ -5,7 +5,7 @@
 use clap::{Parser, Subcommand};
 
 use crate::choices::CmdResult;
-use crate::{bench_cmd, eval_cmd, grid_cmd, nll_cmd, sample_cmd, sweep, train_cmd};
+use crate::{bench_cmd, elbo_cmd, eval_cmd, grid_cmd, nll_cmd, sample_cmd, sweep, train_cmd};
 
 /// scoresde: numerics of diffusion models, tested against exact targets.
 #[derive(Debug, Parser)]
@@ -27,6 +27,9 @@ enum Command {
     /// Log-likelihood of points through the probability-flow ODE (exact divergence), checked
     /// against the target's closed-form density.
     Nll(nll_cmd::NllArgs),
+    /// Variational bound on ln p of points (the DDPM bound or the continuous-time ELBO), in nats
+    /// and bits per dimension, for the exact score or a trained network.
+    Elbo(elbo_cmd::ElboArgs),
     /// Run an experiment sweep (default: the headline steps-vs-quality figure on the ring) and
     /// write CSV, JSON sidecar and PNG/SVG figures.
     Sweep(sweep::SweepArgs),
@@ -76,6 +79,7 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::Grid(a) => grid_cmd::run(*a),
         Command::Eval(a) => eval_cmd::run(a),
         Command::Nll(a) => nll_cmd::run(a),
+        Command::Elbo(a) => elbo_cmd::run(a),
         Command::Sweep(a) => sweep::run(a),
         Command::Train(a) => train_cmd::run(*a),
         Command::Bench(a) => bench_cmd::run(a),

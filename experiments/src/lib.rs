@@ -6,6 +6,7 @@ pub mod bench_cmd;
 pub mod bench_net;
 pub mod choices;
 pub mod cli;
+pub mod elbo_cmd;
 pub mod eval_cmd;
 pub mod flags;
 pub mod grid_cmd;
