@@ -400,3 +400,54 @@ fn f32_passes_agree_with_f64_to_f32_accuracy() {
     }
     std::fs::remove_dir_all(&d).ok();
 }
+
+/// The network's score divergence by forward-mode differentiation equals the central
+/// difference of its score for every output kind (EDM included), after 300 training steps
+/// (so that no layer is near zero): truncation O(h^2) ~ 1e-8 and rounding ~1e-16 / h, so 1e-6.
+#[test]
+fn network_divergence_is_the_trace_of_the_score_jacobian() {
+    use scoresde::likelihood::ScoreDivergence;
+    let process = Vp::new(0.1, 20.0).unwrap();
+    let target = targets::ring8();
+    let dev = candle_core::Device::Cpu;
+    let d = dir("div");
+    for output in [NetOutput::Eps, NetOutput::X0, NetOutput::V, NetOutput::Velocity, NetOutput::Edm] {
+        let mut t = Trainer::new(small_net(output), small_train(), &dev).unwrap();
+        for _ in 0..300 {
+            t.step(&process, &target).unwrap();
+        }
+        let path = d.join(format!("{output:?}.safetensors"));
+        save_checkpoint(&path, &t, serde_json::json!(null)).unwrap();
+        let net = NetScore::load(&path, &dev).unwrap();
+        let x = ndarray::array![[0.3, -1.2], [2.1, 0.4], [-0.7, 0.05]];
+        for tt in [0.05, 0.4, 0.9] {
+            let level = NoiseLevel::at_time(&process, tt);
+            let (mut s, mut div) = (Array2::zeros((3, 2)), ndarray::Array1::zeros(3));
+            net.score_divergence(level, x.view(), s.view_mut(), div.view_mut()).unwrap();
+            let h = 1e-5;
+            let mut fd = ndarray::Array1::<f64>::zeros(3);
+            for j in 0..2 {
+                let (mut xp, mut xm) = (x.clone(), x.clone());
+                xp.column_mut(j).mapv_inplace(|v| v + h);
+                xm.column_mut(j).mapv_inplace(|v| v - h);
+                let (mut sp, mut sm) = (Array2::zeros((3, 2)), Array2::zeros((3, 2)));
+                let mut scratch = ndarray::Array1::zeros(3);
+                net.score_divergence(level, xp.view(), sp.view_mut(), scratch.view_mut()).unwrap();
+                net.score_divergence(level, xm.view(), sm.view_mut(), scratch.view_mut()).unwrap();
+                for i in 0..3 {
+                    fd[i] += (sp[[i, j]] - sm[[i, j]]) / (2.0 * h);
+                }
+            }
+            // The score is the model's eps / -sigma.
+            let mut eps = Array2::zeros((3, 2));
+            net.predict_eps(level, x.view(), eps.view_mut()).unwrap();
+            for i in 0..3 {
+                let scale = 1.0 + fd[i].abs();
+                assert!((div[i] - fd[i]).abs() < 1e-6 * scale, "{output:?} t = {tt} row {i}: {} vs {}", div[i], fd[i]);
+                for j in 0..2 {
+                    assert!((s[[i, j]] + eps[[i, j]] / level.sigma).abs() < 1e-12 * (1.0 + s[[i, j]].abs()));
+                }
+            }
+        }
+    }
+}

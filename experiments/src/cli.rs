@@ -67,6 +67,7 @@ pub fn parse() -> Cli {
     match (&mut cli.command, matches.subcommand()) {
         (Command::Sample(a), Some(("sample", sub))) => a.given = crate::flags::given(sub),
         (Command::Grid(a), Some(("grid", sub))) => a.given = crate::flags::given(sub),
+        (Command::Nll(a), Some(("nll", sub))) => a.given = crate::flags::given(sub),
         _ => {}
     }
     cli

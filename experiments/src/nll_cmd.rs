@@ -6,7 +6,7 @@ use clap::{Args, ValueEnum};
 use ndarray::{Array1, ArrayView2};
 use scoresde::gmm::GaussianMixture;
 use scoresde::io::{read_npy_2d, write_npy};
-use scoresde::likelihood::{log_likelihood, Hutchinson, Prior, ProbeKind};
+use scoresde::likelihood::{log_likelihood, Hutchinson, Prior, ProbeKind, ScoreDivergence};
 use scoresde::model::ExactScore;
 use scoresde::targets;
 use scoresde_solvers::AdaptiveOptions;
@@ -25,9 +25,14 @@ pub enum PriorKind {
 /// Flags of `scoresde nll`.
 #[derive(Debug, Args)]
 pub struct NllArgs {
-    /// Target: a built-in name or a JSON file.
+    /// Target: a built-in name or a JSON file (with --model: the exact density printed beside
+    /// the network's; default there: the checkpoint's built-in target).
     #[arg(long, default_value = "ring8")]
     pub target: String,
+    /// A trained network (`scoresde train --out`): its probability-flow likelihood, with the exact
+    /// divergence of its score (forward-mode through the MLP) or --hutchinson probes.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
     /// Points, (N, d) float64 .npy.
     #[arg(long)]
     pub points: PathBuf,
@@ -58,6 +63,9 @@ pub struct NllArgs {
     /// Seed of the probe vectors.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// The ids of the flags given explicitly.
+    #[arg(skip)]
+    pub given: Vec<String>,
 }
 
 /// Distribution of Hutchinson's probe vectors.
@@ -71,7 +79,19 @@ pub enum ProbeArg {
 
 /// Runs `scoresde nll`.
 pub fn run(a: NllArgs) -> CmdResult {
-    let target = targets::load(&a.target)?;
+    let target = match &a.model {
+        Some(path) if !a.given.iter().any(|g| g == "target") => {
+            let net = scoresde::nn::NetScore::load(path, &scoresde::nn::device())?;
+            let name = net.checkpoint().meta["target"].as_str().unwrap_or_default().to_string();
+            targets::builtin(&name).ok_or_else(|| {
+                format!(
+                    "--model {}: its target {name:?} is not built in: name the exact one with --target",
+                    path.display()
+                )
+            })?
+        }
+        _ => targets::load(&a.target)?,
+    };
     let points = read_npy_2d(&a.points, "points")?;
     let (logp, summary) = loglik(&a, &target, points.view())?;
     write_npy(&a.out, &logp)?;
@@ -110,26 +130,79 @@ pub fn loglik(
         PriorKind::Gaussian => Prior::Gaussian,
         PriorKind::Exact => Prior::ExactTarget,
     };
-    let model = ExactScore::new(target.clone());
     let options = AdaptiveOptions::new(a.rtol, a.atol)?;
+    let exact_model = ExactScore::new(target.clone());
+    let net = match &a.model {
+        None => None,
+        Some(path) => {
+            let net = scoresde::nn::NetScore::load(path, &scoresde::nn::device())?;
+            let trained = scoresde::process::ProcessSpec::from_json(&net.checkpoint().meta["process"])
+                .map_err(|e| format!("--model {}: {e}", path.display()))?;
+            let given = a.process.spec()?;
+            if trained != given {
+                return Err(format!(
+                    "--model {}: process mismatch: trained on process {trained}, the flags give {given}",
+                    path.display()
+                )
+                .into());
+            }
+            if net.dim() != target.dim() {
+                return Err(format!(
+                    "--model {}: dimension {} but the target has {}",
+                    path.display(),
+                    net.dim(),
+                    target.dim()
+                )
+                .into());
+            }
+            if process.sigma(a.t_start) <= 0.0 {
+                return Err(format!(
+                    "--t-start = {}: a network's score needs sigma > 0 there (score_sde starts at 1e-5)",
+                    a.t_start
+                )
+                .into());
+            }
+            Some(net)
+        }
+    };
+    let model: &dyn ScoreDivergence = match &net {
+        Some(n) => n,
+        None => &exact_model,
+    };
+    let run = |m: &dyn ScoreDivergence| log_likelihood(&*process, m, points, a.t_start, options, prior, Some(target));
     let logp = if a.hutchinson == 0 {
-        log_likelihood(&*process, &model, points, a.t_start, options, prior, Some(target))?
+        run(model)?
     } else {
         let kind = match a.probe {
             ProbeArg::Rademacher => ProbeKind::Rademacher,
             ProbeArg::Gaussian => ProbeKind::Gaussian,
         };
-        let estimator = Hutchinson::new(&model, a.hutchinson, kind, a.seed)?;
-        log_likelihood(&*process, &estimator, points, a.t_start, options, prior, Some(target))?
+        run(&Hutchinson::new(model, a.hutchinson, kind, a.seed)?)?
+    };
+    // Hutchinson's error against the exact divergence, point by point.
+    let hutchinson = if a.hutchinson > 0 {
+        let exact_div = run(model)?;
+        let diff: Vec<f64> = logp.iter().zip(&exact_div).map(|(h, e)| h - e).collect();
+        let m = diff.iter().sum::<f64>() / diff.len() as f64;
+        let sd = (diff.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (diff.len().max(2) - 1) as f64).sqrt();
+        Some(serde_json::json!({"mean_minus_exact_divergence": m, "sd_minus_exact_divergence": sd}))
+    } else {
+        None
     };
     let mut exact = Array1::zeros(points.nrows());
     target.log_prob(process.alpha(a.t_start), process.sigma(a.t_start), points, exact.view_mut());
     let err = logp.iter().zip(&exact).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
-    let summary = serde_json::json!({
+    let mut summary = serde_json::json!({
         "n": logp.len(),
         "mean_log_likelihood": logp.mean().unwrap_or(f64::NAN),
         "exact_mean_log_density": exact.mean().unwrap_or(f64::NAN),
         "max_abs_error_vs_exact": err,
     });
+    if let Some(h) = hutchinson {
+        summary["hutchinson"] = h;
+    }
+    if a.model.is_some() {
+        summary["model"] = serde_json::json!("network");
+    }
     Ok((logp, summary))
 }

@@ -456,3 +456,55 @@ fn flow_and_chain_inputs_that_cannot_work_are_refused_naming_why() {
     refused(&["grid", "--process", "ddpm", "--steps", "2000", "--out", s(&dir.p("g"))], &["steps = 2000"]);
     assert!(!o.exists());
 }
+
+/// Guidance, inpainting and likelihood inputs that do not fit: one line naming the field,
+/// exit 1, nothing written.
+#[test]
+fn bad_guidance_inpainting_and_bound_inputs_are_named() {
+    let d = Dir::new("hostile", "guidance-inpaint");
+    let out = d.p("o.npy");
+    let o = s(&out);
+    let exact = ["sample", "--target", "quad4", "--classes", "0,1;2,3", "--class", "0", "--steps", "3", "--out", o];
+    let with = |extra: &[&'static str]| -> Vec<&str> { exact.iter().copied().chain(extra.iter().copied()).collect() };
+    refused(&with(&["--classifier-scale", "inf"]), &["--classifier-scale", "finite"]);
+    refused(&with(&["--guidance-rule", "rescale", "--guidance-rescale", "1.5"]), &["guidance rescale = 1.5"]);
+    refused(&with(&["--guidance-interval", "3,1"]), &["guidance interval", "lo < hi"]);
+    refused(&with(&["--apg-eta", "1"]), &["--apg-eta", "--guidance-rule apg"]);
+    refused(
+        &["sample", "--target", "quad4", "--classes", "0,1;2,3", "--class", "5", "--classifier-scale", "1", "--out", o],
+        &["--class = 5"],
+    );
+    // Observations: a mask of the wrong shape, a mask entry that is not 0 or 1, too few columns.
+    let values = d.p("y.npy");
+    let mask = d.p("m.npy");
+    let bad_mask = d.p("bad.npy");
+    let half = d.p("half.npy");
+    let write = |p: &Path, rows: usize, cols: usize, v: f64| {
+        scoresde::io::write_npy(p, &ndarray::Array2::from_elem((rows, cols), v)).unwrap();
+    };
+    write(&values, 4, 2, 0.5);
+    write(&mask, 4, 2, 1.0);
+    write(&bad_mask, 4, 1, 1.0);
+    write(&half, 4, 2, 0.5);
+    let inpaint = |m: &Path, target: &'static str| -> Vec<String> {
+        ["sample", "--target", target, "--observe", s(&values), "--mask", s(m), "--steps", "3", "--out", o]
+            .map(String::from)
+            .to_vec()
+    };
+    let refused_owned =
+        |v: Vec<String>, wanted: &[&str]| refused(&v.iter().map(String::as_str).collect::<Vec<_>>(), wanted);
+    refused_owned(inpaint(&bad_mask, "gauss2"), &["--mask", "shape"]);
+    refused_owned(inpaint(&half, "gauss2"), &["mask[0] = 0.5", "0 or 1"]);
+    refused_owned(inpaint(&mask, "diag16"), &["--observe columns", "16"]);
+    let mut multistep = inpaint(&mask, "gauss2");
+    multistep.extend(["--solver", "dpmpp-2m"].map(String::from));
+    refused_owned(multistep, &["dpmpp-2m", "one-step solver"]);
+    // Bounds.
+    refused(&["elbo", "--target", "quad4", "--points", s(&values), "--draws", "1", "--out", o], &["draws = 1"]);
+    refused(
+        &["elbo", "--target", "quad4", "--points", s(&values), "--bound", "ddpm", "--out", o],
+        &["--bound ddpm", "--process ddpm"],
+    );
+    refused(&["elbo", "--target", "diag16", "--points", s(&values), "--out", o], &["--points", "dimension 16"]);
+    assert!(!out.exists(), "a refused run wrote its output");
+}

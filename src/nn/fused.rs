@@ -29,22 +29,22 @@ use crate::model::NoiseLevel;
 pub const CHUNK: usize = 256;
 
 /// A dense layer, row-major `inputs x outputs` weights.
-struct Linear<T> {
-    w: Vec<T>,
-    b: Vec<T>,
+pub(super) struct Linear<T> {
+    pub(super) w: Vec<T>,
+    pub(super) b: Vec<T>,
 }
 
 /// The weights of a [`ScoreMlp`] laid out for inference in precision `T` (f64 or f32; the
 /// input rows, activations and products in `T`, the EDM and guidance combinations in f64).
 pub struct FusedMlp<T: Real = f64> {
-    config: MlpConfig,
+    pub(super) config: MlpConfig,
     /// The first layer's rows that multiply x (d x width).
-    w_x: Vec<T>,
+    pub(super) w_x: Vec<T>,
     /// The first layer's rows that multiply the embedding (c, sin, cos, label; E x width).
-    w_emb: Vec<T>,
-    b_in: Vec<T>,
-    blocks: Vec<[Linear<T>; 2]>,
-    out: Linear<T>,
+    pub(super) w_emb: Vec<T>,
+    pub(super) b_in: Vec<T>,
+    pub(super) blocks: Vec<[Linear<T>; 2]>,
+    pub(super) out: Linear<T>,
 }
 
 /// What every row of one call shares.
@@ -154,7 +154,7 @@ impl<T: Real> FusedMlp<T> {
 
     /// The first layer's bias plus the embedding's contribution (c, its Fourier features and
     /// the one-hot label) into `bias` (width entries).
-    fn embedding_bias(&self, c: f64, label: Option<usize>, bias: &mut [T]) {
+    pub(super) fn embedding_bias(&self, c: f64, label: Option<usize>, bias: &mut [T]) {
         let (w, f) = (self.config.width, self.config.frequencies);
         bias.copy_from_slice(&self.b_in);
         let mut add = |row: usize, v: f64| {

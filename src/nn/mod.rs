@@ -20,6 +20,7 @@ mod batch;
 mod checkpoint;
 mod fused;
 mod importance;
+mod jacobian;
 mod mlp;
 mod real;
 mod score;

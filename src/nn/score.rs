@@ -179,3 +179,58 @@ impl ScoreModel for NetScore {
         Ok(())
     }
 }
+
+/// The score and its exact divergence (forward-mode through the fused MLP), for
+/// `nll --model`: the network's output o converts to eps affinely at fixed x, so
+/// div eps follows from div o (eps: div o; x0: (d - alpha div o) / sigma;
+/// v: (alpha div o + sigma d) / (alpha^2 + sigma^2); velocity: (d + alpha div o) / (alpha + sigma)),
+/// and s = -eps / sigma. Needs the f64 CPU path, an unguided network and sigma > 0.
+impl crate::likelihood::ScoreDivergence for NetScore {
+    fn dim(&self) -> usize {
+        self.net.config().dim
+    }
+    fn score_divergence(
+        &self,
+        level: NoiseLevel,
+        x: ArrayView2<f64>,
+        mut score: ArrayViewMut2<f64>,
+        mut div: ndarray::ArrayViewMut1<f64>,
+    ) -> Result<()> {
+        let err = |message: &str| ScoreError::Model { context: "network divergence".into(), message: message.into() };
+        let Some(Fused::F64(f)) = &self.fused else {
+            return Err(err("the exact divergence needs the network on the CPU in f64 (--dtype f64)"));
+        };
+        if self.guidance.is_some() {
+            return Err(err("the likelihood is the unconditional model's: no guidance"));
+        }
+        let NoiseLevel { alpha: a, sigma: s, .. } = level;
+        if s <= 0.0 {
+            return Err(err(
+                "a network's score needs sigma > 0 (start the likelihood ODE at t > 0, e.g. --t-start 1e-5)",
+            ));
+        }
+        let dim = self.net.config().dim;
+        if x.ncols() != dim {
+            return Err(ScoreError::DimensionMismatch {
+                what: "model input columns".into(),
+                expected: dim,
+                found: x.ncols(),
+            });
+        }
+        f.predict_divergence(level, x, score.view_mut(), div.view_mut());
+        let d = dim as f64;
+        for v in div.iter_mut() {
+            let div_eps = match self.param {
+                Parameterisation::Eps => *v,
+                Parameterisation::X0 => (d - a * *v) / s,
+                Parameterisation::V => (a * *v + s * d) / (a * a + s * s),
+                Parameterisation::Velocity => (d + a * *v) / (a + s),
+                Parameterisation::Score => -s * *v,
+            };
+            *v = -div_eps / s;
+        }
+        self.param.to_eps(level, x, score.view_mut());
+        score.mapv_inplace(|e| -e / s);
+        Ok(())
+    }
+}
