@@ -266,7 +266,8 @@ fn guidance_at_zero_weight_samples_the_class_and_guidance_sharpens_it() {
     let config = dir.join("guid.config.json");
     std::fs::write(
         &config,
-        r#"{"kind": "guidance", "experiment": "guid", "n": 4000, "guidance_weights": [0, 4], "model": ""}"#,
+        r#"{"kind": "guidance", "experiment": "guid", "n": 4000, "guidance_weights": [0, 4], "model": "",
+            "guidance_rules": ["cfg", "classifier", "apg"]}"#,
     )
     .unwrap();
     let o = bin()
@@ -286,7 +287,16 @@ fn guidance_at_zero_weight_samples_the_class_and_guidance_sharpens_it() {
     let se = (q * (1.0 - q) / 4000.0).sqrt();
     assert!((p - q).abs() < 5.0 * se, "precision {p} vs exact {q} (se {se})");
     assert!(value("dpmpp-2m@w=4", "precision") > p);
+    // Classifier guidance at scale 1 + w is CFG at w: the same samples up to round-off.
+    for metric in ["precision", "diversity", "mean_log_p_cond"] {
+        let (c, g) = (value("dpmpp-2m+classifier@w=4", metric), value("dpmpp-2m@w=4", metric));
+        assert!((c - g).abs() < 1e-9 * (1.0 + g.abs()), "{metric}: classifier {c} vs cfg {g}");
+    }
+    // Every rule is the conditional model at w = 0, and APG guides at w = 4.
+    assert!((value("dpmpp-2m+apg@w=0", "diversity") - value("dpmpp-2m@w=0", "diversity")).abs() < 1e-9);
+    assert!(value("dpmpp-2m+apg@w=4", "precision") > p);
     assert!(std::fs::read_to_string(dir.join("guid.md")).unwrap().contains("| 4 |"));
+    assert!(std::fs::read_to_string(dir.join("guid.md")).unwrap().contains("Rule `classifier`"));
     let sidecar: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("guid.json")).unwrap()).unwrap();
     assert_eq!(sidecar["config"]["n"], 4000);

@@ -85,6 +85,9 @@ pub struct SweepConfig {
     pub class: Vec<usize>,
     /// `guidance`: the guidance weights w.
     pub guidance_weights: Vec<f64>,
+    /// `guidance`: the rules run at every weight: `cfg`, `rescale` (phi 0.7), `apg` (eta 0, no
+    /// clipping), `cfg-zero-star`, `classifier` (the exact classifier at scale 1 + w).
+    pub guidance_rules: Vec<String>,
 }
 
 impl Default for SweepConfig {
@@ -129,6 +132,7 @@ impl SweepConfig {
             model: "plots/ring8_vp_model.safetensors".into(),
             class: vec![0, 1],
             guidance_weights: vec![0.0, 0.5, 1.0, 2.0, 4.0, 8.0],
+            guidance_rules: vec!["cfg".into()],
         };
         match kind {
             ExperimentKind::StepsVsQuality => base,
@@ -201,6 +205,7 @@ impl SweepConfig {
                 targets: vec!["quad4".into()],
                 class: vec![0, 1],
                 model: "plots/quad4_vp_cfg_model.safetensors".into(),
+                guidance_rules: ["cfg", "rescale", "apg", "cfg-zero-star", "classifier"].map(String::from).to_vec(),
                 processes: vec!["vp".into()],
                 solvers: vec![spec("dpmpp-2m", "sigma")],
                 steps: vec![50],
@@ -318,6 +323,11 @@ impl SweepConfig {
             if let Some(w) = self.guidance_weights.iter().find(|w| !w.is_finite() || **w < 0.0) {
                 return Err(format!("guidance_weights: {w} must be finite and non-negative"));
             }
+            nonempty("guidance_rules", self.guidance_rules.len())?;
+            for (i, r) in self.guidance_rules.iter().enumerate() {
+                super::guidance::SweepRule::from_name(r).map_err(|e| format!("guidance_rules[{i}]: {e}"))?;
+            }
+            no_repeats("guidance_rules", &self.guidance_rules)?;
         }
         if self.kind == ExperimentKind::Trajectories && self.particles == 0 {
             return Err("particles = 0: must be at least 1".into());

@@ -8,16 +8,22 @@
 //! When `model` names a class-conditional checkpoint trained on the same target with the
 //! config's class among its classes (`scoresde train --classes`), the same weights are also run
 //! with the network (rows `{solver}+net@w=..`): learned guidance against exact guidance.
-//! Each (target, process, weight) gives up to three cells (exact score, network, tilted density),
-//! so the experiment shards like the others. Writes `{experiment}.csv` (long format),
+//! `guidance_rules` adds rows for other guidance rules at the same weights (rows
+//! `{solver}+{rule}@w=..`: guidance rescale, APG, CFG-Zero*, and classifier guidance with the
+//! exact classifier at scale 1 + w, which is CFG at w up to round-off).
+//! Each (target, process, rule, weight) gives up to three cells (exact score, network, tilted
+//! density, the last once per weight), so the experiment shards like the others. Writes `{experiment}.csv` (long format),
 //! `{experiment}.md` and a diversity-against-(1 + w) figure.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use ndarray::Array1;
-use scoresde::guidance::{sub_mixture, tilted_moments_2d, GuidedExact};
+use scoresde::guidance::{
+    sub_mixture, tilted_moments_2d, ClassifierGuided, Guidance as Rule, GuidanceRule, Guided, GuidedExact,
+};
 use scoresde::metrics::sample_covariance;
+use scoresde::model::ExactScore;
 use scoresde::model::ScoreModel;
 use scoresde::nn::NetScore;
 use scoresde::sampler::{prior_noise, sample, Solver};
@@ -41,13 +47,53 @@ pub struct Guidance {
     net: Option<(NetScore, usize)>,
 }
 
+/// A rule of the sweep's `guidance_rules`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SweepRule {
+    /// A rule combining conditional and unconditional predictions.
+    Rule(GuidanceRule),
+    /// Classifier guidance with the exact classifier at scale 1 + w.
+    Classifier,
+}
+
+impl SweepRule {
+    /// The rule called `name` (with the parameters the module docs give).
+    pub fn from_name(name: &str) -> Result<Self, String> {
+        Ok(match name {
+            "cfg" => Self::Rule(GuidanceRule::Cfg),
+            "rescale" => Self::Rule(GuidanceRule::Rescale { phi: 0.7 }),
+            "apg" => Self::Rule(GuidanceRule::Apg { eta: 0.0, norm_threshold: 0.0 }),
+            "cfg-zero-star" => Self::Rule(GuidanceRule::CfgZeroStar),
+            "classifier" => Self::Classifier,
+            other => {
+                return Err(format!("{other:?}: unknown (expected cfg, rescale, apg, cfg-zero-star or classifier)"))
+            }
+        })
+    }
+}
+
+/// (rule name, weight) of a cell: variant = rule index * weights + weight index.
+fn rule_and_weight<'a>(ctx: &'a Ctx, cell: &Cell) -> (&'a str, f64) {
+    let c = &ctx.sweep.config;
+    let k = c.guidance_weights.len();
+    (&c.guidance_rules[cell.variant / k], c.guidance_weights[cell.variant % k])
+}
+
+/// The solver column of rule `rule` at weight `w` (`cfg` keeps the plain `{solver}@w=`).
+fn rule_column(solver: &str, rule: &str, net: bool, w: f64) -> String {
+    let rule = if rule == "cfg" { String::new() } else { format!("+{rule}") };
+    let net = if net { "+net" } else { "" };
+    format!("{solver}{rule}{net}@w={w}")
+}
+
 /// The solver column of a cell's rows.
 fn solver_column(ctx: &Ctx, cell: &Cell) -> String {
-    let w = ctx.sweep.config.guidance_weights[cell.variant];
+    let (rule, w) = rule_and_weight(ctx, cell);
+    let solver = Solver::from(cell.solver.solver).name();
     match cell.role {
         Role::Reference => format!("exact-tilted@w={w}"),
-        Role::Exact => format!("{}@w={w}", Solver::from(cell.solver.solver).name()),
-        Role::Network => format!("{}+net@w={w}", Solver::from(cell.solver.solver).name()),
+        Role::Exact => rule_column(solver, rule, false, w),
+        Role::Network => rule_column(solver, rule, true, w),
     }
 }
 
@@ -89,14 +135,18 @@ impl SweepKind for Guidance {
         let (solver, steps, seed) = (sweep.solvers[0], sweep.config.steps[0], sweep.config.seeds[0]);
         for (target, t) in ctx.targets.iter().enumerate() {
             for &process in &sweep.processes {
-                for variant in 0..sweep.config.guidance_weights.len() {
-                    let cell = Cell { variant, ..Cell::exact(target, process, solver, steps, seed) };
-                    cells.push(cell.clone());
-                    if self.net.is_some() {
-                        cells.push(Cell { role: Role::Network, ..cell.clone() });
-                    }
-                    if t.dim() == 2 {
-                        cells.push(Cell { role: Role::Reference, steps: 0, seed: 0, ..cell });
+                let k = sweep.config.guidance_weights.len();
+                for (r, rule) in sweep.config.guidance_rules.iter().enumerate() {
+                    for wi in 0..k {
+                        let variant = r * k + wi;
+                        let cell = Cell { variant, ..Cell::exact(target, process, solver, steps, seed) };
+                        cells.push(cell.clone());
+                        if self.net.is_some() && rule != "classifier" {
+                            cells.push(Cell { role: Role::Network, ..cell.clone() });
+                        }
+                        if t.dim() == 2 && r == 0 {
+                            cells.push(Cell { role: Role::Reference, steps: 0, seed: 0, ..cell });
+                        }
                     }
                 }
             }
@@ -118,7 +168,8 @@ impl SweepKind for Guidance {
     }
     fn run_cell(&self, ctx: &Ctx, cell: &Cell) -> Result<Vec<Row>, String> {
         let (target, class) = (&ctx.targets[cell.target], &ctx.sweep.config.class);
-        let w = ctx.sweep.config.guidance_weights[cell.variant];
+        let (rule, w) = rule_and_weight(ctx, cell);
+        let rule = SweepRule::from_name(rule)?;
         let p = process_of(cell.process)?;
         let t_end = p.t_end_default();
         let (a, s) = (p.alpha(t_end), p.sigma(t_end));
@@ -136,19 +187,32 @@ impl SweepKind for Guidance {
             ([in_class, cov.diag().sum(), ll], 0)
         } else {
             let config = cell_config(ctx.sweep, &*p, cell.solver, cell.steps)?;
-            let exact;
-            let guided_net;
-            let model: &dyn ScoreModel = match (cell.role, &self.net) {
-                (Role::Network, Some((net, c))) => {
-                    guided_net = net.guided(*c, w).map_err(|e| e.to_string())?;
-                    &guided_net
+            let err = |e: scoresde::ScoreError| e.to_string();
+            let model: Box<dyn ScoreModel> = match (cell.role, &self.net, rule) {
+                (Role::Network, Some((net, c)), SweepRule::Rule(GuidanceRule::Cfg)) => {
+                    Box::new(net.guided(*c, w).map_err(err)?)
                 }
-                (Role::Network, None) => return Err("guidance: no model loaded".into()),
-                _ => {
-                    exact = GuidedExact::new(target, class, w).map_err(|e| e.to_string())?;
-                    &exact
+                (Role::Network, Some((net, c)), SweepRule::Rule(r)) => {
+                    let cond = net.guided(*c, 0.0).map_err(err)?;
+                    let uncond = net.guided(*c, -1.0).map_err(err)?;
+                    Box::new(Guided::new(Box::new(cond), Box::new(uncond), Rule::new(r, w)).map_err(err)?)
                 }
+                (Role::Network, _, _) => {
+                    return Err("guidance: no model loaded, or classifier guidance with a network".into())
+                }
+                (_, _, SweepRule::Rule(GuidanceRule::Cfg)) => {
+                    Box::new(GuidedExact::new(target, class, w).map_err(err)?)
+                }
+                (_, _, SweepRule::Rule(r)) => {
+                    let cond = ExactScore::new(sub_mixture(target, class).map_err(err)?);
+                    Box::new(
+                        Guided::new(Box::new(cond), Box::new(ExactScore::new(target.clone())), Rule::new(r, w))
+                            .map_err(err)?,
+                    )
+                }
+                (_, _, SweepRule::Classifier) => Box::new(ClassifierGuided::new(target, class, 1.0 + w).map_err(err)?),
             };
+            let model = &*model;
             let z = prior_noise(cell.seed, ctx.sweep.config.n, target.dim());
             let mut noise = KeyedNoise::new(cell.seed);
             let noise: Option<&mut dyn scoresde_solvers::NoiseSource> =
@@ -212,6 +276,13 @@ impl SweepKind for Guidance {
                 let sampled = curve(&|w| format!("{}@w={w}", solver.name()));
                 let netted = curve(&|w| format!("{}+net@w={w}", solver.name()));
                 let tilted = curve(&|w| format!("exact-tilted@w={w}"));
+                let others: Vec<(&String, Curve)> = sweep
+                    .config
+                    .guidance_rules
+                    .iter()
+                    .filter(|r| *r != "cfg")
+                    .map(|r| (r, curve(&|w| rule_column(solver.name(), r, false, w))))
+                    .collect();
                 md.push_str(&format!(
                     "\n## {tname}, {}\n\n| w | precision | tilted precision | diversity | tilted diversity | \
                      mean log p(x|c) | tilted |\n|---:|---:|---:|---:|---:|---:|---:|\n",
@@ -229,6 +300,30 @@ impl SweepKind for Guidance {
                         v[2],
                         f(2)
                     ));
+                }
+                for (rule, c) in others.iter().filter(|(_, c)| !c.is_empty()) {
+                    let what = if *rule == "classifier" {
+                        "classifier guidance, exact classifier, scale 1 + w"
+                    } else {
+                        rule.as_str()
+                    };
+                    md.push_str(&format!(
+                        "\nRule `{rule}` ({what}), exact scores:\n\n| w | precision | tilted precision | diversity | \
+                         tilted diversity | mean log p(x|c) | tilted |\n|---:|---:|---:|---:|---:|---:|---:|\n"
+                    ));
+                    for (w, v) in c {
+                        let t = tilted.iter().find(|(tw, _)| tw == w).map(|(_, t)| *t);
+                        let f = |j: usize| t.map(|t| format!("{:.4}", t[j])).unwrap_or("-".into());
+                        md.push_str(&format!(
+                            "| {w} | {:.4} | {} | {:.4} | {} | {:.3} | {} |\n",
+                            v[0],
+                            f(0),
+                            v[1],
+                            f(1),
+                            v[2],
+                            f(2)
+                        ));
+                    }
                 }
                 if !netted.is_empty() {
                     md.push_str(&format!(
@@ -251,6 +346,9 @@ impl SweepKind for Guidance {
                     }
                     if !netted.is_empty() {
                         lines.insert(format!("{solver_label} + network"), to_line(&netted));
+                    }
+                    for (rule, c) in others.iter().filter(|(_, c)| !c.is_empty()) {
+                        lines.insert(format!("{solver_label}, {rule}"), to_line(c));
                     }
                     let stem = out_dir.join(format!("{name}_{tname}_{}", p.name()));
                     let title = format!("{name}: {tname}, {} (diversity against 1 + w)", p.name());
