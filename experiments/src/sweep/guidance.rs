@@ -86,6 +86,15 @@ fn rule_column(solver: &str, rule: &str, net: bool, w: f64) -> String {
     format!("{solver}{rule}{net}@w={w}")
 }
 
+/// One table row per weight of `curve`: its metrics beside the tilted density's.
+fn rows_beside_tilted(md: &mut String, curve: &Curve, tilted: &Curve) {
+    for (w, v) in curve {
+        let t = tilted.iter().find(|(tw, _)| tw == w).map(|(_, t)| *t);
+        let f = |j: usize| t.map(|t| format!("{:.4}", t[j])).unwrap_or("-".into());
+        md.push_str(&format!("| {w} | {:.4} | {} | {:.4} | {} | {:.3} | {} |\n", v[0], f(0), v[1], f(1), v[2], f(2)));
+    }
+}
+
 /// The solver column of a cell's rows.
 fn solver_column(ctx: &Ctx, cell: &Cell) -> String {
     let (rule, w) = rule_and_weight(ctx, cell);
@@ -288,19 +297,7 @@ impl SweepKind for Guidance {
                      mean log p(x|c) | tilted |\n|---:|---:|---:|---:|---:|---:|---:|\n",
                     p.name()
                 ));
-                for (w, v) in &sampled {
-                    let t = tilted.iter().find(|(tw, _)| tw == w).map(|(_, t)| *t);
-                    let f = |j: usize| t.map(|t| format!("{:.4}", t[j])).unwrap_or("-".into());
-                    md.push_str(&format!(
-                        "| {w} | {:.4} | {} | {:.4} | {} | {:.3} | {} |\n",
-                        v[0],
-                        f(0),
-                        v[1],
-                        f(1),
-                        v[2],
-                        f(2)
-                    ));
-                }
+                rows_beside_tilted(&mut md, &sampled, &tilted);
                 for (rule, c) in others.iter().filter(|(_, c)| !c.is_empty()) {
                     let what = if *rule == "classifier" {
                         "classifier guidance, exact classifier, scale 1 + w"
@@ -311,19 +308,7 @@ impl SweepKind for Guidance {
                         "\nRule `{rule}` ({what}), exact scores:\n\n| w | precision | tilted precision | diversity | \
                          tilted diversity | mean log p(x|c) | tilted |\n|---:|---:|---:|---:|---:|---:|---:|\n"
                     ));
-                    for (w, v) in c {
-                        let t = tilted.iter().find(|(tw, _)| tw == w).map(|(_, t)| *t);
-                        let f = |j: usize| t.map(|t| format!("{:.4}", t[j])).unwrap_or("-".into());
-                        md.push_str(&format!(
-                            "| {w} | {:.4} | {} | {:.4} | {} | {:.3} | {} |\n",
-                            v[0],
-                            f(0),
-                            v[1],
-                            f(1),
-                            v[2],
-                            f(2)
-                        ));
-                    }
+                    rows_beside_tilted(&mut md, c, &tilted);
                 }
                 if !netted.is_empty() {
                     md.push_str(&format!(
