@@ -15,6 +15,8 @@ pub enum InpaintKind {
     Replacement,
     /// RePaint: replacement with --resample repeats of every step.
     Repaint,
+    /// Diffusion posterior sampling (reconstruction guidance) with step --dps-scale.
+    Dps,
     /// Exact draws from the target's conditional mixture (the reference; no solver).
     Exact,
 }
@@ -35,6 +37,9 @@ pub struct InpaintArgs {
     /// RePaint: repeats of every step (RePaint's U; its paper uses 10).
     #[arg(long, default_value_t = 10)]
     pub resample: usize,
+    /// DPS: the step size zeta' (each row moves by zeta' / ||y - A x0_hat|| times the gradient).
+    #[arg(long, default_value_t = 1.0)]
+    pub dps_scale: f64,
 }
 
 impl InpaintArgs {
@@ -42,6 +47,9 @@ impl InpaintArgs {
     pub fn observation(&self, given: &[String]) -> Result<Option<(Observation, InpaintKind, InpaintMethod)>, String> {
         if given.iter().any(|g| g == "resample") && self.inpaint != InpaintKind::Repaint {
             return Err("--resample: an option of --inpaint repaint".into());
+        }
+        if given.iter().any(|g| g == "dps_scale") && self.inpaint != InpaintKind::Dps {
+            return Err("--dps-scale: an option of --inpaint dps".into());
         }
         let (Some(x), Some(m)) = (&self.observe, &self.mask) else { return Ok(None) };
         let values = read_npy_2d_unchecked(x, "observe").map_err(|e| e.to_string())?;
@@ -53,6 +61,7 @@ impl InpaintArgs {
         }
         let method = match self.inpaint {
             InpaintKind::Repaint => InpaintMethod::RePaint { resample: self.resample },
+            InpaintKind::Dps => InpaintMethod::Dps { scale: self.dps_scale },
             _ => InpaintMethod::Replacement,
         };
         Ok(Some((obs, self.inpaint, method)))

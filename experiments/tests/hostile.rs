@@ -499,6 +499,12 @@ fn bad_guidance_inpainting_and_bound_inputs_are_named() {
     let mut multistep = inpaint(&mask, "gauss2");
     multistep.extend(["--solver", "dpmpp-2m"].map(String::from));
     refused_owned(multistep, &["dpmpp-2m", "one-step solver"]);
+    let mut dps = inpaint(&mask, "gauss2");
+    dps.extend(["--inpaint", "dps", "--dps-scale", "nan"].map(String::from));
+    refused_owned(dps, &["dps-scale = NaN"]);
+    let mut stray = inpaint(&mask, "gauss2");
+    stray.extend(["--dps-scale", "2"].map(String::from));
+    refused_owned(stray, &["--dps-scale", "--inpaint dps"]);
     // Bounds.
     refused(&["elbo", "--target", "quad4", "--points", s(&values), "--draws", "1", "--out", o], &["draws = 1"]);
     refused(
