@@ -201,8 +201,21 @@ pub fn loglik(
     if let Some(h) = hutchinson {
         summary["hutchinson"] = h;
     }
-    if a.model.is_some() {
+    if let Some(net) = &net {
         summary["model"] = serde_json::json!("network");
+        // What explains the difference: the score error along each point's noising path.
+        let (err, se) = scoresde::elbo::score_error_along_path(
+            &*process,
+            (net, &exact_model),
+            points,
+            a.t_start,
+            (32, 16, a.seed),
+        )?;
+        summary["score_error_along_path"] = serde_json::json!({
+            "mean": err.mean(),
+            "se": (se.mapv(|s| s * s).sum()).sqrt() / se.len() as f64,
+            "what": "1/2 int g^2 E|s_net - s_exact|^2 dt from t_start to T (Song et al. 2021, theorem 1)",
+        });
     }
     Ok((logp, summary))
 }
