@@ -553,7 +553,17 @@ pub fn run(a: SampleArgs) -> CmdResult {
     })?;
     bar.finish_and_clear();
     write_npy(&a.out, &x)?;
-    if !a.quiet {
+    let exact_draws =
+        a.inpaint_flags.observe.is_some() && a.inpaint_flags.inpaint == crate::inpaint_flags::InpaintKind::Exact;
+    if !a.quiet && exact_draws {
+        eprintln!(
+            "wrote {} ({} x {}): exact draws from the target's conditional, {:.3} s",
+            a.out.display(),
+            x.nrows(),
+            x.ncols(),
+            started.elapsed().as_secs_f64()
+        );
+    } else if !a.quiet {
         eprintln!(
             "wrote {} ({} x {}): {} on {} in {:?} space, {} steps ({} rejected), NFE {}, {:.3} s",
             a.out.display(),
