@@ -64,19 +64,27 @@ pub struct ElboArgs {
 /// Runs `scoresde elbo`.
 pub fn run(a: ElboArgs) -> CmdResult {
     let points = read_npy_2d(&a.points, "points")?;
-    let (e, summary) = bound(&a, points.view())?;
+    let (e, summary) = bound(&a, points.view(), None)?;
     write_npy(&a.out, &e.elbo)?;
     println!("{summary}");
     Ok(())
 }
 
-/// The bound of every point and the summary line `scoresde elbo` prints.
-pub fn bound(a: &ElboArgs, points: ndarray::ArrayView2<f64>) -> Result<(Elbo, serde_json::Value), CmdError> {
+/// The bound of every point and the summary line `scoresde elbo` prints; `target` (in memory)
+/// replaces `--target`.
+pub fn bound(
+    a: &ElboArgs,
+    points: ndarray::ArrayView2<f64>,
+    target: Option<scoresde::gmm::GaussianMixture>,
+) -> Result<(Elbo, serde_json::Value), CmdError> {
     let spec = a.process.spec()?;
     let process = a.process.build()?;
     let (model, target): (Box<dyn ScoreModel>, Option<scoresde::gmm::GaussianMixture>) = match &a.model {
         None => {
-            let t = targets::load(&a.target)?;
+            let t = match target {
+                Some(t) => t,
+                None => targets::load(&a.target)?,
+            };
             (Box::new(ExactScore::new(t.clone())), Some(t))
         }
         Some(path) => {

@@ -32,6 +32,7 @@ __all__ = [
     "gaussian_w2",
     "grid",
     "nll",
+    "elbo",
     "sample",
     "solvers",
     "target",
@@ -217,6 +218,28 @@ def nll(target, points, **kwargs):
     return dict(summary, log_likelihood=logp)
 
 
+def elbo(target, points, **kwargs):
+    """Variational bounds on ln p of (N, d) points (the `scoresde elbo` flags as keywords): a
+    dict with "elbo" (N,, nats), "se" (N,, their Monte Carlo standard errors) and the summary the
+    command line prints (mean_elbo_nats, mean_elbo_se, bits_per_dim, the terms, and with an
+    exact target exact_mean_log_density and mean_gap_nats).
+    out: also write the bounds to this .npy path.
+
+    Keywords (the flags of `scoresde elbo`):
+{keywords}
+    """
+    mixture, target_word = _target(target)
+    out = kwargs.pop("out", None)
+    words = _keywords.words("elbo", "elbo", kwargs)
+    if target_word is not None:
+        words.append(f"--target={target_word}")
+    words.append(_file_word("points", points)[0])
+    result = _scoresde.elbo(words, _load(points), target=mixture)
+    if out is not None:
+        _scoresde.write_npy(out, result["elbo"])
+    return result
+
+
 def solvers():
     """The solver registry: one dict per solver with name, order, order_note, nfe_per_step,
     nfe_note, space ("any", "t" or "sigma"), stochastic, adaptive ("never", "optional",
@@ -240,3 +263,4 @@ sample.__doc__ = sample.__doc__.replace("{keywords}", _keywords.keyword_doc("sam
 grid.__signature__ = _keywords.signature("sample", [], skip=("target", "model", "z_init", "noise", "out", "quiet"))
 eval.__doc__ = eval.__doc__.replace("{keywords}", _keywords.keyword_doc("eval", skip=("target", "samples")))
 nll.__doc__ = nll.__doc__.replace("{keywords}", _keywords.keyword_doc("nll", skip=("target", "points")))
+elbo.__doc__ = elbo.__doc__.replace("{keywords}", _keywords.keyword_doc("elbo", skip=("target", "points")))

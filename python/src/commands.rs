@@ -13,6 +13,7 @@ use scoresde::grids::Space;
 use scoresde::model::Parameterisation;
 use scoresde::sampler::registry::{Adaptivity, SpaceRule};
 use scoresde::sampler::{SolverId, Steps};
+use scoresde_experiments::elbo_cmd::{self, ElboArgs};
 use scoresde_experiments::eval_cmd::{self, EvalArgs};
 use scoresde_experiments::flags as cli_flags;
 use scoresde_experiments::nll_cmd::{self, NllArgs};
@@ -199,7 +200,27 @@ pub fn nll<'py>(
     Ok((logp.into_pyarray(py), json_to_py(py, &summary)?))
 }
 
-/// The flags of `command` (sample, eval, nll): name, help, default, takes_value, choices.
+/// `scoresde elbo` on in-memory points: the summary it prints, with the bounds "elbo" (N,)
+/// and their standard errors "se" (N,).
+#[pyfunction]
+#[pyo3(signature = (words, points, target=None))]
+pub fn elbo<'py>(
+    py: Python<'py>,
+    words: Vec<String>,
+    points: &Bound<'py, PyAny>,
+    target: Option<PyRef<'py, PyMixture>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let (args, _): (ElboArgs, _) = parse("elbo", &words)?;
+    let target = target.map(|t| t.inner.clone());
+    let x = f64_array::<Ix2>(points, "points")?;
+    let (e, summary) = py.detach(|| elbo_cmd::bound(&args, x.view(), target)).map_err(|e| cmd_error(&*e))?;
+    let out = json_to_py(py, &summary)?;
+    out.set_item("elbo", e.elbo.into_pyarray(py))?;
+    out.set_item("se", e.se.into_pyarray(py))?;
+    Ok(out)
+}
+
+/// The flags of `command` (sample, eval, nll, elbo): name, help, default, takes_value, choices.
 #[pyfunction]
 #[pyo3(name = "flags")]
 pub fn command_flags<'py>(py: Python<'py>, command: &str) -> PyResult<Bound<'py, PyList>> {
@@ -207,7 +228,8 @@ pub fn command_flags<'py>(py: Python<'py>, command: &str) -> PyResult<Bound<'py,
         "sample" => cli_flags::describe::<SampleArgs>("sample"),
         "eval" => cli_flags::describe::<EvalArgs>("eval"),
         "nll" => cli_flags::describe::<NllArgs>("nll"),
-        other => return Err(value_error(format!("command = {other:?}: unknown (expected sample, eval, nll)"))),
+        "elbo" => cli_flags::describe::<ElboArgs>("elbo"),
+        other => return Err(value_error(format!("command = {other:?}: unknown (expected sample, eval, nll, elbo)"))),
     };
     let list = PyList::empty(py);
     for f in docs {

@@ -30,6 +30,7 @@ fn _scoresde(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(commands::grid, m)?)?;
     m.add_function(wrap_pyfunction!(commands::eval, m)?)?;
     m.add_function(wrap_pyfunction!(commands::nll, m)?)?;
+    m.add_function(wrap_pyfunction!(commands::elbo, m)?)?;
     m.add_function(wrap_pyfunction!(commands::command_flags, m)?)?;
     m.add_function(wrap_pyfunction!(commands::solvers, m)?)?;
     m.add_function(wrap_pyfunction!(commands::write_npy, m)?)?;

@@ -21,6 +21,8 @@ CONFIGS = [
     dict(solver="edm-sde", steps=8, space="sigma", schedule="karras", process="edm", s_churn=10.0, n=64, seed=4),
     dict(solver="dpmpp-3m", steps=10, space="sigma", lower_order_final=False, n=64, target="aniso16"),
     dict(solver="heun", steps=6, n=80, target="quad4", class_=1, guidance=2.0, classes="0,1;2,3"),
+    dict(solver="heun", steps=6, n=80, target="quad4", class_=1, classifier_scale=2.0, classes="0,1;2,3"),
+    dict(solver="dpmpp-2m", steps=8, n=80, target="quad4", class_=0, guidance=3.0, guidance_rule="apg", classes="0,1;2,3"),
 ]
 
 
@@ -95,3 +97,15 @@ def test_eval_and_nll_equal_cli(tmp):
     r = scoresde.nll("ring8", points, prior="exact")
     assert np.array_equal(r["log_likelihood"], np.load(tmp / "l.npy"))
     assert r["n"] == 20 and r["max_abs_error_vs_exact"] < 1e-4
+
+
+def test_elbo_equals_cli(tmp):
+    points = np.array([[-1.0, 0.1], [0.5, 0.5], [2.0, -1.5]])
+    np.save(tmp / "p.npy", points)
+    code, err = run_cli("elbo", "--target", "quad4", "--points", str(tmp / "p.npy"), "--draws", "32", "--out", str(tmp / "e.npy"))
+    assert code == 0, err
+    r = scoresde.elbo("quad4", points, draws=32)
+    assert np.array_equal(r["elbo"], np.load(tmp / "e.npy"))
+    assert r["n"] == 3 and np.all(r["se"] > 0) and np.isfinite(r["bits_per_dim"])
+    with pytest.raises(ValueError, match="draws = 1"):
+        scoresde.elbo("quad4", points, draws=1)
