@@ -175,6 +175,17 @@ def _atomic_text(path, text):
         raise
 
 
+def _data_words(command, target, field, data, kwargs):
+    """The flag words of a command on in-memory data (eval, nll, elbo): the keywords, the
+    target (unless in memory) and the data's field; and the in-memory mixture, if any."""
+    mixture, target_word = _target(target)
+    words = _keywords.words(command, command, kwargs)
+    if target_word is not None:
+        words.append(f"--target={target_word}")
+    words.append(_file_word(field, data)[0])
+    return words, mixture
+
+
 def eval(target, samples, **kwargs):  # noqa: A001 - the command line's name
     """Metrics of (N, d) samples against the exact target: the dict `scoresde eval --json`
     writes (mean and covariance error, sliced W2 with its Monte Carlo floor, MMD, energy
@@ -185,12 +196,8 @@ def eval(target, samples, **kwargs):  # noqa: A001 - the command line's name
     `scoresde eval`:
 {keywords}
     """
-    mixture, target_word = _target(target)
     json_path = kwargs.pop("json", None)
-    words = _keywords.words("eval", "eval", kwargs)
-    if target_word is not None:
-        words.append(f"--target={target_word}")
-    words.append(_file_word("samples", samples)[0])
+    words, mixture = _data_words("eval", target, "samples", samples, kwargs)
     result = _scoresde.eval(words, _load(samples), target=mixture)
     if json_path is not None:
         _atomic_text(json_path, _json.dumps(result, indent=2) + "\n")
@@ -206,12 +213,8 @@ def nll(target, points, **kwargs):
     Keywords (the flags of `scoresde nll`):
 {keywords}
     """
-    mixture, target_word = _target(target)
     out = kwargs.pop("out", None)
-    words = _keywords.words("nll", "nll", kwargs)
-    if target_word is not None:
-        words.append(f"--target={target_word}")
-    words.append(_file_word("points", points)[0])
+    words, mixture = _data_words("nll", target, "points", points, kwargs)
     logp, summary = _scoresde.nll(words, _load(points), target=mixture)
     if out is not None:
         _scoresde.write_npy(out, logp)
@@ -228,12 +231,8 @@ def elbo(target, points, **kwargs):
     Keywords (the flags of `scoresde elbo`):
 {keywords}
     """
-    mixture, target_word = _target(target)
     out = kwargs.pop("out", None)
-    words = _keywords.words("elbo", "elbo", kwargs)
-    if target_word is not None:
-        words.append(f"--target={target_word}")
-    words.append(_file_word("points", points)[0])
+    words, mixture = _data_words("elbo", target, "points", points, kwargs)
     result = _scoresde.elbo(words, _load(points), target=mixture)
     if out is not None:
         _scoresde.write_npy(out, result["elbo"])
