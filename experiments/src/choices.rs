@@ -117,6 +117,23 @@ pub fn process_flag_applies(kind: ProcessKind, flag: &str) -> bool {
 }
 
 impl ProcessArgs {
+    /// The trained network at `path` (`--model`), refused unless it was trained on the process
+    /// these flags give.
+    pub fn load_model(&self, path: &std::path::Path) -> Result<scoresde::nn::NetScore, CmdError> {
+        let net = scoresde::nn::NetScore::load(path, &scoresde::nn::device())?;
+        let trained = ProcessSpec::from_json(&net.checkpoint().meta["process"])
+            .map_err(|e| format!("--model {}: {e}", path.display()))?;
+        let given = self.spec()?;
+        if trained != given {
+            return Err(format!(
+                "--model {}: process mismatch: trained on process {trained}, the flags give {given}",
+                path.display()
+            )
+            .into());
+        }
+        Ok(net)
+    }
+
     /// The flags' defaults for `process`.
     pub fn defaults(process: ProcessKind) -> Self {
         Self {

@@ -88,16 +88,7 @@ pub fn bound(
             (Box::new(ExactScore::new(t.clone())), Some(t))
         }
         Some(path) => {
-            let net = scoresde::nn::NetScore::load(path, &scoresde::nn::device())?;
-            let trained = ProcessSpec::from_json(&net.checkpoint().meta["process"])
-                .map_err(|e| format!("--model {}: {e}", path.display()))?;
-            if trained != spec {
-                return Err(format!(
-                    "--model {}: process mismatch: trained on process {trained}, the flags give {spec}",
-                    path.display()
-                )
-                .into());
-            }
+            let net = a.process.load_model(path)?;
             let target = net.checkpoint().meta["target"].as_str().and_then(targets::builtin);
             (Box::new(net), target)
         }

@@ -135,17 +135,7 @@ pub fn loglik(
     let net = match &a.model {
         None => None,
         Some(path) => {
-            let net = scoresde::nn::NetScore::load(path, &scoresde::nn::device())?;
-            let trained = scoresde::process::ProcessSpec::from_json(&net.checkpoint().meta["process"])
-                .map_err(|e| format!("--model {}: {e}", path.display()))?;
-            let given = a.process.spec()?;
-            if trained != given {
-                return Err(format!(
-                    "--model {}: process mismatch: trained on process {trained}, the flags give {given}",
-                    path.display()
-                )
-                .into());
-            }
+            let net = a.process.load_model(path)?;
             if net.dim() != target.dim() {
                 return Err(format!(
                     "--model {}: dimension {} but the target has {}",

@@ -12,7 +12,7 @@ use scoresde::grids::Space;
 use scoresde::io::{read_npy_1d, read_npy_2d, read_npy_3d, write_npy};
 use scoresde::limits::check_f64s;
 use scoresde::model::{ExactScore, ScoreModel};
-use scoresde::process::{ForwardProcess, ProcessSpec};
+use scoresde::process::ForwardProcess;
 use scoresde::sampler::{
     prior_noise, sample_owned, OptionValue, Predictor, SampleReport, SamplerConfig, Solver, SolverId, Steps,
 };
@@ -442,19 +442,9 @@ fn model_from_args(a: &SampleArgs, inputs: &mut SampleInputs) -> Result<Box<dyn 
         }
         (None, None) => Box::new(ExactScore::new(target(inputs)?)),
         (Some(path), _) => {
-            let mut net = scoresde::nn::NetScore::load(path, &scoresde::nn::device())?;
+            let mut net = a.process.load_model(path)?;
             if let Some(dtype) = a.dtype {
                 net = net.with_dtype(dtype.into())?;
-            }
-            let trained = ProcessSpec::from_json(&net.checkpoint().meta["process"])
-                .map_err(|e| format!("--model {}: {e}", path.display()))?;
-            let given = a.process.spec()?;
-            if trained != given {
-                return Err(format!(
-                    "--model {}: process mismatch: trained on process {trained}, the flags give {given}",
-                    path.display()
-                )
-                .into());
             }
             if a.classes.is_some() {
                 return Err("--classes: a trained model's classes are fixed at training".into());

@@ -33,20 +33,15 @@ impl FusedMlp<f64> {
     ) {
         self.predict(level, x, &[(None, 1.0)], out);
         let (d, w) = (self.config.dim, self.config.width);
-        // EDM: out = c_skip x / alpha + c_out F(x / (alpha norm)).
-        let (offset, scale) = match self.config.output {
+        // EDM: out = c_skip x / alpha + c_out F(u), u = x / (alpha norm), so
+        // div out = d c_skip / alpha + (c_out / (alpha norm)) div_u F.
+        let (offset, scale, input_scale) = match self.config.output {
             NetOutput::Edm => {
                 let (norm, c_skip, c_out) = self.config.edm_factors(level.alpha, level.sigma);
-                (d as f64 * c_skip / level.alpha, c_out / (level.alpha * norm))
+                let input_scale = 1.0 / (level.alpha * norm);
+                (d as f64 * c_skip / level.alpha, c_out * input_scale, input_scale)
             }
-            _ => (0.0, 1.0),
-        };
-        let input_scale = match self.config.output {
-            NetOutput::Edm => {
-                let (norm, _, _) = self.config.edm_factors(level.alpha, level.sigma);
-                1.0 / (level.alpha * norm)
-            }
-            _ => 1.0,
+            _ => (0.0, 1.0, 1.0),
         };
         let c = self.config.conditioning.value(level);
         let mut bias = vec![0.0; w];
@@ -74,22 +69,16 @@ impl FusedMlp<f64> {
                 gemm_acc(r, w, w, &act, &l1.w, &mut next);
                 hs[k + 1] = next;
             }
-            let sp_h: Vec<Vec<f64>> = hs
-                .iter()
-                .map(|h| {
-                    let mut o = vec![0.0; r * w];
-                    silu_prime(h, &mut o);
-                    o
-                })
-                .collect();
-            let sp_z: Vec<Vec<f64>> = zs
-                .iter()
-                .map(|z| {
-                    let mut o = vec![0.0; r * w];
-                    silu_prime(z, &mut o);
-                    o
-                })
-                .collect();
+            let primes = |bufs: &[Vec<f64>]| -> Vec<Vec<f64>> {
+                bufs.iter()
+                    .map(|v| {
+                        let mut o = vec![0.0; r * w];
+                        silu_prime(v, &mut o);
+                        o
+                    })
+                    .collect()
+            };
+            let (sp_h, sp_z) = (primes(&hs), primes(&zs));
             let (mut dh, mut da, mut dz) = (vec![0.0; r * w], vec![0.0; r * w], vec![0.0; r * w]);
             let mut trace = vec![0.0; r];
             for j in 0..d {
