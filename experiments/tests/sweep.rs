@@ -259,7 +259,10 @@ fn trained_vs_exact_pairs_exact_and_network_rows() {
 
 /// Guidance at w = 0 samples p(x | c): its precision matches the exact in-class probability
 /// within 5 binomial standard errors (false-positive rate below 1e-6; the 50-step DPM-Solver++
-/// bias is orders of magnitude smaller), and guidance raises precision.
+/// bias is orders of magnitude smaller), and guidance raises precision. The sliced W2 tables:
+/// at w = 0 the tilted density is the class law, so its draws sit at the class floor; CFG at
+/// w = 4 is far from the tilted density (its diversity is 0.82 against the quadrature's 0.91 at
+/// N = 10^4, a gap of ~40 standard errors), which the distance must show well above its floor.
 #[test]
 fn guidance_at_zero_weight_samples_the_class_and_guidance_sharpens_it() {
     let dir = temp_dir("guid");
@@ -267,7 +270,7 @@ fn guidance_at_zero_weight_samples_the_class_and_guidance_sharpens_it() {
     std::fs::write(
         &config,
         r#"{"kind": "guidance", "experiment": "guid", "n": 4000, "guidance_weights": [0, 4], "model": "",
-            "guidance_rules": ["cfg", "classifier", "apg"]}"#,
+            "steps": [10, 50], "guidance_rules": ["cfg", "classifier", "apg"]}"#,
     )
     .unwrap();
     let o = bin()
@@ -276,27 +279,42 @@ fn guidance_at_zero_weight_samples_the_class_and_guidance_sharpens_it() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let csv = std::fs::read_to_string(dir.join("guid.csv")).unwrap();
+    let values = |solver: &str, steps: &str, metric: &str| -> Vec<f64> {
+        csv.lines()
+            .filter(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                f.len() > 9 && f[3] == solver && f[6] == steps && f[9] == metric
+            })
+            .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+            .collect()
+    };
     let value = |solver: &str, metric: &str| -> f64 {
-        let line = csv
-            .lines()
-            .find(|l| l.split(',').nth(3) == Some(solver) && l.split(',').nth(9) == Some(metric))
-            .unwrap_or_else(|| panic!("{solver} {metric}"));
-        line.rsplit(',').next().unwrap().parse().unwrap()
+        let steps = if solver.starts_with("exact") { "0" } else { "50" };
+        *values(solver, steps, metric).first().unwrap_or_else(|| panic!("{solver} {metric}"))
     };
     let (p, q) = (value("dpmpp-2m@w=0", "precision"), value("exact-tilted@w=0", "precision"));
     let se = (q * (1.0 - q) / 4000.0).sqrt();
     assert!((p - q).abs() < 5.0 * se, "precision {p} vs exact {q} (se {se})");
     assert!(value("dpmpp-2m@w=4", "precision") > p);
     // Classifier guidance at scale 1 + w is CFG at w: the same samples up to round-off.
-    for metric in ["precision", "diversity", "mean_log_p_cond"] {
+    for metric in ["precision", "diversity", "mean_log_p_cond", "w2_class", "w2_tilted"] {
         let (c, g) = (value("dpmpp-2m+classifier@w=4", metric), value("dpmpp-2m@w=4", metric));
         assert!((c - g).abs() < 1e-9 * (1.0 + g.abs()), "{metric}: classifier {c} vs cfg {g}");
     }
     // Every rule is the conditional model at w = 0, and APG guides at w = 4.
     assert!((value("dpmpp-2m+apg@w=0", "diversity") - value("dpmpp-2m@w=0", "diversity")).abs() < 1e-9);
     assert!(value("dpmpp-2m+apg@w=4", "precision") > p);
-    assert!(std::fs::read_to_string(dir.join("guid.md")).unwrap().contains("| 4 |"));
-    assert!(std::fs::read_to_string(dir.join("guid.md")).unwrap().contains("Rule `classifier`"));
+    // W2: every cell at both steps has both distances; the floor has its four repetitions.
+    assert_eq!(values("dpmpp-2m@w=4", "10", "w2_tilted").len(), 1);
+    let floor = values("exact-floor", "0", "w2_class");
+    assert_eq!(floor.len(), 4);
+    let top = floor.iter().cloned().fold(0.0, f64::max);
+    // Same law (q_0 = p(x|c)): within twice the largest of four floor draws.
+    assert!(value("exact-tilted@w=0", "w2_class") < 2.0 * top, "q_0 vs class {floor:?}");
+    assert!(value("dpmpp-2m@w=4", "w2_tilted") > 3.0 * value("exact-tilted@w=4", "w2_tilted"));
+    let md = std::fs::read_to_string(dir.join("guid.md")).unwrap();
+    assert!(md.contains("| 4 |") && md.contains("Rule `classifier`"));
+    assert!(md.contains("Sliced W2 to the tilted density") && md.contains("| apg | 4 |"), "{md}");
     let sidecar: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("guid.json")).unwrap()).unwrap();
     assert_eq!(sidecar["config"]["n"], 4000);

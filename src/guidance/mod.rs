@@ -15,12 +15,14 @@
 pub mod classifier;
 mod guided;
 pub mod rule;
+mod tilted;
 
 pub use classifier::{ClassifierGuided, ExactClassifier};
 pub use guided::Guided;
 pub use rule::{Guidance, GuidanceRule};
+pub use tilted::{tilted_moments_2d, TiltedGrid};
 
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
 use crate::error::{Result, ScoreError};
 use crate::gmm::{Covariance, GaussianMixture};
@@ -90,121 +92,10 @@ impl ScoreModel for GuidedExact {
     }
 }
 
-/// Moments of the tilted density q_w ∝ p(x | c)^{1 + w} p(x)^{-w} (both at noise level
-/// (alpha, sigma)) of a 2-d target, by the midpoint rule on an m x m grid over `[-r, r]^2`:
-/// (mean, covariance, probability that the most responsible component is in the class,
-/// expected log p(x | c)). A grid point where the best component in the class and the best one
-/// outside tie to within rounding (a symmetric target puts whole rows of grid points on such
-/// boundaries) counts one half, so that the result does not depend on rounding or tie-breaking.
-pub fn tilted_moments_2d(
-    target: &GaussianMixture,
-    components: &[usize],
-    w: f64,
-    (alpha, sigma): (f64, f64),
-    r: f64,
-    m: usize,
-) -> Result<(Array1<f64>, Array2<f64>, f64, f64)> {
-    if target.dim() != 2 {
-        return Err(ScoreError::DimensionMismatch {
-            what: "tilted density quadrature".into(),
-            expected: 2,
-            found: target.dim(),
-        });
-    }
-    let cond = sub_mixture(target, components)?;
-    let h = 2.0 * r / m as f64;
-    let pts = Array2::from_shape_fn((m * m, 2), |(k, j)| -r + h * (0.5 + if j == 0 { k % m } else { k / m } as f64));
-    let (mut lc, mut lu) = (Array1::zeros(m * m), Array1::zeros(m * m));
-    cond.log_prob(alpha, sigma, pts.view(), lc.view_mut());
-    target.log_prob(alpha, sigma, pts.view(), lu.view_mut());
-    let logq: Array1<f64> = (1.0 + w) * &lc - w * &lu;
-    let top = logq.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    let q = logq.mapv(|v| (v - top).exp());
-    let z = q.sum();
-    let mut mean = Array1::<f64>::zeros(2);
-    let mut second = Array2::<f64>::zeros((2, 2));
-    // ln w_k + ln N_k(x) per component: a one-component mixture's log density (exact, no
-    // log-sum-exp rounding), the same arithmetic for every component.
-    let mut terms = Array2::<f64>::zeros((target.n_components(), m * m));
-    for (k, mut row) in terms.outer_iter_mut().enumerate() {
-        sub_mixture(target, &[k])?.log_prob(alpha, sigma, pts.view(), row.view_mut());
-        row.mapv_inplace(|v| v + target.weights()[k].ln());
-    }
-    let best = |point: usize, inside: bool| {
-        (0..target.n_components())
-            .filter(|c| components.contains(c) == inside)
-            .map(|c| terms[[c, point]])
-            .fold(f64::NEG_INFINITY, f64::max)
-    };
-    let (mut in_class, mut ll) = (0.0, 0.0);
-    for (k, &qk) in q.iter().enumerate() {
-        let p = qk / z;
-        let x = [pts[[k, 0]], pts[[k, 1]]];
-        for a in 0..2 {
-            mean[a] += p * x[a];
-            for b in 0..2 {
-                second[[a, b]] += p * x[a] * x[b];
-            }
-        }
-        let (inside, outside) = (best(k, true), best(k, false));
-        // Ties within rounding (the log-terms of two components on their boundary are equal up to
-        // the order of the terms' sums) count one half.
-        in_class += p * if (inside - outside).abs() <= 1e-12 * (1.0 + inside.abs()) {
-            0.5
-        } else if inside > outside {
-            1.0
-        } else {
-            0.0
-        };
-        ll += p * lc[k];
-    }
-    let cov = Array2::from_shape_fn((2, 2), |(a, b)| second[[a, b]] - mean[a] * mean[b]);
-    Ok((mean, cov, in_class, ll))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// With w = 0 the tilted density is p(x | c): its quadrature moments equal the closed form.
-    #[test]
-    fn tilted_moments_at_zero_weight_are_the_class_moments() {
-        let target = crate::targets::ring8();
-        let class = [0, 2, 4, 6];
-        let (mean, cov, in_class, _) = tilted_moments_2d(&target, &class, 0.0, (1.0, 0.05), 6.0, 600).unwrap();
-        let (m, c) = sub_mixture(&target, &class).unwrap().moments(1.0, 0.05);
-        // Midpoint rule on a smooth, well-contained density: error far below 1e-8.
-        for a in 0..2 {
-            assert!((mean[a] - m[a]).abs() < 1e-8, "{mean} vs {m}");
-            for b in 0..2 {
-                assert!((cov[[a, b]] - c[[a, b]]).abs() < 1e-8, "{cov} vs {c}");
-            }
-        }
-        assert!(in_class > 0.999, "{in_class}");
-    }
-
-    /// quad4 is symmetric under x -> -x, which swaps components 0 <-> 2 and 1 <-> 3, and so does
-    /// the midpoint grid: the two classes' tilted moments mirror each other, including the
-    /// precision, whose grid has whole rows of points where an in-class and an out-of-class
-    /// component tie (breaking those ties by index would differ between the classes by ~1e-3).
-    #[test]
-    fn tilted_moments_of_mirror_classes_mirror_each_other() {
-        let target = crate::targets::quad4();
-        for w in [0.0, 2.0] {
-            let (m1, c1, p1, l1) = tilted_moments_2d(&target, &[0, 1], w, (0.99, 0.1), 4.0, 400).unwrap();
-            let (m2, c2, p2, l2) = tilted_moments_2d(&target, &[2, 3], w, (0.99, 0.1), 4.0, 400).unwrap();
-            // Equal up to the order of the quadrature sums.
-            let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
-            assert!(close(p1, p2), "w = {w}: precision {p1} vs {p2}");
-            assert!(close(l1, l2), "w = {w}: log-likelihood {l1} vs {l2}");
-            for a in 0..2 {
-                assert!(close(m1[a], -m2[a]), "w = {w}: mean {m1} vs {m2}");
-                for b in 0..2 {
-                    assert!(close(c1[[a, b]], c2[[a, b]]), "w = {w}: covariance {c1} vs {c2}");
-                }
-            }
-        }
-    }
+    use ndarray::Array1;
 
     /// eps_w is the eps of p_t(x | c)^{1 + w} p_t(x)^{-w}: a finite difference of its log density.
     #[test]

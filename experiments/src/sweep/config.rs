@@ -208,7 +208,7 @@ impl SweepConfig {
                 guidance_rules: ["cfg", "rescale", "apg", "cfg-zero-star", "classifier"].map(String::from).to_vec(),
                 processes: vec!["vp".into()],
                 solvers: vec![spec("dpmpp-2m", "sigma")],
-                steps: vec![50],
+                steps: vec![10, 25, 50],
                 ..base
             },
             ExperimentKind::Conventions => Self {

@@ -11,40 +11,97 @@
 //! `guidance_rules` adds rows for other guidance rules at the same weights (rows
 //! `{solver}+{rule}@w=..`: guidance rescale, APG, CFG-Zero*, and classifier guidance with the
 //! exact classifier at scale 1 + w, which is CFG at w up to round-off).
-//! Each (target, process, rule, weight) gives up to three cells (exact score, network, tilted
+//! Every sampler cell also gets its sliced W2 to the exact class law p(x | c) (`w2_class`,
+//! against exact samples, any d) and, for d = 2, to the tilted density (`w2_tilted`, against
+//! draws from its quadrature grid), at every `steps` of the config: each rule's exact distance
+//! to its target against w and NFE. The tilted rows carry the floor of `w2_tilted` (a fresh
+//! exact draw of the same size) and the tilted law's own distance to the class law; the floor
+//! rows (`exact-floor`) that of `w2_class`.
+//! Each (target, process, rule, weight, steps) gives up to three cells (exact score, network, tilted
 //! density, the last once per weight), so the experiment shards like the others. Writes `{experiment}.csv` (long format),
 //! `{experiment}.md` and a diversity-against-(1 + w) figure.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use ndarray::Array1;
+use ndarray::{Array1, Array2};
+use rand::SeedableRng;
+use scoresde::gmm::GaussianMixture;
 use scoresde::guidance::{
-    sub_mixture, tilted_moments_2d, ClassifierGuided, Guidance as Rule, GuidanceRule, Guided, GuidedExact,
+    sub_mixture, tilted_moments_2d, ClassifierGuided, Guidance as Rule, GuidanceRule, Guided, GuidedExact, TiltedGrid,
 };
-use scoresde::metrics::sample_covariance;
+use scoresde::metrics::{random_directions, sample_covariance, sliced_w2_with_directions};
 use scoresde::model::ExactScore;
 use scoresde::model::ScoreModel;
 use scoresde::nn::NetScore;
 use scoresde::sampler::{prior_noise, sample, Solver};
 use scoresde_solvers::{no_observer, KeyedNoise};
 
-use super::cells::{cell_config, process_of, Cell, Ctx, Role};
+use super::cells::{cell_config, exact_set, process_of, Cell, Ctx, Role};
 use super::driver::{Finished, SweepKind};
 use super::output::{cell_key, Row};
 use super::plot::{draw_both, label, prepare, Lines};
 use crate::choices::space_name;
 
-/// The metrics of every cell, in CSV order.
-const METRICS: [&str; 3] = ["precision", "diversity", "mean_log_p_cond"];
+/// The metrics of every cell, in CSV order (`w2_tilted` for d = 2 only).
+const METRICS: [&str; 4] = ["precision", "diversity", "mean_log_p_cond", "w2_class"];
+/// Sliced W2 to the tilted density's quadrature draws (d = 2).
+const W2_TILTED: &str = "w2_tilted";
+/// The grid size of the tilted density's quadrature.
+const GRID: usize = 600;
+/// Seeds of the reference draws and of the floor's fresh draws.
+const REFERENCE_SEED: u64 = 1_000_003;
+const FRESH_SEED: u64 = 2_000_003;
+
+/// (value, NFE) by (target, process, solver column, steps, metric).
+type ByCell<'a> = BTreeMap<(&'a str, &'a str, &'a str, usize, &'a str), (f64, usize)>;
 
 /// (weight, [precision, diversity, mean log p(x | c)]) per weight.
 type Curve = Vec<(f64, [f64; 3])>;
 
-/// The experiment's state: the network and the index of the config's class among its classes.
+/// The exact reference draws of one (target, process): the class law's, the projection
+/// directions, and for d = 2 the tilted density's at each weight.
+struct Refs {
+    target: usize,
+    process: crate::choices::ProcessKind,
+    class: Array2<f64>,
+    dirs: Array2<f64>,
+    tilted: Vec<Array2<f64>>,
+}
+
+/// The experiment's state: the network and the index of the config's class among its classes,
+/// and the reference draws.
 #[derive(Default)]
 pub struct Guidance {
     net: Option<(NetScore, usize)>,
+    refs: Vec<Refs>,
+}
+
+/// A radius holding every component of the target (8 standard deviations past the farthest
+/// mean, plus one): the tilted density's quadrature box is `[-r, r]^2`.
+fn quadrature_radius(target: &GaussianMixture) -> f64 {
+    (0..target.n_components())
+        .map(|k| {
+            let c = target.component_covariance(k);
+            let m = target.means().row(k).iter().map(|v| v * v).sum::<f64>().sqrt();
+            m + 8.0 * c.diag().iter().cloned().fold(0.0, f64::max).sqrt()
+        })
+        .fold(0.0, f64::max)
+        + 1.0
+}
+
+/// The tilted density of `target`'s class at weight `w` at the end of sampling, by quadrature.
+fn tilted_grid(target: &GaussianMixture, class: &[usize], w: f64, level: (f64, f64)) -> Result<TiltedGrid, String> {
+    TiltedGrid::new(target, class, w, level, quadrature_radius(target), GRID).map_err(|e| e.to_string())
+}
+
+impl Guidance {
+    fn refs(&self, cell: &Cell) -> Result<&Refs, String> {
+        self.refs
+            .iter()
+            .find(|r| r.target == cell.target && r.process == cell.process)
+            .ok_or_else(|| "guidance: no reference draws (prepare did not run)".to_string())
+    }
 }
 
 /// A rule of the sweep's `guidance_rules`.
@@ -121,8 +178,26 @@ impl SweepKind for Guidance {
     }
     fn prepare(&mut self, ctx: &Ctx) -> Result<(), String> {
         let class = &ctx.sweep.config.class;
-        for target in &ctx.targets {
-            sub_mixture(target, class).map_err(|e| format!("class: {e}"))?;
+        let (n, weights) = (ctx.sweep.config.n, &ctx.sweep.config.guidance_weights);
+        for (ti, target) in ctx.targets.iter().enumerate() {
+            let cond = sub_mixture(target, class).map_err(|e| format!("class: {e}"))?;
+            for &process in &ctx.sweep.processes {
+                let p = process_of(process)?;
+                let t_end = p.t_end_default();
+                let level = (p.alpha(t_end), p.sigma(t_end));
+                let mut rng = rand_pcg::Pcg64::seed_from_u64(7);
+                let dirs = random_directions(ctx.sweep.config.projections, target.dim(), &mut rng);
+                let tilted = if target.dim() == 2 {
+                    weights
+                        .iter()
+                        .map(|&w| Ok(tilted_grid(target, class, w, level)?.sample(n, REFERENCE_SEED)))
+                        .collect::<Result<_, String>>()?
+                } else {
+                    vec![]
+                };
+                let class = exact_set(&cond, &*p, n, REFERENCE_SEED);
+                self.refs.push(Refs { target: ti, process, class, dirs, tilted });
+            }
         }
         if ctx.sweep.config.model.is_empty() {
             return Ok(());
@@ -141,20 +216,22 @@ impl SweepKind for Guidance {
     }
     fn cells(&self, ctx: &Ctx) -> Vec<Cell> {
         let (sweep, mut cells) = (ctx.sweep, vec![]);
-        let (solver, steps, seed) = (sweep.solvers[0], sweep.config.steps[0], sweep.config.seeds[0]);
+        let (solver, seed) = (sweep.solvers[0], sweep.config.seeds[0]);
         for (target, t) in ctx.targets.iter().enumerate() {
             for &process in &sweep.processes {
                 let k = sweep.config.guidance_weights.len();
                 for (r, rule) in sweep.config.guidance_rules.iter().enumerate() {
                     for wi in 0..k {
                         let variant = r * k + wi;
-                        let cell = Cell { variant, ..Cell::exact(target, process, solver, steps, seed) };
-                        cells.push(cell.clone());
-                        if self.net.is_some() && rule != "classifier" {
-                            cells.push(Cell { role: Role::Network, ..cell.clone() });
-                        }
-                        if t.dim() == 2 && r == 0 {
-                            cells.push(Cell { role: Role::Reference, steps: 0, seed: 0, ..cell });
+                        for (si, &steps) in sweep.config.steps.iter().enumerate() {
+                            let cell = Cell { variant, ..Cell::exact(target, process, solver, steps, seed) };
+                            cells.push(cell.clone());
+                            if self.net.is_some() && rule != "classifier" {
+                                cells.push(Cell { role: Role::Network, ..cell.clone() });
+                            }
+                            if t.dim() == 2 && r == 0 && si == 0 {
+                                cells.push(Cell { role: Role::Reference, steps: 0, seed: 0, ..cell });
+                            }
                         }
                     }
                 }
@@ -169,8 +246,29 @@ impl SweepKind for Guidance {
     fn fingerprint(&self, ctx: &Ctx) -> serde_json::Value {
         serde_json::json!({ "class": ctx.sweep.config.class })
     }
-    fn floor(&self, _ctx: &Ctx) -> Result<Vec<Row>, String> {
-        Ok(vec![])
+    /// The floor of `w2_class`: fresh exact class draws of the same size against the reference.
+    fn floor(&self, ctx: &Ctx) -> Result<Vec<Row>, String> {
+        let mut rows = vec![];
+        for refs in &self.refs {
+            let target = &ctx.targets[refs.target];
+            let p = process_of(refs.process)?;
+            let cond = sub_mixture(target, &ctx.sweep.config.class).map_err(|e| e.to_string())?;
+            for rep in 0..ctx.sweep.config.floor_reps as u64 {
+                let x = exact_set(&cond, &*p, ctx.sweep.config.n, FRESH_SEED + rep);
+                rows.push(Row {
+                    target: ctx.names[refs.target].clone(),
+                    process: p.name().into(),
+                    solver: "exact-floor".into(),
+                    space: "-".into(),
+                    steps: 0,
+                    nfe: 0,
+                    seed: rep,
+                    metric: "w2_class".into(),
+                    value: sliced_w2_with_directions(x.view(), refs.class.view(), refs.dirs.view()),
+                });
+            }
+        }
+        Ok(rows)
     }
     fn complete(&self, metrics: &BTreeSet<&str>) -> bool {
         METRICS.iter().all(|m| metrics.contains(m))
@@ -182,18 +280,14 @@ impl SweepKind for Guidance {
         let p = process_of(cell.process)?;
         let t_end = p.t_end_default();
         let (a, s) = (p.alpha(t_end), p.sigma(t_end));
-        let (values, nfe) = if cell.role == Role::Reference {
-            let r = (0..target.n_components())
-                .map(|k| {
-                    let c = target.component_covariance(k);
-                    let m = target.means().row(k).iter().map(|v| v * v).sum::<f64>().sqrt();
-                    m + 8.0 * c.diag().iter().cloned().fold(0.0, f64::max).sqrt()
-                })
-                .fold(0.0, f64::max)
-                + 1.0;
+        let refs = self.refs(cell)?;
+        let wi = cell.variant % ctx.sweep.config.guidance_weights.len();
+        let (mut values, x, nfe) = if cell.role == Role::Reference {
+            let r = quadrature_radius(target);
             let (_, cov, in_class, ll) =
-                tilted_moments_2d(target, class, w, (a, s), r, 600).map_err(|e| e.to_string())?;
-            ([in_class, cov.diag().sum(), ll], 0)
+                tilted_moments_2d(target, class, w, (a, s), r, GRID).map_err(|e| e.to_string())?;
+            let x = tilted_grid(target, class, w, (a, s))?.sample(ctx.sweep.config.n, FRESH_SEED);
+            (vec![in_class, cov.diag().sum(), ll], x, 0)
         } else {
             let config = cell_config(ctx.sweep, &*p, cell.solver, cell.steps)?;
             let err = |e: scoresde::ScoreError| e.to_string();
@@ -234,8 +328,14 @@ impl SweepKind for Guidance {
             let cond = sub_mixture(target, class).map_err(|e| format!("class: {e}"))?;
             let mut lc = Array1::zeros(x.nrows());
             cond.log_prob(a, s, x.view(), lc.view_mut());
-            ([precision, diversity, lc.mean().unwrap_or(f64::NAN)], report.nfe)
+            (vec![precision, diversity, lc.mean().unwrap_or(f64::NAN)], x, report.nfe)
         };
+        values.push(sliced_w2_with_directions(x.view(), refs.class.view(), refs.dirs.view()));
+        let mut names = METRICS.to_vec();
+        if let Some(tilted) = refs.tilted.get(wi) {
+            values.push(sliced_w2_with_directions(x.view(), tilted.view(), refs.dirs.view()));
+            names.push(W2_TILTED);
+        }
         let row = |(metric, value): (&str, f64)| Row {
             target: ctx.names[cell.target].clone(),
             process: p.name().into(),
@@ -247,7 +347,7 @@ impl SweepKind for Guidance {
             metric: metric.into(),
             value,
         };
-        Ok(METRICS.into_iter().zip(values).map(row).collect())
+        Ok(names.into_iter().zip(values).map(row).collect())
     }
     fn finish(&self, ctx: &Ctx, rows: &[Row], out_dir: &Path, quiet: bool) -> Result<Finished, String> {
         let sweep = ctx.sweep;
@@ -255,13 +355,22 @@ impl SweepKind for Guidance {
         let class = &sweep.config.class;
         let choice = sweep.solvers[0];
         let solver = Solver::from(choice.solver);
-        let steps = sweep.config.steps[0];
-        let value: BTreeMap<(&str, &str, &str, &str), f64> =
-            rows.iter().map(|r| ((&*r.target, &*r.process, &*r.solver, &*r.metric), r.value)).collect();
+        let all_steps = &sweep.config.steps;
+        let steps = *all_steps.last().ok_or("guidance: no steps")?;
+        let at: ByCell<'_> = rows
+            .iter()
+            .map(|r| ((&*r.target, &*r.process, &*r.solver, r.steps, &*r.metric), (r.value, r.nfe)))
+            .collect();
+        let value: BTreeMap<(&str, &str, &str, &str), f64> = at
+            .iter()
+            .filter(|((.., st, _), _)| *st == steps || *st == 0)
+            .map(|(&(t, p, s, _, m), &(v, _))| ((t, p, s, m), v))
+            .collect();
         let mut md = format!(
             "# {name}: classifier-free guidance with exact scores, class = components {class:?}\n\n\
              Sampler rows: {} ({}) with {steps} steps, N = {}. Tilted rows: the density \
-             p(x|c)^(1+w) p(x)^(-w) by quadrature.\n",
+             p(x|c)^(1+w) p(x)^(-w) by quadrature. Sliced W2 tables: at every steps, against draws \
+             of the exact law of the same size.\n",
             solver.name(),
             space_name(choice.space),
             sweep.config.n
@@ -277,7 +386,8 @@ impl SweepKind for Guidance {
                         .iter()
                         .filter_map(|&w| {
                             let c = column(w);
-                            let v = METRICS.map(|m| value.get(&(&**tname, p.name(), &*c, m)).copied());
+                            let v = [METRICS[0], METRICS[1], METRICS[2]]
+                                .map(|m| value.get(&(&**tname, p.name(), &*c, m)).copied());
                             v.iter().all(Option::is_some).then(|| (w, v.map(|x| x.unwrap_or(f64::NAN))))
                         })
                         .collect()
@@ -321,6 +431,14 @@ impl SweepKind for Guidance {
                         md.push_str(&format!("| {w} | {:.4} | {:.4} | {:.4} | {:.4} |\n", v[0], e[0], v[1], e[1]));
                     }
                 }
+                w2_tables(
+                    &mut md,
+                    (rows, &at),
+                    (tname, p.name()),
+                    (solver.name(), all_steps),
+                    &sweep.config,
+                    !netted.is_empty(),
+                );
                 if prepare(out_dir)? {
                     let to_line = |c: &Curve| c.iter().map(|(w, v)| (1.0 + w, v[1])).filter(|p| p.1 > 0.0).collect();
                     let mut lines: Lines = Default::default();
@@ -346,5 +464,61 @@ impl SweepKind for Guidance {
             println!("{md}");
         }
         Ok(Finished { figures, tables, ..Default::default() })
+    }
+}
+
+/// Sliced W2 to the tilted density (d = 2) and to the class law, rule x weight against steps,
+/// each beside its floor (the mean over fresh exact draws of the same size).
+fn w2_tables(
+    md: &mut String,
+    (rows, at): (&[Row], &ByCell<'_>),
+    (tname, pname): (&str, &str),
+    (solver, all_steps): (&str, &[usize]),
+    config: &super::config::SweepConfig,
+    with_net: bool,
+) {
+    let get = |col: &str, st: usize, metric: &str| at.get(&(tname, pname, col, st, metric)).copied();
+    let nfe = |st: usize| get(&rule_column(solver, "cfg", false, config.guidance_weights[0]), st, "w2_class");
+    let header: String = all_steps
+        .iter()
+        .map(|&st| nfe(st).map(|(_, n)| format!(" NFE {n} |")).unwrap_or(format!(" {st} steps |")))
+        .collect();
+    let rules: Vec<(&str, bool)> = config
+        .guidance_rules
+        .iter()
+        .map(|r| (r.as_str(), false))
+        .chain(config.guidance_rules.iter().filter(|r| with_net && *r != "classifier").map(|r| (r.as_str(), true)))
+        .collect();
+    let floors: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.target == tname && r.process == pname && r.solver == "exact-floor" && r.metric == "w2_class")
+        .map(|r| r.value)
+        .collect();
+    let class_floor = floors.iter().sum::<f64>() / floors.len().max(1) as f64;
+    for (metric, what) in
+        [(W2_TILTED, "the tilted density q_w (quadrature draws)"), ("w2_class", "the class law p(x|c)")]
+    {
+        let tilted_at = |w: f64, m: &str| get(&format!("exact-tilted@w={w}"), 0, m).map(|(v, _)| v);
+        if metric == W2_TILTED && tilted_at(config.guidance_weights[0], W2_TILTED).is_none() {
+            continue;
+        }
+        let last = if metric == W2_TILTED { "floor" } else { "q_w itself" };
+        md.push_str(&format!(
+            "\nSliced W2 to {what}{}:\n\n| rule | w |{header} {last} |\n|---|---:|{}---:|\n",
+            if metric == "w2_class" { format!(" (floor {class_floor:.4})") } else { String::new() },
+            "---:|".repeat(all_steps.len())
+        ));
+        for &(rule, net) in &rules {
+            for &w in &config.guidance_weights {
+                let col = rule_column(solver, rule, net, w);
+                let cells: String = all_steps
+                    .iter()
+                    .map(|&st| get(&col, st, metric).map(|(v, _)| format!(" {v:.4} |")).unwrap_or(" - |".into()))
+                    .collect();
+                let end = tilted_at(w, metric).map(|v| format!("{v:.4}")).unwrap_or("-".into());
+                let name = if net { format!("{rule} + net") } else { rule.to_string() };
+                md.push_str(&format!("| {name} | {w} |{cells} {end} |\n"));
+            }
+        }
     }
 }
