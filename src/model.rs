@@ -199,6 +199,45 @@ pub trait ScoreModel: Send + Sync {
         Ok(())
     }
 
+    /// Whether the model is guided and gives its unconditional prediction beside the guided one
+    /// ([`predict_pair`](Self::predict_pair)): what CFG++'s solvers need.
+    fn has_pair(&self) -> bool {
+        false
+    }
+
+    /// A guided model's guided prediction (what [`predict`](Self::predict) writes) into `guided`
+    /// and its unconditional one into `uncond`, both in the model's parameterisation, in one
+    /// guided evaluation (one NFE, as CFG's two passes count as one). Models without a pair
+    /// ([`has_pair`](Self::has_pair) false) refuse.
+    fn predict_pair(
+        &self,
+        level: NoiseLevel,
+        x: ArrayView2<f64>,
+        guided: ArrayViewMut2<f64>,
+        uncond: ArrayViewMut2<f64>,
+    ) -> Result<()> {
+        let _ = (level, x, guided, uncond);
+        Err(crate::error::ScoreError::Model {
+            context: "guided prediction pair".into(),
+            message: "the model is not guided (CFG++ needs --class C with --guidance W, or --classifier-scale S)"
+                .into(),
+        })
+    }
+
+    /// [`predict_pair`](Self::predict_pair) converted to noise predictions.
+    fn predict_eps_pair(
+        &self,
+        level: NoiseLevel,
+        x: ArrayView2<f64>,
+        mut guided: ArrayViewMut2<f64>,
+        mut uncond: ArrayViewMut2<f64>,
+    ) -> Result<()> {
+        self.predict_pair(level, x, guided.view_mut(), uncond.view_mut())?;
+        self.parameterisation().to_eps(level, x, guided);
+        self.parameterisation().to_eps(level, x, uncond);
+        Ok(())
+    }
+
     /// The Euler update `x <- x + h (a x + b eps(x))` in place (one NFE), with `scratch` (same
     /// shape) free for the model: an Euler step of the probability flow. Returns whether the
     /// model checked every updated value to be finite (so the sampler can skip its own scan).
@@ -244,6 +283,18 @@ impl<M: ScoreModel + ?Sized> ScoreModel for &M {
     }
     fn predict_x0(&self, level: NoiseLevel, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) -> Result<()> {
         (**self).predict_x0(level, x, out)
+    }
+    fn has_pair(&self) -> bool {
+        (**self).has_pair()
+    }
+    fn predict_pair(
+        &self,
+        level: NoiseLevel,
+        x: ArrayView2<f64>,
+        guided: ArrayViewMut2<f64>,
+        uncond: ArrayViewMut2<f64>,
+    ) -> Result<()> {
+        (**self).predict_pair(level, x, guided, uncond)
     }
     fn predict_eps_affine(
         &self,
@@ -366,6 +417,19 @@ impl<M: ScoreModel> ScoreModel for Counting<M> {
     fn predict_x0(&self, level: NoiseLevel, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) -> Result<()> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.inner.predict_x0(level, x, out)
+    }
+    fn has_pair(&self) -> bool {
+        self.inner.has_pair()
+    }
+    fn predict_pair(
+        &self,
+        level: NoiseLevel,
+        x: ArrayView2<f64>,
+        guided: ArrayViewMut2<f64>,
+        uncond: ArrayViewMut2<f64>,
+    ) -> Result<()> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.inner.predict_pair(level, x, guided, uncond)
     }
     fn predict_eps_affine(
         &self,

@@ -12,7 +12,7 @@
 use std::cell::RefCell;
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
-use scoresde_solvers::{par, OdeSystem, SdeSystem, SemiLinear, SigmaSpace, SolverError};
+use scoresde_solvers::{par, GuidedSigmaSpace, OdeSystem, SdeSystem, SemiLinear, SigmaSpace, SolverError};
 
 use crate::model::{AffineStep, NoiseLevel, ScoreModel};
 use crate::process::ForwardProcess;
@@ -139,6 +139,35 @@ impl<P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> SigmaSpace for SigmaFlo
         }
         par::zip_mut(x.view_mut(), xt, |x, xt| *x = level.alpha * xt);
         self.model.predict_eps(level, x.view(), out).map_err(wrap(level.t))
+    }
+}
+
+/// CFG++'s pair: the model's guided and unconditional noise predictions at the same input
+/// (scaled to x = alpha x~ as `eps` does), as data predictions D = x~ - sigma~ eps.
+impl<P: ForwardProcess + ?Sized, M: ScoreModel + ?Sized> GuidedSigmaSpace for SigmaFlow<'_, P, M> {
+    fn denoise_pair(
+        &self,
+        s: f64,
+        xt: ArrayView2<f64>,
+        mut guided: ArrayViewMut2<f64>,
+        mut uncond: ArrayViewMut2<f64>,
+    ) -> scoresde_solvers::Result<()> {
+        let level = NoiseLevel::at_sigma_tilde(self.process, s);
+        if level.alpha == 1.0 {
+            self.model.predict_eps_pair(level, xt, guided.view_mut(), uncond.view_mut()).map_err(wrap(level.t))?;
+        } else {
+            let mut x = self.scaled.borrow_mut();
+            if x.dim() != xt.dim() {
+                *x = Array2::zeros(xt.dim());
+            }
+            par::zip_mut(x.view_mut(), xt, |x, xt| *x = level.alpha * xt);
+            self.model
+                .predict_eps_pair(level, x.view(), guided.view_mut(), uncond.view_mut())
+                .map_err(wrap(level.t))?;
+        }
+        par::zip_mut(guided, xt, |o, x| *o = x - s * *o);
+        par::zip_mut(uncond, xt, |o, x| *o = x - s * *o);
+        Ok(())
     }
 }
 

@@ -14,6 +14,7 @@ fn every_solver_costs_its_declared_nfe_per_step() {
     // cheaper Euler step): NFE = 12 x nfe_per_step, plus one per corrector move for pc.
     let vp = Vp::new(0.1, 20.0).unwrap();
     let model = ExactScore::new(targets::ring8());
+    let guided = scoresde::guidance::GuidedExact::new(&targets::ring8(), &[0, 2], 1.5).unwrap();
     let z = prior_noise(0, 5, 2);
     let steps = 12;
     for id in SolverId::ALL {
@@ -32,7 +33,8 @@ fn every_solver_costs_its_declared_nfe_per_step() {
         assert_eq!(cfg.space(), expected_space, "{}", info.name);
         let mut keyed = KeyedNoise::new(1);
         let noise: Option<&mut dyn NoiseSource> = if info.stochastic { Some(&mut keyed) } else { None };
-        let (_, report) = sample(&vp, &model, &cfg, z.view(), noise, &mut no_observer).unwrap();
+        let model: &dyn scoresde::model::ScoreModel = if info.guided { &guided } else { &model };
+        let (_, report) = sample(&vp, model, &cfg, z.view(), noise, &mut no_observer).unwrap();
         assert_eq!(report.nfe, steps * (info.nfe_per_step as usize + extra), "{}", info.name);
     }
 }

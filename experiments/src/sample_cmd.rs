@@ -41,8 +41,8 @@ pub struct SampleArgs {
     /// --classes with the exact score).
     #[arg(long)]
     pub class: Option<usize>,
-    /// Guidance weight w: eps = (1 + w) eps(x | class) - w eps(x).
-    #[arg(long, default_value_t = 0.0, requires = "class")]
+    /// Guidance weight w: eps = (1 + w) eps(x | class) - w eps(x) (CFG++'s lambda = 1 + w).
+    #[arg(long, default_value_t = 0.0, requires = "class", allow_negative_numbers = true)]
     pub guidance: f64,
     /// With the exact score: the classes as component groups, e.g. `0,1;2,3`.
     #[arg(long, requires = "class")]

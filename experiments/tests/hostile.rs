@@ -470,6 +470,11 @@ fn bad_guidance_inpainting_and_bound_inputs_are_named() {
     refused(&with(&["--guidance-rule", "rescale", "--guidance-rescale", "1.5"]), &["guidance rescale = 1.5"]);
     refused(&with(&["--guidance-interval", "3,1"]), &["guidance interval", "lo < hi"]);
     refused(&with(&["--apg-eta", "1"]), &["--apg-eta", "--guidance-rule apg"]);
+    // CFG++ needs the guided model's pair: refused without guidance, before anything is written.
+    refused(
+        &["sample", "--target", "quad4", "--solver", "dpmpp-2m-cfg-pp", "--steps", "3", "--out", o],
+        &["dpmpp-2m-cfg-pp", "needs a guided model"],
+    );
     refused(
         &["sample", "--target", "quad4", "--classes", "0,1;2,3", "--class", "5", "--classifier-scale", "1", "--out", o],
         &["--class = 5"],

@@ -269,6 +269,7 @@ pub fn solvers<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
             Adaptivity::Required => "required",
         };
         d.set_item("adaptive", adaptive)?;
+        d.set_item("guided", i.guided)?;
         let options = PyList::empty(py);
         for o in i.options {
             let od = PyDict::new(py);

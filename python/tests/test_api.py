@@ -11,7 +11,8 @@ from scoresde import _keywords
 
 def test_solvers_is_the_registry():
     solvers = {s["name"]: s for s in scoresde.solvers()}
-    assert len(solvers) == 32
+    assert len(solvers) == 34
+    assert solvers["dpmpp-2m-cfg-pp"]["guided"] is True and solvers["dpmpp-2m"]["guided"] is False
     assert solvers["heun"]["order"] == 2 and solvers["heun"]["nfe_per_step"] == 2
     assert solvers["dpmpp-2m"]["space"] == "sigma"
     assert solvers["euler-maruyama"]["stochastic"] is True

@@ -23,6 +23,7 @@ CONFIGS = [
     dict(solver="heun", steps=6, n=80, target="quad4", class_=1, guidance=2.0, classes="0,1;2,3"),
     dict(solver="heun", steps=6, n=80, target="quad4", class_=1, classifier_scale=2.0, classes="0,1;2,3"),
     dict(solver="dpmpp-2m", steps=8, n=80, target="quad4", class_=0, guidance=3.0, guidance_rule="apg", classes="0,1;2,3"),
+    dict(solver="dpmpp-2m-cfg-pp", steps=8, n=80, target="quad4", class_=0, guidance=-0.4, classes="0,1;2,3"),
 ]
 
 

@@ -73,6 +73,21 @@ pub trait SigmaSpace {
     }
 }
 
+/// A guided sigma-space flow that also gives, with each guided evaluation, the unconditional
+/// prediction it was built from: what CFG++ (Chung et al. 2024) renoises with. The guided data
+/// prediction is what [`SigmaSpace::denoise`] gives.
+pub trait GuidedSigmaSpace: SigmaSpace {
+    /// Writes the guided data prediction D_g(x, sigma) into `guided` and the unconditional
+    /// D_u(x, sigma) into `uncond` (one guided evaluation).
+    fn denoise_pair(
+        &self,
+        sigma: f64,
+        x: ArrayView2<f64>,
+        guided: ArrayViewMut2<f64>,
+        uncond: ArrayViewMut2<f64>,
+    ) -> Result<()>;
+}
+
 /// Wraps a system and counts its evaluations (right-hand side or drift calls).
 ///
 /// The count lives here, in one place, not in the steppers.
@@ -115,6 +130,19 @@ impl<S: SigmaSpace> SigmaSpace for Counted<S> {
     fn eps(&self, sigma: f64, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) -> Result<()> {
         self.calls.set(self.calls.get() + 1);
         self.inner.eps(sigma, x, out)
+    }
+}
+
+impl<S: GuidedSigmaSpace> GuidedSigmaSpace for Counted<S> {
+    fn denoise_pair(
+        &self,
+        sigma: f64,
+        x: ArrayView2<f64>,
+        guided: ArrayViewMut2<f64>,
+        uncond: ArrayViewMut2<f64>,
+    ) -> Result<()> {
+        self.calls.set(self.calls.get() + 1);
+        self.inner.denoise_pair(sigma, x, guided, uncond)
     }
 }
 

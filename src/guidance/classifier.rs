@@ -86,6 +86,21 @@ impl ScoreModel for ClassifierGuided {
         Zip::from(&mut out).and(&g).for_each(|o, &g| *o -= self.scale * sigma * g);
         Ok(())
     }
+    fn has_pair(&self) -> bool {
+        true
+    }
+    /// The classifier-guided eps and the mixture's own (the unconditional model).
+    fn predict_pair(
+        &self,
+        level: NoiseLevel,
+        x: ArrayView2<f64>,
+        mut guided: ArrayViewMut2<f64>,
+        mut uncond: ArrayViewMut2<f64>,
+    ) -> Result<()> {
+        self.predict(level, x, guided.view_mut())?;
+        self.classifier.all.eps(level.alpha, level.sigma, x, uncond.view_mut());
+        Ok(())
+    }
 }
 
 #[cfg(test)]

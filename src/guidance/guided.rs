@@ -71,4 +71,27 @@ impl ScoreModel for Guided {
         self.guidance.combine(level, c.view(), u.view(), out);
         Ok(())
     }
+    fn has_pair(&self) -> bool {
+        true
+    }
+    /// The rule's combination and the unconditional prediction, both in the rule's space
+    /// (outside the guidance interval the guided one is the conditional).
+    fn predict_pair(
+        &self,
+        level: NoiseLevel,
+        x: ArrayView2<f64>,
+        mut guided: ArrayViewMut2<f64>,
+        mut uncond: ArrayViewMut2<f64>,
+    ) -> Result<()> {
+        let space = self.guidance.space;
+        let mut c = Array2::zeros(x.dim());
+        predict_in(&*self.cond, space, level, x, c.view_mut())?;
+        predict_in(&*self.uncond, space, level, x, uncond.view_mut())?;
+        if self.guidance.active(level) {
+            self.guidance.combine(level, c.view(), uncond.view(), guided);
+        } else {
+            guided.assign(&c);
+        }
+        Ok(())
+    }
 }

@@ -90,6 +90,22 @@ impl ScoreModel for GuidedExact {
         out.zip_mut_with(&u, |c, &u| *c = (1.0 + self.w) * *c - self.w * u);
         Ok(())
     }
+    fn has_pair(&self) -> bool {
+        true
+    }
+    fn predict_pair(
+        &self,
+        level: NoiseLevel,
+        x: ArrayView2<f64>,
+        mut guided: ArrayViewMut2<f64>,
+        mut uncond: ArrayViewMut2<f64>,
+    ) -> Result<()> {
+        self.cond.check_level(level.alpha, level.sigma)?;
+        self.cond.eps(level.alpha, level.sigma, x, guided.view_mut());
+        self.uncond.eps(level.alpha, level.sigma, x, uncond.view_mut());
+        guided.zip_mut_with(&uncond, |c, &u| *c = (1.0 + self.w) * *c - self.w * u);
+        Ok(())
+    }
 }
 
 #[cfg(test)]

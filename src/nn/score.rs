@@ -122,7 +122,57 @@ impl ScoreModel for NetScore {
     fn parameterisation(&self) -> Parameterisation {
         self.param
     }
-    fn predict(&self, level: NoiseLevel, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) -> Result<()> {
+    fn predict(&self, level: NoiseLevel, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) -> Result<()> {
+        let guided;
+        let terms: &[(Option<usize>, f64)] = match (self.net.config().classes, self.guidance) {
+            (0, _) | (_, None) => &[(None, 1.0)],
+            // The conditional model: one pass.
+            (_, Some((class, 0.0))) => {
+                guided = [(Some(class), 1.0), (None, 0.0)];
+                &guided[..1]
+            }
+            (_, Some((class, w))) => {
+                guided = [(Some(class), 1.0 + w), (None, -w)];
+                &guided
+            }
+        };
+        self.evaluate(level, x, terms, out)
+    }
+    fn has_pair(&self) -> bool {
+        self.net.config().classes > 0 && self.guidance.is_some()
+    }
+    /// Two passes (the class's and the null label's), combined as `predict` combines them.
+    fn predict_pair(
+        &self,
+        level: NoiseLevel,
+        x: ArrayView2<f64>,
+        mut guided: ArrayViewMut2<f64>,
+        mut uncond: ArrayViewMut2<f64>,
+    ) -> Result<()> {
+        let Some((class, w)) = self.guidance.filter(|_| self.has_pair()) else {
+            return Err(ScoreError::Model {
+                context: "guided prediction pair".into(),
+                message: "the network is not guided (CFG++ needs --class C with --guidance W)".into(),
+            });
+        };
+        self.evaluate(level, x, &[(Some(class), 1.0)], guided.view_mut())?;
+        self.evaluate(level, x, &[(None, 1.0)], uncond.view_mut())?;
+        guided.zip_mut_with(&uncond, |c, &u| *c = (1.0 + w) * *c - w * u);
+        Ok(())
+    }
+}
+
+impl NetScore {
+    /// `sum weight * out(x, label)` over `terms` (the null label for `None` on a
+    /// class-conditional network; an unconditional one takes one term, its label ignored), on
+    /// the fused CPU path or through candle.
+    fn evaluate(
+        &self,
+        level: NoiseLevel,
+        x: ArrayView2<f64>,
+        terms: &[(Option<usize>, f64)],
+        mut out: ArrayViewMut2<f64>,
+    ) -> Result<()> {
         let (n, d) = x.dim();
         if d != self.dim() {
             return Err(ScoreError::DimensionMismatch {
@@ -132,19 +182,6 @@ impl ScoreModel for NetScore {
             });
         }
         if let Some(fused) = &self.fused {
-            let guided;
-            let terms: &[(Option<usize>, f64)] = match (self.net.config().classes, self.guidance) {
-                (0, _) | (_, None) => &[(None, 1.0)],
-                // The conditional model: one pass.
-                (_, Some((class, 0.0))) => {
-                    guided = [(Some(class), 1.0), (None, 0.0)];
-                    &guided[..1]
-                }
-                (_, Some((class, w))) => {
-                    guided = [(Some(class), 1.0 + w), (None, -w)];
-                    &guided
-                }
-            };
             match fused {
                 Fused::F64(f) => f.predict(level, x, terms, out),
                 Fused::F32(f) => f.predict(level, x, terms, out),
@@ -158,19 +195,23 @@ impl ScoreModel for NetScore {
         let col = |v: f64| Tensor::full(v, (n, 1), dev);
         let c = col(self.net.config().conditioning.value(level)).map_err(&err)?;
         let (a, s) = (col(level.alpha).map_err(&err)?, col(level.sigma).map_err(&err)?);
-        let net = |y: Option<&Tensor>| self.net.predict(&xt, &a, &s, &c, y);
-        let y = match (self.net.config().classes, self.guidance) {
-            (0, _) => net(None),
-            (_, None) => {
-                let null = self.net.labels(&vec![None; n]).map_err(&err)?;
-                net(Some(&null))
+        let conditional = self.net.config().classes > 0;
+        let y = (|| {
+            let mut total: Option<Tensor> = None;
+            for &(label, weight) in terms {
+                let y = if conditional {
+                    self.net.predict(&xt, &a, &s, &c, Some(&self.net.labels(&vec![label; n])?))?
+                } else {
+                    self.net.predict(&xt, &a, &s, &c, None)?
+                };
+                let y = if terms.len() == 1 { y } else { (y * weight)? };
+                total = Some(match total {
+                    None => y,
+                    Some(t) => (t + y)?,
+                });
             }
-            (_, Some((class, w))) => (|| {
-                let cond = net(Some(&self.net.labels(&vec![Some(class); n])?))?;
-                let null = net(Some(&self.net.labels(&vec![None; n])?))?;
-                (cond * (1.0 + w))? - (null * w)?
-            })(),
-        }
+            total.ok_or_else(|| candle_core::Error::Msg("no terms".into()))
+        })()
         .map_err(&err)?;
         let values: Vec<f64> = y.flatten_all().and_then(|t| t.to_vec1()).map_err(&err)?;
         for (o, v) in out.iter_mut().zip(values) {

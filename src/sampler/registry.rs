@@ -59,6 +59,8 @@ pub struct SolverInfo {
     pub stochastic: bool,
     /// Whether it steps adaptively.
     pub adaptive: Adaptivity,
+    /// Whether it needs a guided model's guided and unconditional predictions (CFG++).
+    pub guided: bool,
     /// The options it takes.
     pub options: &'static [OptionSpec],
     /// One line: what it is.
@@ -115,6 +117,10 @@ pub enum SolverId {
     #[allow(missing_docs)]
     Ddim,
     #[allow(missing_docs)]
+    EulerCfgPp,
+    #[allow(missing_docs)]
+    DpmPp2MCfgPp,
+    #[allow(missing_docs)]
     DpmSolver2M,
     #[allow(missing_docs)]
     DpmSolver3M,
@@ -152,7 +158,7 @@ pub enum SolverId {
 
 impl SolverId {
     /// Every solver, in the order of the registry (and of the README's table).
-    pub const ALL: [SolverId; 32] = [
+    pub const ALL: [SolverId; 34] = [
         Self::Euler,
         Self::Midpoint,
         Self::Heun,
@@ -168,6 +174,8 @@ impl SolverId {
         Self::EulerAncestral,
         Self::DpmPp2MSde,
         Self::Ddim,
+        Self::EulerCfgPp,
+        Self::DpmPp2MCfgPp,
         Self::DpmSolver2M,
         Self::DpmSolver3M,
         Self::DpmPp3M,
@@ -216,6 +224,7 @@ impl SolverId {
                 space,
                 stochastic: false,
                 adaptive: Never,
+                guided: false,
                 options: &[],
                 summary: "",
                 paper: "",
@@ -338,6 +347,24 @@ impl SolverId {
                 paper: "Song, Meng & Ermon 2021, eqs. 12 and 16",
                 matches: "diffusers `DDIMScheduler` eta = 0 (2e-7 f32, 2e-14 f64), k-diffusion (1e-14); eta 0.5 and 1 with `variance_noise` (3e-14 f64, cases_v2)",
                 ..ode("ddim", 1, 1, Sigma)
+            },
+            Self::EulerCfgPp => SolverInfo {
+                order_note: "not consistent: each step adds lambda (D_c - D_u); ddim's order 1 when D_c = D_u",
+                nfe_note: "one guided evaluation (conditional and unconditional)",
+                summary: "DDIM / Euler with CFG++: the guided x0, renoised with the unconditional eps (needs a guided model; lambda = 1 + w)",
+                paper: "Chung et al. 2024, CFG++ (`ddim_cfg++`); ComfyUI `sample_euler_cfg_pp`",
+                matches: "ddim to 1e-12 when the guided and unconditional predictions agree (tests/cfg_pp.rs)",
+                guided: true,
+                ..ode("euler-cfg-pp", 1, 1, Sigma)
+            },
+            Self::DpmPp2MCfgPp => SolverInfo {
+                order_note: "not consistent (as euler-cfg-pp); dpmpp-2m's order 2 when D_c = D_u",
+                nfe_note: "one guided evaluation (conditional and unconditional)",
+                summary: "DPM-Solver++(2M) with CFG++, ComfyUI's form (needs a guided model; lambda = 1 + w)",
+                paper: "Chung et al. 2024, CFG++; ComfyUI `sample_dpmpp_2m_cfg_pp`",
+                matches: "dpmpp-2m to 1e-12 when the guided and unconditional predictions agree (tests/cfg_pp.rs)",
+                guided: true,
+                ..ode("dpmpp-2m-cfg-pp", 2, 1, Sigma)
             },
             Self::DpmSolver2M => SolverInfo {
                 options: MULTISTEP,

@@ -5,9 +5,10 @@ use ndarray::ArrayViewMut2;
 use scoresde_solvers::rk::tableau::{self, ButcherTableau};
 use scoresde_solvers::{
     integrate_ode, integrate_sde, AdaptiveRk, Ancestral, AnnealedLangevin, Ddim, Ddpm, DdpmVariance, Deis, Dpm2,
-    DpmPp2M, DpmPp2MSde, DpmSolver, DpmSolverAdaptive, DpmSolverMultistep, DpmSolverPpMultistep, DpmSolverPpSinglestep,
-    EdmSde, EulerAncestral, EulerLogSnr, EulerMaruyama, ExplicitRk, LangevinCorrector, Lms, NoMove, NoiseSource,
-    OdeStepper, Pc, ReverseDiffusion, SdeStepper, StepInfo, TimeGrid, UniPc,
+    DpmPp2M, DpmPp2MCfgPp, DpmPp2MSde, DpmSolver, DpmSolverAdaptive, DpmSolverMultistep, DpmSolverPpMultistep,
+    DpmSolverPpSinglestep, EdmSde, EulerAncestral, EulerCfgPp, EulerLogSnr, EulerMaruyama, ExplicitRk,
+    LangevinCorrector, Lms, NoMove, NoiseSource, OdeStepper, Pc, ReverseDiffusion, SdeStepper, StepInfo, TimeGrid,
+    UniPc,
 };
 
 use super::solver::{Langevin, Predictor, Solver};
@@ -53,6 +54,18 @@ impl<'a> Solve<'a, '_, '_, '_> {
     fn ode<M: OdeStepper<Flow<'a>>>(self, stepper: &M) -> Result<()> {
         let flow = self.flow();
         Ok(integrate_ode(stepper, &flow, self.grid, self.x, self.observer)?)
+    }
+
+    /// A sigma-space stepper that needs the model's guided and unconditional predictions (CFG++).
+    fn guided<M: OdeStepper<Flow<'a>>>(self, solver: &Solver, stepper: &M) -> Result<()> {
+        if !self.model.has_pair() {
+            return Err(incompatible(
+                solver,
+                "a guided model: --class C with --guidance W (lambda = 1 + W) on a class-conditional model or \
+                 --classes, or --classifier-scale S",
+            ));
+        }
+        self.ode(stepper)
     }
 
     /// A Runge-Kutta tableau, in the config's space.
@@ -151,6 +164,8 @@ pub(super) fn run<'a>(
             let flow = s.flow();
             s.sde_on(solver, &EulerAncestral::new(*eta, 1.0)?, &flow)?
         }
+        Solver::EulerCfgPp => s.guided(solver, &EulerCfgPp)?,
+        Solver::DpmPp2MCfgPp => s.guided(solver, &DpmPp2MCfgPp)?,
         Solver::DpmSolver2M(m) => s.ode(&DpmSolverMultistep::new(2, m.lower_order_final)?)?,
         Solver::DpmSolver3M(m) => s.ode(&DpmSolverMultistep::new(3, m.lower_order_final)?)?,
         Solver::DpmPp3M(m) => s.ode(&DpmSolverPpMultistep::new(3, m.lower_order_final)?)?,

@@ -83,10 +83,11 @@ pub struct SweepConfig {
     pub model: String,
     /// `guidance`: the components that make up the class.
     pub class: Vec<usize>,
-    /// `guidance`: the guidance weights w.
+    /// `guidance`: the guidance weights w (scale 1 + w; at least -1).
     pub guidance_weights: Vec<f64>,
     /// `guidance`: the rules run at every weight: `cfg`, `rescale` (phi 0.7), `apg` (eta 0, no
-    /// clipping), `cfg-zero-star`, `classifier` (the exact classifier at scale 1 + w).
+    /// clipping), `cfg-zero-star`, `classifier` (the exact classifier at scale 1 + w), `cfg-pp`
+    /// (CFG++ at lambda = 1 + w: the solver's CFG++ twin).
     pub guidance_rules: Vec<String>,
 }
 
@@ -205,7 +206,10 @@ impl SweepConfig {
                 targets: vec!["quad4".into()],
                 class: vec![0, 1],
                 model: "plots/quad4_vp_cfg_model.safetensors".into(),
-                guidance_rules: ["cfg", "rescale", "apg", "cfg-zero-star", "classifier"].map(String::from).to_vec(),
+                guidance_rules: ["cfg", "rescale", "apg", "cfg-zero-star", "classifier", "cfg-pp"]
+                    .map(String::from)
+                    .to_vec(),
+                guidance_weights: vec![-0.4, 0.0, 0.5, 1.0, 2.0, 4.0, 8.0],
                 processes: vec!["vp".into()],
                 solvers: vec![spec("dpmpp-2m", "sigma")],
                 steps: vec![10, 25, 50],
@@ -320,8 +324,8 @@ impl SweepConfig {
         if self.kind == ExperimentKind::Guidance {
             nonempty("class", self.class.len())?;
             nonempty("guidance_weights", self.guidance_weights.len())?;
-            if let Some(w) = self.guidance_weights.iter().find(|w| !w.is_finite() || **w < 0.0) {
-                return Err(format!("guidance_weights: {w} must be finite and non-negative"));
+            if let Some(w) = self.guidance_weights.iter().find(|w| !w.is_finite() || **w < -1.0) {
+                return Err(format!("guidance_weights: {w} must be finite and at least -1 (scale 1 + w >= 0)"));
             }
             nonempty("guidance_rules", self.guidance_rules.len())?;
             for (i, r) in self.guidance_rules.iter().enumerate() {

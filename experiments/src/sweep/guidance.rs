@@ -10,7 +10,9 @@
 //! with the network (rows `{solver}+net@w=..`): learned guidance against exact guidance.
 //! `guidance_rules` adds rows for other guidance rules at the same weights (rows
 //! `{solver}+{rule}@w=..`: guidance rescale, APG, CFG-Zero*, and classifier guidance with the
-//! exact classifier at scale 1 + w, which is CFG at w up to round-off).
+//! exact classifier at scale 1 + w, which is CFG at w up to round-off; `cfg-pp`, CFG++ at
+//! lambda = 1 + w, runs the solver's CFG++ twin: `dpmpp-2m-cfg-pp` for `dpmpp-2m`,
+//! `euler-cfg-pp` for `ddim` or sigma-space `euler`).
 //! Every sampler cell also gets its sliced W2 to the exact class law p(x | c) (`w2_class`,
 //! against exact samples, any d) and, for d = 2, to the tilted density (`w2_tilted`, against
 //! draws from its quadrature grid), at every `steps` of the config: each rule's exact distance
@@ -34,7 +36,7 @@ use scoresde::metrics::{random_directions, sample_covariance, sliced_w2_with_dir
 use scoresde::model::ExactScore;
 use scoresde::model::ScoreModel;
 use scoresde::nn::NetScore;
-use scoresde::sampler::{prior_noise, sample, Solver};
+use scoresde::sampler::{prior_noise, sample, Solver, SolverId};
 use scoresde_solvers::{no_observer, KeyedNoise};
 
 use super::cells::{cell_config, exact_set, process_of, Cell, Ctx, Role};
@@ -111,6 +113,8 @@ pub enum SweepRule {
     Rule(GuidanceRule),
     /// Classifier guidance with the exact classifier at scale 1 + w.
     Classifier,
+    /// CFG++ at lambda = 1 + w: the sweep's solver replaced by its CFG++ twin.
+    CfgPp,
 }
 
 impl SweepRule {
@@ -122,10 +126,22 @@ impl SweepRule {
             "apg" => Self::Rule(GuidanceRule::Apg { eta: 0.0, norm_threshold: 0.0 }),
             "cfg-zero-star" => Self::Rule(GuidanceRule::CfgZeroStar),
             "classifier" => Self::Classifier,
+            "cfg-pp" => Self::CfgPp,
             other => {
-                return Err(format!("{other:?}: unknown (expected cfg, rescale, apg, cfg-zero-star or classifier)"))
+                return Err(format!(
+                    "{other:?}: unknown (expected cfg, rescale, apg, cfg-zero-star, classifier or cfg-pp)"
+                ))
             }
         })
+    }
+}
+
+/// The CFG++ twin of a solver (`ddim` is Euler in sigma space).
+fn cfg_pp_twin(solver: SolverId) -> Option<SolverId> {
+    match solver {
+        SolverId::DpmPp2M => Some(SolverId::DpmPp2MCfgPp),
+        SolverId::Ddim | SolverId::Euler => Some(SolverId::EulerCfgPp),
+        _ => None,
     }
 }
 
@@ -178,6 +194,17 @@ impl SweepKind for Guidance {
     }
     fn prepare(&mut self, ctx: &Ctx) -> Result<(), String> {
         let class = &ctx.sweep.config.class;
+        let solver = ctx.sweep.solvers[0];
+        if ctx.sweep.config.guidance_rules.iter().any(|r| r == "cfg-pp")
+            && (cfg_pp_twin(solver.solver).is_none() || solver.space != crate::choices::SpaceKind::Sigma)
+        {
+            return Err(format!(
+                "guidance_rules: cfg-pp replaces the solver by its CFG++ twin, and {} ({}) has none \
+                 (dpmpp-2m, ddim or euler in sigma space)",
+                Solver::from(solver.solver).name(),
+                space_name(solver.space)
+            ));
+        }
         let (n, weights) = (ctx.sweep.config.n, &ctx.sweep.config.guidance_weights);
         for (ti, target) in ctx.targets.iter().enumerate() {
             let cond = sub_mixture(target, class).map_err(|e| format!("class: {e}"))?;
@@ -289,10 +316,14 @@ impl SweepKind for Guidance {
             let x = tilted_grid(target, class, w, (a, s))?.sample(ctx.sweep.config.n, FRESH_SEED);
             (vec![in_class, cov.diag().sum(), ll], x, 0)
         } else {
-            let config = cell_config(ctx.sweep, &*p, cell.solver, cell.steps)?;
+            let mut choice = cell.solver;
+            if rule == SweepRule::CfgPp {
+                choice.solver = cfg_pp_twin(choice.solver).ok_or("cfg-pp: the solver has no CFG++ twin")?;
+            }
+            let config = cell_config(ctx.sweep, &*p, choice, cell.steps)?;
             let err = |e: scoresde::ScoreError| e.to_string();
             let model: Box<dyn ScoreModel> = match (cell.role, &self.net, rule) {
-                (Role::Network, Some((net, c)), SweepRule::Rule(GuidanceRule::Cfg)) => {
+                (Role::Network, Some((net, c)), SweepRule::Rule(GuidanceRule::Cfg) | SweepRule::CfgPp) => {
                     Box::new(net.guided(*c, w).map_err(err)?)
                 }
                 (Role::Network, Some((net, c)), SweepRule::Rule(r)) => {
@@ -303,7 +334,7 @@ impl SweepKind for Guidance {
                 (Role::Network, _, _) => {
                     return Err("guidance: no model loaded, or classifier guidance with a network".into())
                 }
-                (_, _, SweepRule::Rule(GuidanceRule::Cfg)) => {
+                (_, _, SweepRule::Rule(GuidanceRule::Cfg) | SweepRule::CfgPp) => {
                     Box::new(GuidedExact::new(target, class, w).map_err(err)?)
                 }
                 (_, _, SweepRule::Rule(r)) => {
@@ -409,10 +440,10 @@ impl SweepKind for Guidance {
                 ));
                 rows_beside_tilted(&mut md, &sampled, &tilted);
                 for (rule, c) in others.iter().filter(|(_, c)| !c.is_empty()) {
-                    let what = if *rule == "classifier" {
-                        "classifier guidance, exact classifier, scale 1 + w"
-                    } else {
-                        rule.as_str()
+                    let what = match rule.as_str() {
+                        "classifier" => "classifier guidance, exact classifier, scale 1 + w",
+                        "cfg-pp" => "CFG++: the solver's CFG++ twin, lambda = 1 + w",
+                        other => other,
                     };
                     md.push_str(&format!(
                         "\nRule `{rule}` ({what}), exact scores:\n\n| w | precision | tilted precision | diversity | \
