@@ -65,8 +65,9 @@ impl InpaintMethod {
     }
 }
 
-/// Whether `solver` steps without carrying history from one step to the next.
-fn one_step(solver: &Solver) -> bool {
+/// Whether `solver` steps without carrying history from one step to the next (what inpainting
+/// runs).
+pub fn one_step(solver: &Solver) -> bool {
     matches!(
         solver,
         Solver::Euler

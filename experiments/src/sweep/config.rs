@@ -44,6 +44,9 @@ pub enum ExperimentKind {
     /// What each schedule convention costs at NFE budgets (timestep spacings, zero-SNR, Euler
     /// sigma tables, AYS, log-SNR, flow shift): a table and a figure per target.
     Conventions,
+    /// Inpainting against the exact conditional mixture: each method's bias and sliced W2
+    /// against NFE and the number of observed coordinates.
+    Inpainting,
 }
 
 /// The sweep as written in the config file.
@@ -89,6 +92,16 @@ pub struct SweepConfig {
     /// clipping), `cfg-zero-star`, `classifier` (the exact classifier at scale 1 + w), `cfg-pp`
     /// (CFG++ at lambda = 1 + w: the solver's CFG++ twin).
     pub guidance_rules: Vec<String>,
+    /// `inpainting`: the numbers of observed coordinates (the first k of each row; those below
+    /// the target's dimension run).
+    pub observed: Vec<usize>,
+    /// `inpainting`: the methods: `replacement`, `repaint` (`resample` repeats), `dps`
+    /// (`dps_scale`), `exact` (draws from the exact conditional).
+    pub inpaint_methods: Vec<String>,
+    /// `inpainting`: RePaint's repeats per step.
+    pub resample: usize,
+    /// `inpainting`: DPS's step size zeta'.
+    pub dps_scale: f64,
 }
 
 impl Default for SweepConfig {
@@ -134,6 +147,10 @@ impl SweepConfig {
             class: vec![0, 1],
             guidance_weights: vec![0.0, 0.5, 1.0, 2.0, 4.0, 8.0],
             guidance_rules: vec!["cfg".into()],
+            observed: vec![1],
+            inpaint_methods: ["replacement", "repaint", "dps", "exact"].map(String::from).to_vec(),
+            resample: 10,
+            dps_scale: 1.0,
         };
         match kind {
             ExperimentKind::StepsVsQuality => base,
@@ -224,6 +241,16 @@ impl SweepConfig {
                 n: 20000,
                 ..base
             },
+            ExperimentKind::Inpainting => Self {
+                experiment: "inpainting".into(),
+                targets: vec!["gauss2".into(), "ring8".into(), "diag16".into()],
+                processes: vec!["vp".into()],
+                solvers: vec![spec("euler-maruyama", "t")],
+                steps: vec![10, 25, 50, 100],
+                observed: vec![1, 4, 8, 15],
+                n: 5000,
+                ..base
+            },
             ExperimentKind::Trajectories => Self {
                 experiment: "trajectories".into(),
                 processes: vec!["vp".into()],
@@ -235,7 +262,8 @@ impl SweepConfig {
     }
 
     /// Reads a config file (a JSON object of fields to override), or takes a built-in
-    /// experiment's name (`steps_vs_quality`, `convergence`, `solver_table`, `trajectories`, `trained_vs_exact`, `guidance`) when
+    /// experiment's name (`steps_vs_quality`, `convergence`, `solver_table`, `trajectories`, `trained_vs_exact`, `guidance`,
+    /// `conventions`, `inpainting`) when
     /// no file of that name exists; `None` is the headline sweep.
     pub fn load(arg: Option<&std::path::Path>) -> Result<Self, String> {
         let Some(path) = arg else { return Ok(Self::default()) };
@@ -245,7 +273,7 @@ impl SweepConfig {
                 Ok(kind) => Ok(Self::defaults(kind)),
                 Err(_) => Err(format!(
                     "config {name:?}: no such file, and not a built-in experiment (steps_vs_quality, \
-                     convergence, solver_table, trajectories, trained_vs_exact, guidance)"
+                     convergence, solver_table, trajectories, trained_vs_exact, guidance, conventions, inpainting)"
                 )),
             };
         }
@@ -332,6 +360,24 @@ impl SweepConfig {
                 super::guidance::SweepRule::from_name(r).map_err(|e| format!("guidance_rules[{i}]: {e}"))?;
             }
             no_repeats("guidance_rules", &self.guidance_rules)?;
+        }
+        if self.kind == ExperimentKind::Inpainting {
+            nonempty("observed", self.observed.len())?;
+            if let Some(i) = self.observed.iter().position(|&k| k == 0) {
+                return Err(format!("observed[{i}] = 0: must be at least 1"));
+            }
+            no_repeats("observed", &self.observed)?;
+            nonempty("inpaint_methods", self.inpaint_methods.len())?;
+            for (i, m) in self.inpaint_methods.iter().enumerate() {
+                super::inpainting::Method::from_name(m).map_err(|e| format!("inpaint_methods[{i}]: {e}"))?;
+            }
+            no_repeats("inpaint_methods", &self.inpaint_methods)?;
+            if self.resample == 0 {
+                return Err("resample = 0: must be at least 1".into());
+            }
+            if !(self.dps_scale.is_finite() && self.dps_scale >= 0.0) {
+                return Err(format!("dps_scale = {}: must be finite and non-negative", self.dps_scale));
+            }
         }
         if self.kind == ExperimentKind::Trajectories && self.particles == 0 {
             return Err("particles = 0: must be at least 1".into());

@@ -15,6 +15,7 @@ pub mod config;
 mod conventions;
 mod driver;
 mod guidance;
+mod inpainting;
 mod kinds;
 mod merge;
 mod output;
@@ -160,6 +161,7 @@ pub fn run(a: SweepArgs) -> CmdResult {
         ExperimentKind::Trajectories => Box::<trajectories::Trajectories>::default(),
         ExperimentKind::Guidance => Box::<guidance::Guidance>::default(),
         ExperimentKind::Conventions => Box::<conventions::Conventions>::default(),
+        ExperimentKind::Inpainting => Box::new(inpainting::Inpainting),
         ExperimentKind::StepsVsQuality => Box::new(kinds::StepsVsQuality),
         ExperimentKind::Convergence => Box::new(kinds::Convergence),
         ExperimentKind::SolverTable => Box::<kinds::SolverTable>::default(),
