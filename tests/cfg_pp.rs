@@ -105,7 +105,7 @@ fn every_guided_model_gives_its_pair_and_unguided_ones_are_refused() {
     let level = NoiseLevel { t: 0.4, alpha: 0.8, sigma: 0.6 };
     let x = prior_noise(2, 7, 2);
     let cond = Box::new(ExactScore::new(sub_mixture(&target, &class).unwrap()));
-    let rule = Guidance::new(GuidanceRule::Apg { eta: 0.0, norm_threshold: 0.0 }, 1.5);
+    let rule = Guidance::new(GuidanceRule::apg(0.0, 0.0), 1.5);
     let models: Vec<Box<dyn ScoreModel>> = vec![
         Box::new(GuidedExact::new(&target, &class, 1.5).unwrap()),
         Box::new(Guided::new(cond, Box::new(ExactScore::new(target.clone())), rule).unwrap()),

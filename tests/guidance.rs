@@ -71,9 +71,7 @@ fn guided_models_reduce_to_cfg_and_to_the_conditional() {
     let exact = run(&vp, &GuidedExact::new(&target, &class, w).unwrap(), &z, 30);
     assert!(max_gap(&cfg, &exact) < 1e-10, "{}", max_gap(&cfg, &exact));
     let conditional = run(&vp, &*cond(), &z, 30);
-    for rule in
-        [GuidanceRule::Cfg, GuidanceRule::Rescale { phi: 0.7 }, GuidanceRule::Apg { eta: 0.0, norm_threshold: 1.0 }]
-    {
+    for rule in [GuidanceRule::Cfg, GuidanceRule::Rescale { phi: 0.7 }, GuidanceRule::apg(0.0, 1.0)] {
         let x = run(&vp, &Guided::new(cond(), uncond(), Guidance::new(rule, 0.0)).unwrap(), &z, 30);
         // The same eps up to the round trip through the rule's space.
         assert!(max_gap(&x, &conditional) < 1e-9, "{} at w = 0: {}", rule.name(), max_gap(&x, &conditional));

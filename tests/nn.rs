@@ -19,6 +19,7 @@ fn small_net(output: NetOutput) -> MlpConfig {
         conditioning: Conditioning::LogSnr,
         classes: 0,
         dtype: scoresde::nn::NetDtype::F64,
+        logits: 0,
     }
 }
 

@@ -46,6 +46,14 @@ pub struct GuidanceArgs {
     /// APG: the norm r the difference is clipped to (0: no clipping).
     #[arg(long, default_value_t = 0.0)]
     pub apg_norm_threshold: f64,
+    /// APG: momentum beta of the running difference R <- (c - u) + beta R (0: none; the paper
+    /// uses negative values such as -0.5).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub apg_momentum: f64,
+    /// CFG-Zero*: the first K model evaluations return zero (diffusers' zero_init_steps; 0:
+    /// none).
+    #[arg(long, default_value_t = 0)]
+    pub zero_init_steps: usize,
     /// Apply guidance only where sigma~ = sigma / alpha is in (LO, HI] (Kynkäänniemi et al.
     /// 2024): LO,HI; HI may be inf. Elsewhere the prediction is conditional.
     #[arg(long, value_delimiter = ',', requires = "class")]
@@ -68,8 +76,12 @@ impl GuidanceArgs {
         let rule = match self.guidance_rule {
             RuleKind::Cfg => GuidanceRule::Cfg,
             RuleKind::Rescale => GuidanceRule::Rescale { phi: self.guidance_rescale },
-            RuleKind::Apg => GuidanceRule::Apg { eta: self.apg_eta, norm_threshold: self.apg_norm_threshold },
-            RuleKind::CfgZeroStar => GuidanceRule::CfgZeroStar,
+            RuleKind::Apg => GuidanceRule::Apg {
+                eta: self.apg_eta,
+                norm_threshold: self.apg_norm_threshold,
+                momentum: self.apg_momentum,
+            },
+            RuleKind::CfgZeroStar => GuidanceRule::CfgZeroStar { zero_init: self.zero_init_steps },
         };
         let needs = |flag: &str, kind: RuleKind| {
             let id = flag.trim_start_matches("--").replace('-', "_");
@@ -84,6 +96,8 @@ impl GuidanceArgs {
         needs("--guidance-rescale", RuleKind::Rescale)?;
         needs("--apg-eta", RuleKind::Apg)?;
         needs("--apg-norm-threshold", RuleKind::Apg)?;
+        needs("--apg-momentum", RuleKind::Apg)?;
+        needs("--zero-init-steps", RuleKind::CfgZeroStar)?;
         let mut g = Guidance::new(rule, w);
         if let Some(space) = self.guidance_space {
             g.space = match space {

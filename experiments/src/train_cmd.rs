@@ -165,6 +165,7 @@ pub fn run(a: TrainArgs) -> CmdResult {
         conditioning: if process.rates(0.5).is_some() { Conditioning::Time } else { Conditioning::LogSnr },
         classes: classes.len(),
         dtype: a.dtype.into(),
+        logits: 0,
     };
     let config = TrainConfig {
         batch: a.batch,

@@ -470,6 +470,8 @@ fn bad_guidance_inpainting_and_bound_inputs_are_named() {
     refused(&with(&["--guidance-rule", "rescale", "--guidance-rescale", "1.5"]), &["guidance rescale = 1.5"]);
     refused(&with(&["--guidance-interval", "3,1"]), &["guidance interval", "lo < hi"]);
     refused(&with(&["--apg-eta", "1"]), &["--apg-eta", "--guidance-rule apg"]);
+    refused(&with(&["--apg-momentum", "-0.5"]), &["--apg-momentum", "--guidance-rule apg"]);
+    refused(&with(&["--zero-init-steps", "1"]), &["--zero-init-steps", "--guidance-rule cfg-zero-star"]);
     // CFG++ needs the guided model's pair: refused without guidance, before anything is written.
     refused(
         &["sample", "--target", "quad4", "--solver", "dpmpp-2m-cfg-pp", "--steps", "3", "--out", o],

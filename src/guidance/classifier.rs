@@ -49,16 +49,44 @@ impl ExactClassifier {
     }
 }
 
-/// The exact unconditional score plus `scale` times the exact classifier's gradient:
+/// What classifier guidance needs of a noisy classifier: grad_x ln p_t(y | x) of its class.
+pub trait ClassGradient: Send + Sync {
+    /// Data dimension.
+    fn dim(&self) -> usize;
+    /// grad_x ln p_t(y | x) at `level` for every row of `x` into `out` (N x d).
+    fn grad_log_prob_at(&self, level: NoiseLevel, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) -> Result<()>;
+}
+
+impl ClassGradient for ExactClassifier {
+    fn dim(&self) -> usize {
+        self.all.dim()
+    }
+    fn grad_log_prob_at(&self, level: NoiseLevel, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) -> Result<()> {
+        self.all.check_level(level.alpha, level.sigma)?;
+        self.grad_log_prob(level.alpha, level.sigma, x, out);
+        Ok(())
+    }
+}
+
+/// An unconditional model plus `scale` times a noisy classifier's gradient:
 /// eps = eps(x) - scale sigma grad ln p_t(y | x).
 pub struct ClassifierGuided {
-    classifier: ExactClassifier,
+    uncond: Box<dyn ScoreModel>,
+    classifier: Box<dyn ClassGradient>,
     scale: f64,
 }
 
 impl ClassifierGuided {
-    /// Guidance towards the class made of `components` of `target` with classifier scale `scale`.
+    /// Guidance of the exact score towards the class made of `components` of `target` with
+    /// the exact classifier and classifier scale `scale`.
     pub fn new(target: &GaussianMixture, components: &[usize], scale: f64) -> Result<Self> {
+        let classifier = ExactClassifier::new(target, components)?;
+        Self::with(Box::new(crate::model::ExactScore::new(target.clone())), Box::new(classifier), scale)
+    }
+
+    /// Guidance of any unconditional model with any noisy classifier (a trained one:
+    /// `nn::NetClassifier::of_class`).
+    pub fn with(uncond: Box<dyn ScoreModel>, classifier: Box<dyn ClassGradient>, scale: f64) -> Result<Self> {
         if !scale.is_finite() {
             return Err(ScoreError::InvalidParameter {
                 name: "classifier-scale".into(),
@@ -66,30 +94,36 @@ impl ClassifierGuided {
                 expected: "must be finite",
             });
         }
-        Ok(Self { classifier: ExactClassifier::new(target, components)?, scale })
+        if uncond.dim() != classifier.dim() {
+            return Err(ScoreError::DimensionMismatch {
+                what: "classifier guidance: the classifier's dimension".into(),
+                expected: uncond.dim(),
+                found: classifier.dim(),
+            });
+        }
+        Ok(Self { uncond, classifier, scale })
     }
 }
 
 impl ScoreModel for ClassifierGuided {
     fn dim(&self) -> usize {
-        self.classifier.all.dim()
+        self.uncond.dim()
     }
     fn parameterisation(&self) -> Parameterisation {
         Parameterisation::Eps
     }
     fn predict(&self, level: NoiseLevel, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) -> Result<()> {
-        let NoiseLevel { alpha, sigma, .. } = level;
-        self.classifier.all.check_level(alpha, sigma)?;
-        self.classifier.all.eps(alpha, sigma, x, out.view_mut());
+        self.uncond.predict_eps(level, x, out.view_mut())?;
         let mut g = Array2::zeros(x.dim());
-        self.classifier.grad_log_prob(alpha, sigma, x, g.view_mut());
+        self.classifier.grad_log_prob_at(level, x, g.view_mut())?;
+        let sigma = level.sigma;
         Zip::from(&mut out).and(&g).for_each(|o, &g| *o -= self.scale * sigma * g);
         Ok(())
     }
     fn has_pair(&self) -> bool {
         true
     }
-    /// The classifier-guided eps and the mixture's own (the unconditional model).
+    /// The classifier-guided eps and the unconditional model's own.
     fn predict_pair(
         &self,
         level: NoiseLevel,
@@ -97,8 +131,11 @@ impl ScoreModel for ClassifierGuided {
         mut guided: ArrayViewMut2<f64>,
         mut uncond: ArrayViewMut2<f64>,
     ) -> Result<()> {
-        self.predict(level, x, guided.view_mut())?;
-        self.classifier.all.eps(level.alpha, level.sigma, x, uncond.view_mut());
+        self.uncond.predict_eps(level, x, uncond.view_mut())?;
+        let mut g = Array2::zeros(x.dim());
+        self.classifier.grad_log_prob_at(level, x, g.view_mut())?;
+        let sigma = level.sigma;
+        Zip::from(&mut guided).and(&uncond).and(&g).for_each(|o, &u, &g| *o = u - self.scale * sigma * g);
         Ok(())
     }
 }

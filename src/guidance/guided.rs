@@ -3,15 +3,20 @@
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
-use super::rule::Guidance;
+use std::sync::Mutex;
+
+use super::rule::{Guidance, GuidanceState};
 use crate::error::Result;
 use crate::model::{NoiseLevel, Parameterisation, ScoreModel};
 
-/// `guidance.combine(cond, uncond)` in `guidance.space` at every evaluation.
+/// `guidance.combine(cond, uncond)` in `guidance.space` at every evaluation, with the rule's
+/// state (APG's momentum, CFG-Zero*'s zero-init) carried from one evaluation to the next: a
+/// `Guided` serves one run (make a new one per run).
 pub struct Guided {
     cond: Box<dyn ScoreModel>,
     uncond: Box<dyn ScoreModel>,
     guidance: Guidance,
+    state: Mutex<GuidanceState>,
 }
 
 impl Guided {
@@ -25,7 +30,7 @@ impl Guided {
                 found: uncond.dim(),
             });
         }
-        Ok(Self { cond, uncond, guidance })
+        Ok(Self { cond, uncond, guidance, state: Mutex::new(GuidanceState::default()) })
     }
 
     /// The rule, interval and space.
@@ -58,18 +63,18 @@ impl ScoreModel for Guided {
     fn parameterisation(&self) -> Parameterisation {
         self.guidance.space
     }
-    fn predict(&self, level: NoiseLevel, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) -> Result<()> {
+    fn predict(&self, level: NoiseLevel, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) -> Result<()> {
         let space = self.guidance.space;
         let mut c = Array2::zeros(x.dim());
         predict_in(&*self.cond, space, level, x, c.view_mut())?;
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if !self.guidance.active(level) {
-            out.assign(&c);
-            return Ok(());
+            // Outside the interval the rule returns c and never reads u (one pass saved).
+            return self.guidance.combine(level, c.view(), c.view(), out, &mut state);
         }
         let mut u = Array2::zeros(x.dim());
         predict_in(&*self.uncond, space, level, x, u.view_mut())?;
-        self.guidance.combine(level, c.view(), u.view(), out);
-        Ok(())
+        self.guidance.combine(level, c.view(), u.view(), out, &mut state)
     }
     fn has_pair(&self) -> bool {
         true
@@ -80,18 +85,14 @@ impl ScoreModel for Guided {
         &self,
         level: NoiseLevel,
         x: ArrayView2<f64>,
-        mut guided: ArrayViewMut2<f64>,
+        guided: ArrayViewMut2<f64>,
         mut uncond: ArrayViewMut2<f64>,
     ) -> Result<()> {
         let space = self.guidance.space;
         let mut c = Array2::zeros(x.dim());
         predict_in(&*self.cond, space, level, x, c.view_mut())?;
         predict_in(&*self.uncond, space, level, x, uncond.view_mut())?;
-        if self.guidance.active(level) {
-            self.guidance.combine(level, c.view(), uncond.view(), guided);
-        } else {
-            guided.assign(&c);
-        }
-        Ok(())
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        self.guidance.combine(level, c.view(), uncond.view(), guided, &mut state)
     }
 }

@@ -17,9 +17,9 @@ mod guided;
 pub mod rule;
 mod tilted;
 
-pub use classifier::{ClassifierGuided, ExactClassifier};
+pub use classifier::{ClassGradient, ClassifierGuided, ExactClassifier};
 pub use guided::Guided;
-pub use rule::{Guidance, GuidanceRule};
+pub use rule::{Guidance, GuidanceRule, GuidanceState};
 pub use tilted::{tilted_moments_2d, TiltedGrid};
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};

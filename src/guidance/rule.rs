@@ -10,12 +10,20 @@
 //!   and sample steps are flawed", section 3.4; diffusers' `guidance_rescale`). Sample standard
 //!   deviations over the row's d coordinates with Bessel's correction, as torch's `std`.
 //! - [`GuidanceRule::Apg`]: adaptive projected guidance (Sadat et al. 2025, "Eliminating
-//!   oversaturation and artifacts of high guidance scales", algorithm 1, without momentum):
-//!   the difference c - u is clipped to norm r, split into its parts parallel and orthogonal
-//!   to c, and c + (s - 1) (orthogonal + eta parallel) is returned. Stated in x0 space.
+//!   oversaturation and artifacts of high guidance scales", algorithm 1): the difference c - u,
+//!   with momentum beta replaced by the running R <- (c - u) + beta R (R = 0 before the first
+//!   guided evaluation; diffusers' `MomentumBuffer`), is clipped to norm r, split into its parts
+//!   parallel and orthogonal to c, and c + (s - 1) (orthogonal + eta parallel) is returned.
+//!   Stated in x0 space.
 //! - [`GuidanceRule::CfgZeroStar`]: CFG-Zero* (Fan et al. 2025): the unconditional row scaled
-//!   by the optimal a* = <c, u> / (|u|^2 + 1e-8), then a* u + s (c - a* u). Stated for flow
-//!   velocities.
+//!   by the optimal a* = <c, u> / (|u|^2 + 1e-8), then a* u + s (c - a* u); the first
+//!   `zero_init` evaluations return zero (diffusers' `zero_init_steps`, counted from 0). Stated
+//!   for flow velocities.
+//!
+//! Momentum and zero-init are state carried from one evaluation to the next
+//! ([`GuidanceState`]): every model evaluation counts (a solver with k evaluations per step
+//! advances them k times, as diffusers' guiders do per denoiser call), and the state is per row
+//! of the whole batch, so a run must evaluate the whole batch each time (the samplers do).
 //!
 //! A guidance interval (Kynkäänniemi et al. 2024, "Applying guidance in a limited interval
 //! improves sample and distribution quality") applies the rule only where the level's
@@ -42,9 +50,30 @@ pub enum GuidanceRule {
         eta: f64,
         /// Norm the difference is clipped to (0: no clipping).
         norm_threshold: f64,
+        /// Momentum beta of the running difference (0: none; the paper uses negative values).
+        momentum: f64,
     },
     /// CFG-Zero*: the unconditional prediction scaled by its optimal factor.
-    CfgZeroStar,
+    CfgZeroStar {
+        /// Evaluations at the start that return zero (0: none; diffusers' default 1).
+        zero_init: usize,
+    },
+}
+
+impl GuidanceRule {
+    /// APG with momentum 0.
+    pub fn apg(eta: f64, norm_threshold: f64) -> Self {
+        Self::Apg { eta, norm_threshold, momentum: 0.0 }
+    }
+}
+
+/// What a stateful rule carries from one evaluation to the next.
+#[derive(Debug, Clone, Default)]
+pub struct GuidanceState {
+    /// Evaluations so far (CFG-Zero*'s zero-init counts them).
+    pub calls: usize,
+    /// APG's running difference R (N x d), from the first guided evaluation on.
+    running: Option<ndarray::Array2<f64>>,
 }
 
 impl GuidanceRule {
@@ -54,7 +83,7 @@ impl GuidanceRule {
             Self::Cfg => "cfg",
             Self::Rescale { .. } => "rescale",
             Self::Apg { .. } => "apg",
-            Self::CfgZeroStar => "cfg-zero-star",
+            Self::CfgZeroStar { .. } => "cfg-zero-star",
         }
     }
 
@@ -63,7 +92,7 @@ impl GuidanceRule {
     pub fn default_space(self) -> Parameterisation {
         match self {
             Self::Apg { .. } => Parameterisation::X0,
-            Self::CfgZeroStar => Parameterisation::Velocity,
+            Self::CfgZeroStar { .. } => Parameterisation::Velocity,
             Self::Cfg | Self::Rescale { .. } => Parameterisation::Eps,
         }
     }
@@ -76,6 +105,7 @@ impl GuidanceRule {
         match self {
             Self::Rescale { phi } if !(0.0..=1.0).contains(&phi) => bad("guidance rescale", phi, "must be in [0, 1]"),
             Self::Apg { eta, .. } if !eta.is_finite() => bad("apg eta", eta, "must be finite"),
+            Self::Apg { momentum, .. } if !momentum.is_finite() => bad("apg momentum", momentum, "must be finite"),
             Self::Apg { norm_threshold, .. } if !(norm_threshold >= 0.0 && norm_threshold.is_finite()) => {
                 bad("apg norm threshold", norm_threshold, "must be finite and >= 0")
             }
@@ -147,11 +177,28 @@ impl Guidance {
     }
 
     /// The guided prediction from conditional `c` and unconditional `u` (N x d, in
-    /// [`Guidance::space`]) into `out`, row by row.
-    pub fn combine(&self, level: NoiseLevel, c: ArrayView2<f64>, u: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) {
+    /// [`Guidance::space`]) into `out`, row by row, with the state of the evaluations so far
+    /// (advanced by this one). Errors if APG's running difference has another shape than this
+    /// batch (a run that evaluates row chunks separately).
+    pub fn combine(
+        &self,
+        level: NoiseLevel,
+        c: ArrayView2<f64>,
+        u: ArrayView2<f64>,
+        mut out: ArrayViewMut2<f64>,
+        state: &mut GuidanceState,
+    ) -> Result<()> {
+        let call = state.calls;
+        state.calls += 1;
+        if let GuidanceRule::CfgZeroStar { zero_init } = self.rule {
+            if call < zero_init {
+                out.fill(0.0);
+                return Ok(());
+            }
+        }
         if !self.active(level) {
             out.assign(&c);
-            return;
+            return Ok(());
         }
         let s = 1.0 + self.w;
         match self.rule {
@@ -165,9 +212,29 @@ impl Guidance {
                     o.mapv_inplace(|g| g * f);
                 });
             }
-            GuidanceRule::Apg { eta, norm_threshold } => {
-                Zip::from(out.rows_mut()).and(c.rows()).and(u.rows()).for_each(|mut o, c, u| {
-                    let mut diff = &c - &u;
+            GuidanceRule::Apg { eta, norm_threshold, momentum } => {
+                let mut diff = &c - &u;
+                if momentum != 0.0 {
+                    match &mut state.running {
+                        Some(r) if r.dim() == diff.dim() => {
+                            Zip::from(&mut *r).and(&diff).for_each(|r, &d| *r = d + momentum * *r);
+                            diff.assign(r);
+                        }
+                        Some(r) => {
+                            return Err(ScoreError::Model {
+                                context: "apg momentum".into(),
+                                message: format!(
+                                    "the running difference has shape {:?} but this evaluation {:?}: momentum \
+                                     needs the whole batch at every evaluation",
+                                    r.dim(),
+                                    diff.dim()
+                                ),
+                            })
+                        }
+                        None => state.running = Some(diff.clone()),
+                    }
+                }
+                Zip::from(out.rows_mut()).and(c.rows()).and(diff.rows_mut()).for_each(|mut o, c, mut diff| {
                     if norm_threshold > 0.0 {
                         let n = diff.dot(&diff).sqrt();
                         diff *= (norm_threshold / n).min(1.0);
@@ -181,13 +248,14 @@ impl Guidance {
                     });
                 });
             }
-            GuidanceRule::CfgZeroStar => {
+            GuidanceRule::CfgZeroStar { .. } => {
                 Zip::from(out.rows_mut()).and(c.rows()).and(u.rows()).for_each(|mut o, c, u| {
                     let a = c.dot(&u) / (u.dot(&u) + 1e-8);
                     Zip::from(&mut o).and(&c).and(&u).for_each(|o, &c, &u| *o = a * u + s * (c - a * u));
                 });
             }
         }
+        Ok(())
     }
 }
 
@@ -214,7 +282,7 @@ mod tests {
     fn run(g: Guidance) -> Array2<f64> {
         let (c, u) = pair();
         let mut out = Array2::zeros(c.dim());
-        g.combine(level(), c.view(), u.view(), out.view_mut());
+        g.combine(level(), c.view(), u.view(), out.view_mut(), &mut GuidanceState::default()).unwrap();
         out
     }
 
@@ -231,12 +299,12 @@ mod tests {
         let (c, u) = pair();
         assert!(close(&cfg, &(&u + &((&c - &u) * (1.0 + w)))));
         assert!(close(&run(Guidance::new(GuidanceRule::Rescale { phi: 0.0 }, w)), &cfg));
-        assert!(close(&run(Guidance::new(GuidanceRule::Apg { eta: 1.0, norm_threshold: 0.0 }, w)), &cfg));
+        assert!(close(&run(Guidance::new(GuidanceRule::apg(1.0, 0.0), w)), &cfg));
         for rule in [
             GuidanceRule::Cfg,
             GuidanceRule::Rescale { phi: 0.7 },
-            GuidanceRule::Apg { eta: 0.0, norm_threshold: 2.5 },
-            GuidanceRule::CfgZeroStar,
+            GuidanceRule::apg(0.0, 2.5),
+            GuidanceRule::CfgZeroStar { zero_init: 0 },
         ] {
             // At w = 0 every rule but CFG-Zero* is the conditional prediction; CFG-Zero*'s scale
             // s = 1 too: a* u + (c - a* u) = c.
@@ -255,19 +323,19 @@ mod tests {
             assert!((std_dev(r.row(i).iter()) - std_dev(c.row(i).iter())).abs() < 1e-14);
         }
         let thr = 0.3;
-        let a = run(Guidance::new(GuidanceRule::Apg { eta: 0.0, norm_threshold: thr }, w));
+        let a = run(Guidance::new(GuidanceRule::apg(0.0, thr), w));
         for i in 0..2 {
             let upd = (&a.row(i) - &c.row(i)) / w;
             assert!(upd.dot(&c.row(i)).abs() < 1e-14, "orthogonal to c");
             assert!(upd.dot(&upd).sqrt() <= thr * (1.0 + 1e-14), "within the threshold");
         }
         let zero = Array2::zeros(c.dim());
-        let g = Guidance::new(GuidanceRule::CfgZeroStar, w);
+        let g = Guidance::new(GuidanceRule::CfgZeroStar { zero_init: 0 }, w);
         let mut out = Array2::zeros(c.dim());
-        g.combine(level(), c.view(), zero.view(), out.view_mut());
+        g.combine(level(), c.view(), zero.view(), out.view_mut(), &mut GuidanceState::default()).unwrap();
         assert!(close(&out, &(&c * (1.0 + w))));
         // a* = 1 where u = c: the conditional.
-        g.combine(level(), c.view(), c.view(), out.view_mut());
+        g.combine(level(), c.view(), c.view(), out.view_mut(), &mut GuidanceState::default()).unwrap();
         assert!(out.iter().zip(&c).all(|(o, c)| (o - c).abs() < 1e-7));
     }
 
@@ -294,5 +362,58 @@ mod tests {
             .to_string()
             .contains("rescale"));
         assert!(Guidance::cfg(f64::INFINITY).validate().unwrap_err().to_string().contains("guidance"));
+    }
+
+    /// APG's momentum: on constant c and u the running difference after k evaluations is
+    /// (c - u)(1 + beta + .. + beta^(k-1)); with eta = 1 and no clipping the output is then
+    /// c + w R. A batch of another shape mid-run is refused.
+    #[test]
+    fn apg_momentum_runs_the_difference_and_needs_the_whole_batch() {
+        let (w, beta) = (1.5, -0.5);
+        let g = Guidance::new(GuidanceRule::Apg { eta: 1.0, norm_threshold: 0.0, momentum: beta }, w);
+        let (c, u) = pair();
+        let mut state = GuidanceState::default();
+        let mut sum = 0.0;
+        for k in 0..3 {
+            sum += beta.powi(k);
+            let mut out = Array2::zeros(c.dim());
+            g.combine(level(), c.view(), u.view(), out.view_mut(), &mut state).unwrap();
+            assert!(close(&out, &(&c + &((&c - &u) * (w * sum)))), "evaluation {k}");
+        }
+        let mut one = Array2::zeros((1, 3));
+        let err = g.combine(
+            level(),
+            c.slice(ndarray::s![..1, ..]),
+            u.slice(ndarray::s![..1, ..]),
+            one.view_mut(),
+            &mut state,
+        );
+        assert!(err.unwrap_err().to_string().contains("whole batch"));
+        // Momentum 0 is stateless: the same output at every evaluation.
+        let plain = Guidance::new(GuidanceRule::apg(1.0, 0.0), w);
+        let mut state = GuidanceState::default();
+        for _ in 0..2 {
+            let mut out = Array2::zeros(c.dim());
+            plain.combine(level(), c.view(), u.view(), out.view_mut(), &mut state).unwrap();
+            assert!(close(&out, &run(plain)));
+        }
+    }
+
+    /// CFG-Zero*'s zero-init: the first K evaluations are zero (outside the interval too, as
+    /// diffusers checks it first), the next ones the stateless rule's.
+    #[test]
+    fn cfg_zero_star_zeroes_its_first_evaluations() {
+        let mut g = Guidance::new(GuidanceRule::CfgZeroStar { zero_init: 2 }, 3.0);
+        g.interval = Some((1.0, 2.0));
+        let (c, u) = pair();
+        let mut state = GuidanceState::default();
+        let plain = Guidance { rule: GuidanceRule::CfgZeroStar { zero_init: 0 }, ..g };
+        for k in 0..4 {
+            let mut out = Array2::from_elem(c.dim(), 7.0);
+            g.combine(level(), c.view(), u.view(), out.view_mut(), &mut state).unwrap();
+            let want = if k < 2 { Array2::zeros(c.dim()) } else { run(plain) };
+            assert!(close(&out, &want), "evaluation {k}: {out}");
+        }
+        assert_eq!(state.calls, 4);
     }
 }

@@ -60,6 +60,9 @@ struct Shared<'a> {
 impl<T: Real> FusedMlp<T> {
     /// The weights of `net`, copied off its device (rounded to `T`).
     pub fn new(net: &ScoreMlp) -> candle_core::Result<Self> {
+        if net.config().logits > 0 {
+            candle_core::bail!("a classifier's network (logits) has no fused score pass");
+        }
         let p = |name: &str| -> candle_core::Result<Vec<T>> {
             let v: Vec<f64> =
                 net.params()[name].as_tensor().flatten_all()?.to_dtype(candle_core::DType::F64)?.to_vec1()?;

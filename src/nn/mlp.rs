@@ -83,6 +83,9 @@ pub struct MlpConfig {
     /// The precision the fused CPU passes compute in (f64 unless a checkpoint says f32).
     #[serde(default)]
     pub dtype: NetDtype,
+    /// Outputs of a noisy classifier's logits (0: a score network, d outputs).
+    #[serde(default)]
+    pub logits: usize,
 }
 
 impl MlpConfig {
@@ -98,6 +101,7 @@ impl MlpConfig {
             conditioning: Conditioning::LogSnr,
             classes: 0,
             dtype: NetDtype::F64,
+            logits: 0,
         }
     }
 
@@ -160,8 +164,9 @@ impl MlpConfig {
                 s.push((format!("block{k}.{j}.b"), vec![w]));
             }
         }
-        s.push(("out.w".into(), vec![w, d]));
-        s.push(("out.b".into(), vec![d]));
+        let out = if self.logits > 0 { self.logits } else { d };
+        s.push(("out.w".into(), vec![w, out]));
+        s.push(("out.b".into(), vec![out]));
         s
     }
 }

@@ -89,7 +89,8 @@ pub struct SweepConfig {
     /// `guidance`: the guidance weights w (scale 1 + w; at least -1).
     pub guidance_weights: Vec<f64>,
     /// `guidance`: the rules run at every weight: `cfg`, `rescale` (phi 0.7), `apg` (eta 0, no
-    /// clipping), `cfg-zero-star`, `classifier` (the exact classifier at scale 1 + w), `cfg-pp`
+    /// clipping; `apg-momentum`: beta -0.5), `cfg-zero-star` (`cfg-zero-star-init`: the first
+    /// evaluation zeroed), `classifier` (the exact classifier at scale 1 + w), `cfg-pp`
     /// (CFG++ at lambda = 1 + w: the solver's CFG++ twin).
     pub guidance_rules: Vec<String>,
     /// `inpainting`: the numbers of observed coordinates (the first k of each row; those below
@@ -223,9 +224,18 @@ impl SweepConfig {
                 targets: vec!["quad4".into()],
                 class: vec![0, 1],
                 model: "plots/quad4_vp_cfg_model.safetensors".into(),
-                guidance_rules: ["cfg", "rescale", "apg", "cfg-zero-star", "classifier", "cfg-pp"]
-                    .map(String::from)
-                    .to_vec(),
+                guidance_rules: [
+                    "cfg",
+                    "rescale",
+                    "apg",
+                    "apg-momentum",
+                    "cfg-zero-star",
+                    "cfg-zero-star-init",
+                    "classifier",
+                    "cfg-pp",
+                ]
+                .map(String::from)
+                .to_vec(),
                 guidance_weights: vec![-0.4, 0.0, 0.5, 1.0, 2.0, 4.0, 8.0],
                 processes: vec!["vp".into()],
                 solvers: vec![spec("dpmpp-2m", "sigma")],

@@ -9,7 +9,8 @@
 //! config's class among its classes (`scoresde train --classes`), the same weights are also run
 //! with the network (rows `{solver}+net@w=..`): learned guidance against exact guidance.
 //! `guidance_rules` adds rows for other guidance rules at the same weights (rows
-//! `{solver}+{rule}@w=..`: guidance rescale, APG, CFG-Zero*, and classifier guidance with the
+//! `{solver}+{rule}@w=..`: guidance rescale, APG (`apg-momentum`: beta = -0.5), CFG-Zero*
+//! (`cfg-zero-star-init`: the first evaluation zeroed), and classifier guidance with the
 //! exact classifier at scale 1 + w, which is CFG at w up to round-off; `cfg-pp`, CFG++ at
 //! lambda = 1 + w, runs the solver's CFG++ twin: `dpmpp-2m-cfg-pp` for `dpmpp-2m`,
 //! `euler-cfg-pp` for `ddim` or sigma-space `euler`).
@@ -123,13 +124,16 @@ impl SweepRule {
         Ok(match name {
             "cfg" => Self::Rule(GuidanceRule::Cfg),
             "rescale" => Self::Rule(GuidanceRule::Rescale { phi: 0.7 }),
-            "apg" => Self::Rule(GuidanceRule::Apg { eta: 0.0, norm_threshold: 0.0 }),
-            "cfg-zero-star" => Self::Rule(GuidanceRule::CfgZeroStar),
+            "apg" => Self::Rule(GuidanceRule::apg(0.0, 0.0)),
+            "cfg-zero-star" => Self::Rule(GuidanceRule::CfgZeroStar { zero_init: 0 }),
+            "apg-momentum" => Self::Rule(GuidanceRule::Apg { eta: 0.0, norm_threshold: 0.0, momentum: -0.5 }),
+            "cfg-zero-star-init" => Self::Rule(GuidanceRule::CfgZeroStar { zero_init: 1 }),
             "classifier" => Self::Classifier,
             "cfg-pp" => Self::CfgPp,
             other => {
                 return Err(format!(
-                    "{other:?}: unknown (expected cfg, rescale, apg, cfg-zero-star, classifier or cfg-pp)"
+                    "{other:?}: unknown (expected cfg, rescale, apg, apg-momentum, cfg-zero-star, cfg-zero-star-init, \
+                     classifier or cfg-pp)"
                 ))
             }
         })
