@@ -5,7 +5,7 @@
 use clap::{Parser, Subcommand};
 
 use crate::choices::CmdResult;
-use crate::{bench_cmd, elbo_cmd, eval_cmd, grid_cmd, nll_cmd, sample_cmd, sweep, train_cmd};
+use crate::{bench_cmd, classifier_cmd, elbo_cmd, eval_cmd, grid_cmd, nll_cmd, sample_cmd, sweep, train_cmd};
 
 /// scoresde: numerics of diffusion models, tested against exact targets.
 #[derive(Debug, Parser)]
@@ -35,6 +35,8 @@ enum Command {
     Sweep(sweep::SweepArgs),
     /// Train an MLP score model by denoising score matching (checkpoints, resume, loss curve).
     Train(Box<train_cmd::TrainArgs>),
+    /// Train a noisy classifier of a mixture's classes for classifier guidance.
+    TrainClassifier(Box<classifier_cmd::ClassifierArgs>),
     /// Time sampling and the exact-score kernel (particle-NFE per second) and print a Markdown table.
     Bench(bench_cmd::BenchArgs),
     /// List every solver from the registry: order, NFE per step, space, options, paper, the peer
@@ -83,6 +85,7 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::Elbo(a) => elbo_cmd::run(a),
         Command::Sweep(a) => sweep::run(a),
         Command::Train(a) => train_cmd::run(*a),
+        Command::TrainClassifier(a) => classifier_cmd::run(*a),
         Command::Bench(a) => bench_cmd::run(a),
         Command::Solvers => {
             print!("{}", scoresde::sampler::registry::markdown_table());

@@ -67,6 +67,11 @@ pub struct GuidanceArgs {
     /// --class (a group of --classes).
     #[arg(long, requires = "class", conflicts_with_all = ["guidance", "guidance_rule", "guidance_interval", "guidance_space"])]
     pub classifier_scale: Option<f64>,
+    /// Classifier guidance with a trained noisy classifier (`scoresde train-classifier`)
+    /// instead of the exact one: its --class, scale --classifier-scale, over the exact score of
+    /// --target or a --model network's unconditional prediction.
+    #[arg(long, requires = "classifier_scale")]
+    pub classifier: Option<std::path::PathBuf>,
 }
 
 impl GuidanceArgs {

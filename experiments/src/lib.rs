@@ -5,6 +5,7 @@
 pub mod bench_cmd;
 pub mod bench_net;
 pub mod choices;
+pub mod classifier_cmd;
 pub mod cli;
 pub mod elbo_cmd;
 pub mod eval_cmd;

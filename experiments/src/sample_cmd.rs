@@ -423,6 +423,19 @@ fn model_from_args(a: &SampleArgs, inputs: &mut SampleInputs) -> Result<Box<dyn 
     if a.model.is_some() && a.given.iter().any(|g| g == "target") {
         return Err("--target: not read with --model (the network is the score; --target names the exact one)".into());
     }
+    if let (Some(path), Some(c)) = (&a.guidance_flags.classifier, a.class) {
+        let scale = a.guidance_flags.classifier_scale()?.ok_or("--classifier needs --classifier-scale")?;
+        if a.classes.is_some() {
+            return Err("--classes: a trained classifier's classes are fixed at training".into());
+        }
+        let uncond: Box<dyn ScoreModel> = match &a.model {
+            // A class-conditional network without guidance is its null label: the unconditional model.
+            Some(model) => Box::new(a.process.load_model(model)?),
+            None => Box::new(ExactScore::new(target(inputs)?)),
+        };
+        let classifier = crate::classifier_cmd::load(path, &a.process, uncond.dim())?.of_class(c)?;
+        return Ok(Box::new(scoresde::guidance::ClassifierGuided::with(uncond, Box::new(classifier), scale)?));
+    }
     Ok(match (&a.model, a.class) {
         (None, Some(c)) => {
             let target = target(inputs)?;

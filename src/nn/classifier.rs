@@ -141,6 +141,58 @@ impl NetClassifier {
         Ok(Self { net, checkpoint })
     }
 
+    /// Mean cross-entropy of the trained and of the exact classifier on `n` fresh noised draws at
+    /// level `t` of `process` (labels by the class that drew each row; `target` is the mixture it
+    /// was trained on), and the standard error of their
+    /// difference (paired draws).
+    pub fn cross_entropies(
+        &self,
+        process: &dyn ForwardProcess,
+        target: &GaussianMixture,
+        t: f64,
+        (n, seed): (usize, u64),
+    ) -> Result<(f64, f64, f64)> {
+        let classes = &self.checkpoint.training.classes;
+        let net = self;
+        let level = NoiseLevel::at_time(process, t);
+        let mut rng = <rand_pcg::Pcg64 as rand::SeedableRng>::seed_from_u64(seed);
+        let weights: Vec<f64> = classes.iter().map(|c| c.iter().map(|&k| target.weights()[k]).sum()).collect();
+        let mut x = ndarray::Array2::zeros((n, target.dim()));
+        let mut labels = vec![0; n];
+        for (i, mut row) in x.rows_mut().into_iter().enumerate() {
+            let mut u = rand::Rng::random::<f64>(&mut rng) * weights.iter().sum::<f64>();
+            let mut c = 0;
+            while c + 1 < weights.len() && u >= weights[c] {
+                u -= weights[c];
+                c += 1;
+            }
+            labels[i] = c;
+            let sub = crate::guidance::sub_mixture(target, &classes[c])?;
+            let x0 = sub.sample(1, &mut rng);
+            for j in 0..target.dim() {
+                let z: f64 = rand::Rng::sample(&mut rng, rand_distr::StandardNormal);
+                row[j] = level.alpha * x0[[0, j]] + level.sigma * z;
+            }
+        }
+        let trained = net.log_probs(level, x.view())?;
+        let mut exact = ndarray::Array2::zeros((n, classes.len()));
+        for (c, group) in classes.iter().enumerate() {
+            let mut col = ndarray::Array1::zeros(n);
+            crate::guidance::ExactClassifier::new(target, group)?.log_prob(
+                level.alpha,
+                level.sigma,
+                x.view(),
+                col.view_mut(),
+            );
+            exact.column_mut(c).assign(&col);
+        }
+        let diffs: Vec<f64> = (0..n).map(|i| exact[[i, labels[i]]] - trained[[i, labels[i]]]).collect();
+        let ce = |m: &ndarray::Array2<f64>| -(0..n).map(|i| m[[i, labels[i]]]).sum::<f64>() / n as f64;
+        let mean = diffs.iter().sum::<f64>() / n as f64;
+        let var = diffs.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n as f64 - 1.0);
+        Ok((ce(&trained), ce(&exact), (var / n as f64).sqrt()))
+    }
+
     /// The description (architecture, training, meta, losses).
     pub fn checkpoint(&self) -> &ClassifierCheckpoint {
         &self.checkpoint
@@ -152,7 +204,7 @@ impl NetClassifier {
     }
 
     /// Number of classes.
-    pub fn classes(&self) -> usize {
+    pub fn n_classes(&self) -> usize {
         self.net.config().logits
     }
 
@@ -220,7 +272,7 @@ impl NetClassifier {
         let (xt, c) = self.inputs(level, x).map_err(&err)?;
         let logp = log_softmax(&self.net.forward(&xt, &c, None).map_err(&err)?).map_err(&err)?;
         let v: Vec<f64> = logp.flatten_all().and_then(|t| t.to_vec1()).map_err(&err)?;
-        Array2::from_shape_vec((x.nrows(), self.classes()), v)
+        Array2::from_shape_vec((x.nrows(), self.n_classes()), v)
             .map_err(|e| ScoreError::Model { context: "classifier".into(), message: e.to_string() })
     }
 
@@ -228,6 +280,27 @@ impl NetClassifier {
     /// reverse-mode autodiff through the network (rows are independent, so the gradient of the
     /// sum over rows is each row's own).
     pub fn grad_log_prob(
+        &self,
+        level: NoiseLevel,
+        x: ArrayView2<f64>,
+        class: usize,
+        mut out: ArrayViewMut2<f64>,
+    ) -> Result<()> {
+        // Rows in chunks: candle's per-op buffers stay small (cache-resident, no page faults of
+        // fresh large allocations); each row's gradient is its own, so chunking changes nothing.
+        const CHUNK: usize = 512;
+        let n = x.nrows();
+        let mut start = 0;
+        while start < n {
+            let end = (start + CHUNK).min(n);
+            let rows = ndarray::s![start..end, ..];
+            self.grad_chunk(level, x.slice(rows), class, out.slice_mut(rows))?;
+            start = end;
+        }
+        Ok(())
+    }
+
+    fn grad_chunk(
         &self,
         level: NoiseLevel,
         x: ArrayView2<f64>,
@@ -261,7 +334,7 @@ pub struct ClassOf {
 impl NetClassifier {
     /// Guidance towards `class` (an index into the checkpoint's classes).
     pub fn of_class(self, class: usize) -> Result<ClassOf> {
-        let k = self.classes();
+        let k = self.n_classes();
         if class >= k {
             return Err(ScoreError::Model {
                 context: "--class".into(),
