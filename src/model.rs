@@ -224,6 +224,21 @@ pub trait ScoreModel: Send + Sync {
         })
     }
 
+    /// The data prediction x0(x) into `x0` and the vector-Jacobian product J^T r of it
+    /// (J = d x0 / d x, per row) into `vjp`, exactly, where the model can (a network on the
+    /// fused f64 path: forward-mode tangents); returns false, writing nothing, where it cannot.
+    fn predict_x0_vjp(
+        &self,
+        level: NoiseLevel,
+        x: ArrayView2<f64>,
+        r: ArrayView2<f64>,
+        x0: ArrayViewMut2<f64>,
+        vjp: ArrayViewMut2<f64>,
+    ) -> Result<bool> {
+        let _ = (level, x, r, x0, vjp);
+        Ok(false)
+    }
+
     /// [`predict_pair`](Self::predict_pair) converted to noise predictions.
     fn predict_eps_pair(
         &self,
@@ -286,6 +301,16 @@ impl<M: ScoreModel + ?Sized> ScoreModel for &M {
     }
     fn has_pair(&self) -> bool {
         (**self).has_pair()
+    }
+    fn predict_x0_vjp(
+        &self,
+        level: NoiseLevel,
+        x: ArrayView2<f64>,
+        r: ArrayView2<f64>,
+        x0: ArrayViewMut2<f64>,
+        vjp: ArrayViewMut2<f64>,
+    ) -> Result<bool> {
+        (**self).predict_x0_vjp(level, x, r, x0, vjp)
     }
     fn predict_pair(
         &self,

@@ -33,6 +33,25 @@ fn dir(tag: &str) -> PathBuf {
     d
 }
 
+/// One small network of every output kind after 300 training steps on ring8 (so that no layer
+/// is near zero), loaded back from its checkpoint in `dir(tag)`.
+fn trained_nets(tag: &str, process: &Vp) -> (PathBuf, Vec<(NetOutput, NetScore)>) {
+    let (target, dev, d) = (targets::ring8(), candle_core::Device::Cpu, dir(tag));
+    let nets = [NetOutput::Eps, NetOutput::X0, NetOutput::V, NetOutput::Velocity, NetOutput::Edm]
+        .into_iter()
+        .map(|output| {
+            let mut t = Trainer::new(small_net(output), small_train(), &dev).unwrap();
+            for _ in 0..300 {
+                t.step(process, &target).unwrap();
+            }
+            let path = d.join(format!("{output:?}.safetensors"));
+            save_checkpoint(&path, &t, serde_json::json!(null)).unwrap();
+            (output, NetScore::load(&path, &dev).unwrap())
+        })
+        .collect();
+    (d, nets)
+}
+
 fn weights(t: &Trainer) -> Vec<(String, Vec<f64>)> {
     t.net.params().iter().map(|(k, v)| (k.clone(), v.as_tensor().flatten_all().unwrap().to_vec1().unwrap())).collect()
 }
@@ -409,17 +428,8 @@ fn f32_passes_agree_with_f64_to_f32_accuracy() {
 fn network_divergence_is_the_trace_of_the_score_jacobian() {
     use scoresde::likelihood::ScoreDivergence;
     let process = Vp::new(0.1, 20.0).unwrap();
-    let target = targets::ring8();
-    let dev = candle_core::Device::Cpu;
-    let d = dir("div");
-    for output in [NetOutput::Eps, NetOutput::X0, NetOutput::V, NetOutput::Velocity, NetOutput::Edm] {
-        let mut t = Trainer::new(small_net(output), small_train(), &dev).unwrap();
-        for _ in 0..300 {
-            t.step(&process, &target).unwrap();
-        }
-        let path = d.join(format!("{output:?}.safetensors"));
-        save_checkpoint(&path, &t, serde_json::json!(null)).unwrap();
-        let net = NetScore::load(&path, &dev).unwrap();
+    let (d, nets) = trained_nets("div", &process);
+    for (output, net) in nets {
         let x = ndarray::array![[0.3, -1.2], [2.1, 0.4], [-0.7, 0.05]];
         for tt in [0.05, 0.4, 0.9] {
             let level = NoiseLevel::at_time(&process, tt);
@@ -451,4 +461,44 @@ fn network_divergence_is_the_trace_of_the_score_jacobian() {
             }
         }
     }
+}
+
+/// The network's exact vector-Jacobian product of its data prediction (what DPS pulls on)
+/// equals J^T r with J from central differences of `predict_x0`, for every output kind, after
+/// 300 training steps: truncation O(h^2) ~ 1e-8 and rounding ~1e-16 / h, so 1e-6.
+#[test]
+fn network_x0_vjp_is_the_transposed_jacobian_times_r() {
+    let process = Vp::new(0.1, 20.0).unwrap();
+    let (d, nets) = trained_nets("vjp", &process);
+    for (output, net) in nets {
+        let x = ndarray::array![[0.3, -1.2], [2.1, 0.4], [-0.7, 0.05]];
+        let r = ndarray::array![[1.0, -0.5], [0.2, 0.7], [-1.3, 0.0]];
+        for tt in [0.05, 0.4, 0.9] {
+            let level = NoiseLevel::at_time(&process, tt);
+            let (mut x0, mut vjp) = (Array2::zeros((3, 2)), Array2::zeros((3, 2)));
+            assert!(net.predict_x0_vjp(level, x.view(), r.view(), x0.view_mut(), vjp.view_mut()).unwrap());
+            let mut plain = Array2::zeros((3, 2));
+            net.predict_x0(level, x.view(), plain.view_mut()).unwrap();
+            let h = 1e-5;
+            for j in 0..2 {
+                let (mut xp, mut xm) = (x.clone(), x.clone());
+                xp.column_mut(j).mapv_inplace(|v| v + h);
+                xm.column_mut(j).mapv_inplace(|v| v - h);
+                let (mut p, mut m) = (Array2::zeros((3, 2)), Array2::zeros((3, 2)));
+                net.predict_x0(level, xp.view(), p.view_mut()).unwrap();
+                net.predict_x0(level, xm.view(), m.view_mut()).unwrap();
+                for i in 0..3 {
+                    assert!((x0[[i, j]] - plain[[i, j]]).abs() < 1e-12 * (1.0 + plain[[i, j]].abs()));
+                    let fd: f64 = (0..2).map(|k| r[[i, k]] * (p[[i, k]] - m[[i, k]]) / (2.0 * h)).sum();
+                    let scale = 1.0 + fd.abs();
+                    assert!(
+                        (vjp[[i, j]] - fd).abs() < 1e-6 * scale,
+                        "{output:?} t = {tt} row {i} col {j}: {} vs {fd}",
+                        vjp[[i, j]]
+                    );
+                }
+            }
+        }
+    }
+    std::fs::remove_dir_all(&d).ok();
 }

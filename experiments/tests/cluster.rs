@@ -126,7 +126,11 @@ fn every_kind_shards_and_merges_into_the_single_run() {
     let d = Dir::new("cluster", "kinds");
     let configs = [
         ("trajectories", r#"{"kind": "trajectories", "particles": 4, "steps": [10]}"#, None),
-        ("guidance", r#"{"kind": "guidance", "n": 500, "guidance_weights": [0, 2], "model": ""}"#, Some("guidance.md")),
+        (
+            "guidance",
+            r#"{"kind": "guidance", "n": 500, "guidance_weights": [0, 2], "model": "", "classifier_model": ""}"#,
+            Some("guidance.md"),
+        ),
         ("conventions", r#"{"kind": "conventions", "n": 2000, "budgets": [10, 20]}"#, Some("conventions.md")),
     ];
     for (kind, config, table) in configs {

@@ -472,6 +472,26 @@ fn bad_guidance_inpainting_and_bound_inputs_are_named() {
     refused(&with(&["--apg-eta", "1"]), &["--apg-eta", "--guidance-rule apg"]);
     refused(&with(&["--apg-momentum", "-0.5"]), &["--apg-momentum", "--guidance-rule apg"]);
     refused(&with(&["--zero-init-steps", "1"]), &["--zero-init-steps", "--guidance-rule cfg-zero-star"]);
+    // A trained classifier: a score network's checkpoint is not one, and its class must exist.
+    let clf = concat!(env!("CARGO_MANIFEST_DIR"), "/../plots/quad4_vp_classifier.safetensors");
+    let score_net = concat!(env!("CARGO_MANIFEST_DIR"), "/../plots/quad4_vp_cfg_model.safetensors");
+    let trained = |file: &'static str, class: &'static str| -> Vec<&str> {
+        vec![
+            "sample",
+            "--target",
+            "quad4",
+            "--class",
+            class,
+            "--classifier",
+            file,
+            "--classifier-scale",
+            "1",
+            "--out",
+            o,
+        ]
+    };
+    refused(&trained(score_net, "0"), &["not a classifier"]);
+    refused(&trained(clf, "2"), &["--class", "class = 2", "2 classes"]);
     // CFG++ needs the guided model's pair: refused without guidance, before anything is written.
     refused(
         &["sample", "--target", "quad4", "--solver", "dpmpp-2m-cfg-pp", "--steps", "3", "--out", o],

@@ -318,6 +318,18 @@ fn guidance_at_zero_weight_samples_the_class_and_guidance_sharpens_it() {
     let sidecar: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("guid.json")).unwrap()).unwrap();
     assert_eq!(sidecar["config"]["n"], 4000);
+    // classifier-net needs a trained classifier, which must exist.
+    let bad = dir.join("bad.config.json");
+    for (extra, want) in [
+        (r#""classifier_model": """#, "classifier-net needs classifier_model"),
+        (r#""classifier_model": "no/such.safetensors""#, "classifier_model: no/such.safetensors"),
+    ] {
+        let text = format!(r#"{{"kind": "guidance", "model": "", "guidance_rules": ["classifier-net"], {extra}}}"#);
+        std::fs::write(&bad, text).unwrap();
+        let o = bin().args(["sweep", bad.to_str().unwrap(), "--out-dir", dir.to_str().unwrap()]).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.code() == Some(1) && err.contains(want), "{err}");
+    }
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -166,8 +166,9 @@ pub fn inpaint(
             let mut noise = KeyedNoise::new(seed ^ (draw + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let pull = match method {
                 InpaintMethod::Dps { scale } => {
-                    report.nfe += 3;
-                    Some(dps_pull(process, model, &x, obs, t0, scale)?)
+                    let (pull, nfe) = dps_pull(process, model, &x, obs, t0, scale)?;
+                    report.nfe += nfe;
+                    Some(pull)
                 }
                 _ => None,
             };
@@ -207,7 +208,7 @@ fn dps_pull(
     obs: &Observation,
     t: f64,
     scale: f64,
-) -> Result<Array2<f64>> {
+) -> Result<(Array2<f64>, usize)> {
     let level = NoiseLevel::at_time(process, t);
     let mut x0 = Array2::zeros(x.dim());
     model.predict_x0(level, x.view(), x0.view_mut())?;
@@ -218,6 +219,18 @@ fn dps_pull(
         }
     });
     let norms: Vec<f64> = r.rows().into_iter().map(|row| row.dot(&row).sqrt()).collect();
+    // A model that gives J^T r exactly (a network's forward-mode tangents): the gradient itself.
+    let mut vjp = Array2::zeros(x.dim());
+    if model.predict_x0_vjp(level, x.view(), r.view(), x0.view_mut(), vjp.view_mut())? {
+        for (mut row, &n) in vjp.rows_mut().into_iter().zip(&norms) {
+            if n > 0.0 {
+                row *= 2.0 * scale / n;
+            } else {
+                row.fill(0.0);
+            }
+        }
+        return Ok((vjp, 1 + x.ncols()));
+    }
     // J r along the unit direction r / ||r||, by a central difference with step h.
     let h = 1e-4;
     let (mut xp, mut xm) = (x.clone(), x.clone());
@@ -241,7 +254,7 @@ fn dps_pull(
             row.fill(0.0);
         }
     }
-    Ok(pull)
+    Ok((pull, 3))
 }
 
 /// Observed coordinates <- alpha(t) y + sigma(t) z.

@@ -141,6 +141,34 @@ impl ScoreModel for NetScore {
     fn has_pair(&self) -> bool {
         self.net.config().classes > 0 && self.guidance.is_some()
     }
+    /// Exact on the fused f64 path without guidance: the output's J^T r by forward-mode
+    /// tangents, then x0 = a x + b out (the parameterisation's map at fixed level), so
+    /// J_x0^T r = a r + b J_out^T r.
+    fn predict_x0_vjp(
+        &self,
+        level: NoiseLevel,
+        x: ArrayView2<f64>,
+        r: ArrayView2<f64>,
+        mut x0: ArrayViewMut2<f64>,
+        mut vjp: ArrayViewMut2<f64>,
+    ) -> Result<bool> {
+        let Some(Fused::F64(f)) = &self.fused else { return Ok(false) };
+        if self.guidance.is_some() || x.ncols() != self.dim() || r.dim() != x.dim() {
+            return Ok(false);
+        }
+        let NoiseLevel { alpha: a, sigma: s, .. } = level;
+        f.predict_vjp(level, x, r, x0.view_mut(), vjp.view_mut());
+        let (ca, cb) = match self.param {
+            Parameterisation::X0 => (0.0, 1.0),
+            Parameterisation::Eps => (1.0 / a, -s / a),
+            Parameterisation::V => (a / (a * a + s * s), -s / (a * a + s * s)),
+            Parameterisation::Velocity => (1.0 / (a + s), -s / (a + s)),
+            Parameterisation::Score => (1.0 / a, s * s / a),
+        };
+        self.param.to_x0(level, x, x0);
+        ndarray::Zip::from(&mut vjp).and(r).for_each(|v, &r| *v = ca * r + cb * *v);
+        Ok(true)
+    }
     /// Two passes (the class's and the null label's), combined as `predict` combines them.
     fn predict_pair(
         &self,

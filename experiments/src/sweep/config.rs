@@ -84,13 +84,18 @@ pub struct SweepConfig {
     /// `trained_vs_exact`: the checkpoint of `scoresde train`; `guidance`: a class-conditional
     /// one (empty: exact scores only).
     pub model: String,
+    /// `guidance`: a trained noisy classifier (`scoresde train-classifier`) whose classes
+    /// include `class`, for the `classifier-net` rule (empty: that rule is skipped, as `model`
+    /// empty skips the network rows).
+    pub classifier_model: String,
     /// `guidance`: the components that make up the class.
     pub class: Vec<usize>,
     /// `guidance`: the guidance weights w (scale 1 + w; at least -1).
     pub guidance_weights: Vec<f64>,
     /// `guidance`: the rules run at every weight: `cfg`, `rescale` (phi 0.7), `apg` (eta 0, no
     /// clipping; `apg-momentum`: beta -0.5), `cfg-zero-star` (`cfg-zero-star-init`: the first
-    /// evaluation zeroed), `classifier` (the exact classifier at scale 1 + w), `cfg-pp`
+    /// evaluation zeroed), `classifier` (the exact classifier at scale 1 + w; `classifier-net`: the
+    /// trained `classifier_model`, at the last `steps` only), `cfg-pp`
     /// (CFG++ at lambda = 1 + w: the solver's CFG++ twin).
     pub guidance_rules: Vec<String>,
     /// `inpainting`: the numbers of observed coordinates (the first k of each row; those below
@@ -148,6 +153,7 @@ impl SweepConfig {
             class: vec![0, 1],
             guidance_weights: vec![0.0, 0.5, 1.0, 2.0, 4.0, 8.0],
             guidance_rules: vec!["cfg".into()],
+            classifier_model: String::new(),
             observed: vec![1],
             inpaint_methods: ["replacement", "repaint", "dps", "exact"].map(String::from).to_vec(),
             resample: 10,
@@ -224,6 +230,7 @@ impl SweepConfig {
                 targets: vec!["quad4".into()],
                 class: vec![0, 1],
                 model: "plots/quad4_vp_cfg_model.safetensors".into(),
+                classifier_model: "plots/quad4_vp_classifier.safetensors".into(),
                 guidance_rules: [
                     "cfg",
                     "rescale",
@@ -232,6 +239,7 @@ impl SweepConfig {
                     "cfg-zero-star",
                     "cfg-zero-star-init",
                     "classifier",
+                    "classifier-net",
                     "cfg-pp",
                 ]
                 .map(String::from)
@@ -345,7 +353,7 @@ fn parse<T: ValueEnum>(field: &str, value: &str) -> Result<T, String> {
 
 impl SweepConfig {
     /// Checks every field, naming the first bad one.
-    pub fn validate(self) -> Result<Sweep, String> {
+    pub fn validate(mut self) -> Result<Sweep, String> {
         let nonempty =
             |name: &str, len: usize| if len == 0 { Err(format!("{name}: must not be empty")) } else { Ok(()) };
         nonempty("targets", self.targets.len())?;
@@ -370,6 +378,14 @@ impl SweepConfig {
                 super::guidance::SweepRule::from_name(r).map_err(|e| format!("guidance_rules[{i}]: {e}"))?;
             }
             no_repeats("guidance_rules", &self.guidance_rules)?;
+            if self.classifier_model.is_empty() {
+                if self.guidance_rules.iter().all(|r| r == "classifier-net") {
+                    return Err(
+                        "guidance_rules: classifier-net needs classifier_model (scoresde train-classifier)".into()
+                    );
+                }
+                self.guidance_rules.retain(|r| r != "classifier-net");
+            }
         }
         if self.kind == ExperimentKind::Inpainting {
             nonempty("observed", self.observed.len())?;

@@ -11,7 +11,8 @@
 //! `guidance_rules` adds rows for other guidance rules at the same weights (rows
 //! `{solver}+{rule}@w=..`: guidance rescale, APG (`apg-momentum`: beta = -0.5), CFG-Zero*
 //! (`cfg-zero-star-init`: the first evaluation zeroed), and classifier guidance with the
-//! exact classifier at scale 1 + w, which is CFG at w up to round-off; `cfg-pp`, CFG++ at
+//! exact classifier at scale 1 + w, which is CFG at w up to round-off; `classifier-net` the same
+//! with the trained `classifier_model`, at the last `steps` only; `cfg-pp`, CFG++ at
 //! lambda = 1 + w, runs the solver's CFG++ twin: `dpmpp-2m-cfg-pp` for `dpmpp-2m`,
 //! `euler-cfg-pp` for `ddim` or sigma-space `euler`).
 //! Every sampler cell also gets its sliced W2 to the exact class law p(x | c) (`w2_class`,
@@ -77,6 +78,8 @@ struct Refs {
 #[derive(Default)]
 pub struct Guidance {
     net: Option<(NetScore, usize)>,
+    /// The trained classifier's file and the config's class among its classes.
+    classifier: Option<(std::path::PathBuf, usize)>,
     refs: Vec<Refs>,
 }
 
@@ -114,6 +117,8 @@ pub enum SweepRule {
     Rule(GuidanceRule),
     /// Classifier guidance with the exact classifier at scale 1 + w.
     Classifier,
+    /// Classifier guidance with the trained `classifier_model` at scale 1 + w.
+    ClassifierNet,
     /// CFG++ at lambda = 1 + w: the sweep's solver replaced by its CFG++ twin.
     CfgPp,
 }
@@ -129,11 +134,12 @@ impl SweepRule {
             "apg-momentum" => Self::Rule(GuidanceRule::Apg { eta: 0.0, norm_threshold: 0.0, momentum: -0.5 }),
             "cfg-zero-star-init" => Self::Rule(GuidanceRule::CfgZeroStar { zero_init: 1 }),
             "classifier" => Self::Classifier,
+            "classifier-net" => Self::ClassifierNet,
             "cfg-pp" => Self::CfgPp,
             other => {
                 return Err(format!(
                     "{other:?}: unknown (expected cfg, rescale, apg, apg-momentum, cfg-zero-star, cfg-zero-star-init, \
-                     classifier or cfg-pp)"
+                     classifier, classifier-net or cfg-pp)"
                 ))
             }
         })
@@ -230,6 +236,17 @@ impl SweepKind for Guidance {
                 self.refs.push(Refs { target: ti, process, class, dirs, tilted });
             }
         }
+        let c = &ctx.sweep.config;
+        if c.guidance_rules.iter().any(|r| r == "classifier-net") {
+            let path = std::path::PathBuf::from(&c.classifier_model);
+            let clf = scoresde::nn::NetClassifier::load(&path, &scoresde::nn::device())
+                .map_err(|e| format!("classifier_model: {e}"))?;
+            let groups = &clf.checkpoint().training.classes;
+            let k = groups.iter().position(|g| g == class).ok_or_else(|| {
+                format!("classifier_model: its classes are {groups:?}, none is the config's class {class:?}")
+            })?;
+            self.classifier = Some((path, k));
+        }
         if ctx.sweep.config.model.is_empty() {
             return Ok(());
         }
@@ -256,8 +273,11 @@ impl SweepKind for Guidance {
                         let variant = r * k + wi;
                         for (si, &steps) in sweep.config.steps.iter().enumerate() {
                             let cell = Cell { variant, ..Cell::exact(target, process, solver, steps, seed) };
-                            cells.push(cell.clone());
-                            if self.net.is_some() && rule != "classifier" {
+                            let last = si + 1 == sweep.config.steps.len();
+                            if rule != "classifier-net" || last {
+                                cells.push(cell.clone());
+                            }
+                            if self.net.is_some() && !rule.starts_with("classifier") {
                                 cells.push(Cell { role: Role::Network, ..cell.clone() });
                             }
                             if t.dim() == 2 && r == 0 && si == 0 {
@@ -275,7 +295,12 @@ impl SweepKind for Guidance {
         cell_key(&ctx.names[cell.target], p, &solver_column(ctx, cell), space_column(cell), cell.steps, cell.seed)
     }
     fn fingerprint(&self, ctx: &Ctx) -> serde_json::Value {
-        serde_json::json!({ "class": ctx.sweep.config.class })
+        let c = &ctx.sweep.config;
+        let classifier = match (&self.classifier, std::fs::read(&c.classifier_model)) {
+            (Some(_), Ok(bytes)) => serde_json::json!(super::resume::sha256(&bytes)),
+            _ => serde_json::Value::Null,
+        };
+        serde_json::json!({ "class": c.class, "classifier": classifier })
     }
     /// The floor of `w2_class`: fresh exact class draws of the same size against the reference.
     fn floor(&self, ctx: &Ctx) -> Result<Vec<Row>, String> {
@@ -337,6 +362,15 @@ impl SweepKind for Guidance {
                 }
                 (Role::Network, _, _) => {
                     return Err("guidance: no model loaded, or classifier guidance with a network".into())
+                }
+                (_, _, SweepRule::ClassifierNet) => {
+                    let (path, k) = self.classifier.as_ref().ok_or("classifier-net: no classifier_model loaded")?;
+                    let clf = scoresde::nn::NetClassifier::load(path, &scoresde::nn::device()).map_err(err)?;
+                    let uncond = Box::new(ExactScore::new(target.clone()));
+                    Box::new(
+                        ClassifierGuided::with(uncond, Box::new(clf.of_class(*k).map_err(err)?), 1.0 + w)
+                            .map_err(err)?,
+                    )
                 }
                 (_, _, SweepRule::Rule(GuidanceRule::Cfg) | SweepRule::CfgPp) => {
                     Box::new(GuidedExact::new(target, class, w).map_err(err)?)
@@ -446,6 +480,8 @@ impl SweepKind for Guidance {
                 for (rule, c) in others.iter().filter(|(_, c)| !c.is_empty()) {
                     let what = match rule.as_str() {
                         "classifier" => "classifier guidance, exact classifier, scale 1 + w",
+                        "classifier-net" => "classifier guidance, trained classifier, scale 1 + w",
+
                         "cfg-pp" => "CFG++: the solver's CFG++ twin, lambda = 1 + w",
                         other => other,
                     };
@@ -522,7 +558,13 @@ fn w2_tables(
         .guidance_rules
         .iter()
         .map(|r| (r.as_str(), false))
-        .chain(config.guidance_rules.iter().filter(|r| with_net && *r != "classifier").map(|r| (r.as_str(), true)))
+        .chain(
+            config
+                .guidance_rules
+                .iter()
+                .filter(|r| with_net && !r.starts_with("classifier"))
+                .map(|r| (r.as_str(), true)),
+        )
         .collect();
     let floors: Vec<f64> = rows
         .iter()
