@@ -461,6 +461,7 @@ fn network_divergence_is_the_trace_of_the_score_jacobian() {
             }
         }
     }
+    std::fs::remove_dir_all(&d).ok();
 }
 
 /// The network's exact vector-Jacobian product of its data prediction (what DPS pulls on)
