@@ -481,7 +481,6 @@ impl SweepKind for Guidance {
                     let what = match rule.as_str() {
                         "classifier" => "classifier guidance, exact classifier, scale 1 + w",
                         "classifier-net" => "classifier guidance, trained classifier, scale 1 + w",
-
                         "cfg-pp" => "CFG++: the solver's CFG++ twin, lambda = 1 + w",
                         other => other,
                     };
