@@ -19,6 +19,7 @@ mod backprop;
 mod batch;
 mod checkpoint;
 mod classifier;
+mod dense;
 mod fused;
 mod importance;
 mod jacobian;

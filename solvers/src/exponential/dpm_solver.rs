@@ -12,7 +12,7 @@ use crate::system::SigmaSpace;
 /// has m steps, uniform in lambda.
 pub fn fast_orders(nfe: usize) -> Vec<usize> {
     let m = nfe / 3 + 1;
-    if nfe % 3 == 0 {
+    if nfe.is_multiple_of(3) {
         let mut o = vec![3; m.saturating_sub(2)];
         o.extend([2, 1]);
         o

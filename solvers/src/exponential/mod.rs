@@ -115,7 +115,7 @@ pub fn multistep_order(step: usize, total: usize, order: usize, lower_order_fina
 /// that to the last entry, the steppers at the step itself.
 pub fn singlestep_order(step: usize, total: usize, order: usize, lower_order_final: bool) -> usize {
     let base = step % order + 1;
-    let lower = lower_order_final || total % order != 0;
+    let lower = lower_order_final || !total.is_multiple_of(order);
     if !lower {
         return base;
     }
