@@ -1,6 +1,6 @@
 //! The score MLP's forward pass without candle, for sampling on the CPU: preallocated buffers,
-//! register-blocked matrix products with bias and SiLU fused in ([`super::dense`]), rows in
-//! parallel.
+//! matrix products through the `gemm` crate, bias and SiLU fused into one pass per layer, rows
+//! in parallel.
 //!
 //! Why it exists: through candle, every operation of every evaluation allocates a fresh N x 64
 //! tensor (two dozen per NFE), and at N = 10^4 most of the time went to the allocator and page
@@ -11,10 +11,7 @@
 //! - **fixed chunks of [`CHUNK`] rows** run as rayon tasks, each on its thread's scratch buffer
 //!   (grown once, then reused: no allocation per NFE), split at the same rows whatever the thread
 //!   count, so the output is bit-identical for any number of threads;
-//! - **one pass per layer**: the product's sums start from the bias (or the residual stream plus
-//!   the bias) in registers, and SiLU is applied to each tile as it is stored
-//!   ([`super::dense::layer`]; the `gemm` crate and a separate SiLU pass where those kernels do
-//!   not apply: f32, the portable copy, widths that are not multiples of 8).
+//! - **SiLU over whole buffers** ([`super::silu`]), vectorised.
 //!
 //! It computes what [`ScoreMlp::predict`] computes (EDM preconditioning included) with the
 //! summation order of its matrix products as the only difference: the two agree to 1e-12
@@ -22,9 +19,9 @@
 
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 
-use super::dense::{layer, Start};
 use super::mlp::{MlpConfig, NetOutput, ScoreMlp};
 use super::real::Real;
+use super::silu::silu_into;
 use crate::model::NoiseLevel;
 
 /// Rows per task: 256 rows of width 64 keep a task's three activation buffers (384 KiB) within
@@ -114,16 +111,14 @@ impl<T: Real> FusedMlp<T> {
     fn chunk(&self, s: &Shared<'_>, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) {
         let (r, d, w) = (x.nrows(), self.config.dim, self.config.width);
         T::with_scratch(|buf| {
-            let need = 4 * r * w + 2 * r * d + w;
+            let need = 3 * r * w + 2 * r * d;
             if buf.len() < need {
                 buf.resize(need, T::default());
             }
             let (h, rest) = buf[..need].split_at_mut(r * w);
             let (a, rest) = rest.split_at_mut(r * w);
             let (act, rest) = rest.split_at_mut(r * w);
-            let (act2, rest) = rest.split_at_mut(r * w);
-            let (xin, rest) = rest.split_at_mut(r * d);
-            let (o, bias) = rest.split_at_mut(r * d);
+            let (xin, o) = rest.split_at_mut(r * d);
             // The network's input rows: x, or EDM's x / alpha / norm.
             for (dst, row) in xin.chunks_exact_mut(d).zip(x.rows()) {
                 for (v, &xi) in dst.iter_mut().zip(row) {
@@ -134,15 +129,20 @@ impl<T: Real> FusedMlp<T> {
                 }
             }
             for (j, &(label, weight)) in s.terms.iter().enumerate() {
-                self.embedding_bias(s.c, label, bias);
-                // h and silu(h) after the first layer, then each residual block: a = b0 + silu(h)
-                // W0, h = (h + b1) + silu(a) W1 (one pass over the rows per layer).
-                layer((r, d, w), xin, &self.w_x, Start::Bias(bias), h, Some(act));
+                self.embedding_bias(s.c, label, &mut a[..w]);
+                fill_rows(h, &a[..w]);
+                gemm_acc(r, d, w, xin, &self.w_x, h);
                 for [l0, l1] in &self.blocks {
-                    layer((r, w, w), act, &l0.w, Start::Bias(&l0.b), a, Some(act2));
-                    layer((r, w, w), act2, &l1.w, Start::Residual(&l1.b), h, Some(act));
+                    silu_into(h, act);
+                    fill_rows(a, &l0.b);
+                    gemm_acc(r, w, w, act, &l0.w, a);
+                    silu_into(a, act);
+                    add_rows(h, &l1.b);
+                    gemm_acc(r, w, w, act, &l1.w, h);
                 }
-                layer((r, w, d), act, &self.out.w, Start::Bias(&self.out.b), o, None);
+                silu_into(h, act);
+                fill_rows(o, &self.out.b);
+                gemm_acc(r, w, d, act, &self.out.w, o);
                 for ((i, k), dst) in out.indexed_iter_mut() {
                     let f = o[i * d + k].wide();
                     let p = match s.edm {
@@ -210,10 +210,9 @@ pub(super) fn add_rows<T: Real>(m: &mut [T], row: &[T]) {
     }
 }
 
-/// `dst += lhs rhs` for row-major `lhs` (m x k), `rhs` (k x n) and `dst` (m x n): the
-/// register-blocked kernels of [`super::dense`] where they apply, `gemm` otherwise.
+/// `dst += lhs rhs` for row-major `lhs` (m x k), `rhs` (k x n) and `dst` (m x n).
 pub(super) fn gemm_acc<T: Real>(m: usize, k: usize, n: usize, lhs: &[T], rhs: &[T], dst: &mut [T]) {
-    super::dense::dense_acc(m, k, n, lhs, rhs, dst);
+    gemm_acc_t(m, k, n, (lhs, false), (rhs, false), dst);
 }
 
 /// `dst += op(lhs) op(rhs)` for `dst` m x n row-major, where `op(lhs)` is m x k and `op(rhs)`

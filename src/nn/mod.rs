@@ -19,7 +19,6 @@ mod backprop;
 mod batch;
 mod checkpoint;
 mod classifier;
-mod dense;
 mod fused;
 mod importance;
 mod jacobian;

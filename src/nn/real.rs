@@ -57,10 +57,6 @@ pub trait Real:
     /// Runs `f` on this thread's scratch buffer of this type (grown by the callee as needed,
     /// kept between calls). Callers must not nest.
     fn with_scratch<R>(f: impl FnOnce(&mut Vec<Self>) -> R) -> R;
-    /// The slice as f64 values, if this type is f64 (the products' f64 kernels).
-    fn as_f64(s: &[Self]) -> Option<&[f64]>;
-    /// The slice as f64 values, if this type is f64.
-    fn as_f64_mut(s: &mut [Self]) -> Option<&mut [f64]>;
 }
 
 thread_local! {
@@ -80,12 +76,6 @@ impl Real for f64 {
     fn with_scratch<R>(f: impl FnOnce(&mut Vec<Self>) -> R) -> R {
         SCRATCH64.with_borrow_mut(f)
     }
-    fn as_f64(s: &[Self]) -> Option<&[f64]> {
-        Some(s)
-    }
-    fn as_f64_mut(s: &mut [Self]) -> Option<&mut [f64]> {
-        Some(s)
-    }
 }
 
 impl Real for f32 {
@@ -99,11 +89,5 @@ impl Real for f32 {
     }
     fn with_scratch<R>(f: impl FnOnce(&mut Vec<Self>) -> R) -> R {
         SCRATCH32.with_borrow_mut(f)
-    }
-    fn as_f64(_: &[Self]) -> Option<&[f64]> {
-        None
-    }
-    fn as_f64_mut(_: &mut [Self]) -> Option<&mut [f64]> {
-        None
     }
 }

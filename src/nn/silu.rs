@@ -39,7 +39,7 @@ impl Activation for Sigmoid {
 }
 
 #[inline(always)]
-pub(super) fn map_slice<A: Activation, M: MulAdd, T: Real>(src: &[T], dst: &mut [T]) {
+fn map_slice<A: Activation, M: MulAdd, T: Real>(src: &[T], dst: &mut [T]) {
     for (d, &x) in dst.iter_mut().zip(src) {
         *d = T::of(A::at::<M>(x.wide()));
     }
@@ -66,11 +66,6 @@ unsafe fn map_avx512<A: Activation, T: Real>(src: &[T], dst: &mut [T]) {
 /// `dst[i] = silu(src[i])` for every `i` (the slices must have equal lengths).
 pub(crate) fn silu_into<T: Real>(src: &[T], dst: &mut [T]) {
     map_on::<Silu, T>(crate::fastexp::simd_path(), src, dst);
-}
-
-/// [`silu_into`] on the copy `path`.
-pub(crate) fn silu_on<T: Real>(path: SimdPath, src: &[T], dst: &mut [T]) {
-    map_on::<Silu, T>(path, src, dst);
 }
 
 /// `dst[i] = sigmoid(src[i])` for every `i` (the slices must have equal lengths).
