@@ -123,6 +123,41 @@ pub(crate) fn exp_with<M: MulAdd>(x: f64) -> f64 {
     p * s1 * s2
 }
 
+/// [`exp_with`]`::<Fused>` on eight lanes with AVX-512: the same operations up to the scaling,
+/// which `vscalefpd` does in one instruction (one rounding of p 2^k, which is what the two
+/// exact-then-rounded factors of the scalar code give), so the same bits as the other fused
+/// copies, in about two thirds of their instructions.
+///
+/// # Safety
+///
+/// The CPU must support AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
+#[inline]
+pub(crate) unsafe fn exp8_avx512(x: std::arch::x86_64::__m512d) -> std::arch::x86_64::__m512d {
+    use std::arch::x86_64::*;
+    let v = _mm512_set1_pd;
+    // max(MIN, x) and min(MAX, x) return x when it is NaN (the second operand), as the
+    // comparisons of the scalar code do.
+    let x = _mm512_min_pd(v(MAX_ARG), _mm512_max_pd(v(MIN_ARG), x));
+    let t = _mm512_fmadd_pd(x, v(LOG2_E), v(SHIFT));
+    let kf = _mm512_sub_pd(t, v(SHIFT));
+    let r = _mm512_fmadd_pd(kf, v(-LN2_LO), _mm512_fmadd_pd(kf, v(-LN2_HI), x));
+    let r2 = _mm512_mul_pd(r, r);
+    let r4 = _mm512_mul_pd(r2, r2);
+    let r8 = _mm512_mul_pd(r4, r4);
+    let p01 = _mm512_fmadd_pd(v(C[1]), r, v(C[0]));
+    let p23 = _mm512_fmadd_pd(v(C[3]), r, v(C[2]));
+    let p45 = _mm512_fmadd_pd(v(C[5]), r, v(C[4]));
+    let p67 = _mm512_fmadd_pd(v(C[7]), r, v(C[6]));
+    let p89 = _mm512_fmadd_pd(v(C[9]), r, v(C[8]));
+    let q03 = _mm512_fmadd_pd(p23, r2, p01);
+    let q47 = _mm512_fmadd_pd(p67, r2, p45);
+    let q = _mm512_fmadd_pd(p89, r8, _mm512_fmadd_pd(q47, r4, q03));
+    let p = _mm512_fmadd_pd(_mm512_fmadd_pd(q, r, v(1.0)), r, v(1.0));
+    _mm512_scalef_pd(p, kf)
+}
+
 /// `exp(x)`, within 1 ulp of the correctly rounded result (measured: see the module docs),
 /// without branches, so that loops over slices vectorise.
 ///
@@ -319,6 +354,39 @@ mod tests {
         }
         xs.retain(|&x| x >= -745.2);
         xs
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_avx512_lanes_give_the_bits_of_the_fused_scalar_code() {
+        if !SimdPath::Avx512.supported() {
+            return; // this CPU cannot run the copy (tested where it can)
+        }
+        let mut rng = Pcg64::seed_from_u64(11);
+        // Subnormal and overflowing results, the clamps, NaN, zeros and random points.
+        let mut xs = vec![-746.5, -745.2, -744.4, -740.0, -708.4, -708.3, 709.7, 709.8, 711.0, 1e300, -1e300];
+        xs.extend([0.0, -0.0, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, 1e-300, -1e-300]);
+        xs.extend((0..200_000).map(|_| rng.random_range(-746.0..710.0)));
+        xs.extend((0..200_000).map(|_| rng.random_range(-1.0..1.0)));
+        while xs.len() % 8 != 0 {
+            xs.push(0.5);
+        }
+        #[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
+        unsafe fn lanes(xs: &[f64]) -> Vec<f64> {
+            use std::arch::x86_64::*;
+            let mut out = vec![0.0; xs.len()];
+            for (o, x) in out.chunks_exact_mut(8).zip(xs.chunks_exact(8)) {
+                // SAFETY: 8 values in each chunk; the caller checked AVX-512.
+                unsafe { _mm512_storeu_pd(o.as_mut_ptr(), exp8_avx512(_mm512_loadu_pd(x.as_ptr()))) };
+            }
+            out
+        }
+        // SAFETY: AVX-512 checked above.
+        let got = unsafe { lanes(&xs) };
+        for (x, g) in xs.iter().zip(&got) {
+            let want = fused(*x);
+            assert!(g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan()), "{x}: {g:e} vs {want:e}");
+        }
     }
 
     #[test]

