@@ -81,6 +81,19 @@ impl Parameterisation {
         }
     }
 
+    /// The map of [`Self::to_x0`] at one level written affinely, x0 = ca x + cb value: what a
+    /// vector-Jacobian product through it needs (J_x0^T r = ca r + cb J_value^T r).
+    pub fn x0_coefficients(self, level: NoiseLevel) -> (f64, f64) {
+        let NoiseLevel { alpha: a, sigma: s, .. } = level;
+        match self {
+            Self::X0 => (0.0, 1.0),
+            Self::Eps => (1.0 / a, -s / a),
+            Self::V => (a / (a * a + s * s), -s / (a * a + s * s)),
+            Self::Velocity => (1.0 / (a + s), -s / (a + s)),
+            Self::Score => (1.0 / a, s * s / a),
+        }
+    }
+
     /// Converts `values` (a prediction of kind `self` at input `x`) into x0, in place.
     ///
     /// eps: x0 = (x - sigma eps) / alpha; score: x0 = (x + sigma^2 s) / alpha;
@@ -476,5 +489,34 @@ impl<M: ScoreModel> ScoreModel for Counting<M> {
     ) -> Result<bool> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.inner.eps_affine_update(level, step, x, scratch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    #[test]
+    fn x0_coefficients_are_the_map_of_to_x0() {
+        use Parameterisation::*;
+        let x = Array2::from_shape_fn((5, 3), |(i, j)| (i as f64 - 2.0) * 0.7 + j as f64 * 0.3);
+        let v = Array2::from_shape_fn((5, 3), |(i, j)| 1.1 - (i * j) as f64 * 0.2);
+        for (alpha, sigma) in [(0.99, 0.14), (0.5, 0.87), (0.02, 3.0), (1.0, 0.0)] {
+            let level = NoiseLevel { t: 0.5, alpha, sigma };
+            for p in [Eps, X0, Score, V, Velocity] {
+                let mut x0 = v.clone();
+                p.to_x0(level, x.view(), x0.view_mut());
+                let (ca, cb) = p.x0_coefficients(level);
+                for ((&x0, &x), &v) in x0.iter().zip(&x).zip(&v) {
+                    let (affine, size) = (ca * x + cb * v, (ca * x).abs() + (cb * v).abs());
+                    // Each side is a few roundings of the same expression: 8 eps of its terms.
+                    assert!(
+                        (x0 - affine).abs() <= 8.0 * f64::EPSILON * size,
+                        "{p:?} at {alpha}, {sigma}: {x0} vs {affine}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -218,43 +218,32 @@ fn dps_pull(
             *r = y - x0;
         }
     });
-    let norms: Vec<f64> = r.rows().into_iter().map(|row| row.dot(&row).sqrt()).collect();
-    // A model that gives J^T r exactly (a network's forward-mode tangents): the gradient itself.
-    let mut vjp = Array2::zeros(x.dim());
-    if model.predict_x0_vjp(level, x.view(), r.view(), x0.view_mut(), vjp.view_mut())? {
-        for (mut row, &n) in vjp.rows_mut().into_iter().zip(&norms) {
-            if n > 0.0 {
-                row *= 2.0 * scale / n;
-            } else {
-                row.fill(0.0);
-            }
-        }
-        return Ok((vjp, 1 + x.ncols()));
-    }
-    // J r along the unit direction r / ||r||, by a central difference with step h.
-    let h = 1e-4;
-    let (mut xp, mut xm) = (x.clone(), x.clone());
-    for ((mut p, mut m), (row, &n)) in
-        xp.rows_mut().into_iter().zip(xm.rows_mut()).zip(r.rows().into_iter().zip(&norms))
-    {
+    // (zeta / ||r||) 2 J r = 2 zeta J u with the unit direction u = r / ||r|| (u = 0 where the
+    // row already fits the observation: no pull).
+    for mut row in r.rows_mut() {
+        let n = row.dot(&row).sqrt();
         if n > 0.0 {
-            p.scaled_add(h / n, &row);
-            m.scaled_add(-h / n, &row);
+            row /= n;
         }
     }
-    let (mut fp, mut fm) = (Array2::zeros(x.dim()), Array2::zeros(x.dim()));
-    model.predict_x0(level, xp.view(), fp.view_mut())?;
-    model.predict_x0(level, xm.view(), fm.view_mut())?;
-    let mut pull = (&fp - &fm) / (2.0 * h);
-    // (zeta / ||r||) 2 J r = 2 zeta J (r / ||r||).
-    for (mut row, &n) in pull.rows_mut().into_iter().zip(&norms) {
-        if n > 0.0 {
-            row *= 2.0 * scale;
-        } else {
-            row.fill(0.0);
-        }
-    }
-    Ok((pull, 3))
+    let u = r;
+    let mut pull = Array2::zeros(x.dim());
+    // A model that gives J^T u exactly (a network's forward-mode tangents) gives it; otherwise
+    // J u by a central difference with step h (the exact mixture's x0_hat has a symmetric
+    // Jacobian, (I + sigma^2 Hessian) / alpha, so J u = J^T u).
+    let nfe = if model.predict_x0_vjp(level, x.view(), u.view(), x0.view_mut(), pull.view_mut())? {
+        1 + x.ncols()
+    } else {
+        let h = 1e-4;
+        let (xp, xm) = (x + &(&u * h), x - &(&u * h));
+        let (mut fp, mut fm) = (Array2::zeros(x.dim()), Array2::zeros(x.dim()));
+        model.predict_x0(level, xp.view(), fp.view_mut())?;
+        model.predict_x0(level, xm.view(), fm.view_mut())?;
+        pull = (&fp - &fm) / (2.0 * h);
+        3
+    };
+    pull *= 2.0 * scale;
+    Ok((pull, nfe))
 }
 
 /// Observed coordinates <- alpha(t) y + sigma(t) z.

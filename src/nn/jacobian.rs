@@ -94,6 +94,26 @@ impl FusedMlp<f64> {
         }
     }
 
+    /// The unconditional prediction into `out`, then what the tangents at `level` share: the
+    /// dimension, EDM's wrapping and the first layer's bias with the embedding folded in.
+    fn predict_and_frame(
+        &self,
+        level: NoiseLevel,
+        x: ArrayView2<f64>,
+        out: ArrayViewMut2<f64>,
+    ) -> (usize, Wrap, Vec<f64>) {
+        self.predict(level, x, &[(None, 1.0)], out);
+        let mut bias = vec![0.0; self.config.width];
+        self.embedding_bias(self.config.conditioning.value(level), None, &mut bias);
+        (self.config.dim, self.wrap(level), bias)
+    }
+
+    /// [`Self::tangents`] at the rows `xc` of one chunk (scaled to the network's input).
+    fn chunk_tangents(&self, wrap: &Wrap, bias: &[f64], xc: ArrayView2<f64>, each: &mut dyn FnMut(usize, &[f64])) {
+        let u: Vec<f64> = xc.iter().map(|v| v * wrap.input_scale).collect();
+        self.tangents(bias, &u, xc.nrows(), each);
+    }
+
     /// The unconditional prediction at `level` for every row of `x` into `out` and the
     /// divergence of that prediction in x (sum_j d out_j / d x_j) into `div`.
     pub fn predict_divergence(
@@ -103,17 +123,11 @@ impl FusedMlp<f64> {
         out: ArrayViewMut2<f64>,
         mut div: ArrayViewMut1<f64>,
     ) {
-        self.predict(level, x, &[(None, 1.0)], out);
-        let (d, w) = (self.config.dim, self.config.width);
-        let wrap = self.wrap(level);
-        let mut bias = vec![0.0; w];
-        self.embedding_bias(self.config.conditioning.value(level), None, &mut bias);
+        let (d, wrap, bias) = self.predict_and_frame(level, x, out);
         let chunks: Vec<_> = x.axis_chunks_iter(Axis(0), CHUNK).zip(div.axis_chunks_iter_mut(Axis(0), CHUNK)).collect();
         chunks.into_par_iter().for_each(|(xc, mut dc)| {
-            let r = xc.nrows();
-            let u: Vec<f64> = xc.iter().map(|v| v * wrap.input_scale).collect();
-            let mut trace = vec![0.0; r];
-            self.tangents(&bias, &u, r, &mut |j, tangent| {
+            let mut trace = vec![0.0; xc.nrows()];
+            self.chunk_tangents(&wrap, &bias, xc, &mut |j, tangent| {
                 for (i, t) in trace.iter_mut().enumerate() {
                     *t += tangent[i * d + j];
                 }
@@ -134,11 +148,7 @@ impl FusedMlp<f64> {
         out: ArrayViewMut2<f64>,
         mut vjp: ArrayViewMut2<f64>,
     ) {
-        self.predict(level, x, &[(None, 1.0)], out);
-        let (d, w) = (self.config.dim, self.config.width);
-        let wrap = self.wrap(level);
-        let mut bias = vec![0.0; w];
-        self.embedding_bias(self.config.conditioning.value(level), None, &mut bias);
+        let (d, wrap, bias) = self.predict_and_frame(level, x, out);
         let chunks: Vec<_> = x
             .axis_chunks_iter(Axis(0), CHUNK)
             .zip(r.axis_chunks_iter(Axis(0), CHUNK))
@@ -146,8 +156,7 @@ impl FusedMlp<f64> {
             .collect();
         chunks.into_par_iter().for_each(|((xc, rc), mut vc)| {
             let rows = xc.nrows();
-            let u: Vec<f64> = xc.iter().map(|v| v * wrap.input_scale).collect();
-            self.tangents(&bias, &u, rows, &mut |j, tangent| {
+            self.chunk_tangents(&wrap, &bias, xc, &mut |j, tangent| {
                 for i in 0..rows {
                     let dot: f64 = (0..d).map(|m| rc[[i, m]] * tangent[i * d + m]).sum();
                     vc[[i, j]] = wrap.diag * rc[[i, j]] + wrap.scale * dot;

@@ -156,15 +156,8 @@ impl ScoreModel for NetScore {
         if self.guidance.is_some() || x.ncols() != self.dim() || r.dim() != x.dim() {
             return Ok(false);
         }
-        let NoiseLevel { alpha: a, sigma: s, .. } = level;
         f.predict_vjp(level, x, r, x0.view_mut(), vjp.view_mut());
-        let (ca, cb) = match self.param {
-            Parameterisation::X0 => (0.0, 1.0),
-            Parameterisation::Eps => (1.0 / a, -s / a),
-            Parameterisation::V => (a / (a * a + s * s), -s / (a * a + s * s)),
-            Parameterisation::Velocity => (1.0 / (a + s), -s / (a + s)),
-            Parameterisation::Score => (1.0 / a, s * s / a),
-        };
+        let (ca, cb) = self.param.x0_coefficients(level);
         self.param.to_x0(level, x, x0);
         ndarray::Zip::from(&mut vjp).and(r).for_each(|v, &r| *v = ca * r + cb * *v);
         Ok(true)

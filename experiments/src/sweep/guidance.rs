@@ -78,8 +78,9 @@ struct Refs {
 #[derive(Default)]
 pub struct Guidance {
     net: Option<(NetScore, usize)>,
-    /// The trained classifier's file and the config's class among its classes.
-    classifier: Option<(std::path::PathBuf, usize)>,
+    /// The trained classifier's file, the config's class among its classes, and the SHA-256 of
+    /// the file as it was loaded (the fingerprint's).
+    classifier: Option<(std::path::PathBuf, usize, String)>,
     refs: Vec<Refs>,
 }
 
@@ -239,13 +240,14 @@ impl SweepKind for Guidance {
         let c = &ctx.sweep.config;
         if c.guidance_rules.iter().any(|r| r == "classifier-net") {
             let path = std::path::PathBuf::from(&c.classifier_model);
+            let bytes = std::fs::read(&path).map_err(|e| format!("classifier_model: {}: {e}", path.display()))?;
             let clf = scoresde::nn::NetClassifier::load(&path, &scoresde::nn::device())
                 .map_err(|e| format!("classifier_model: {e}"))?;
             let groups = &clf.checkpoint().training.classes;
             let k = groups.iter().position(|g| g == class).ok_or_else(|| {
                 format!("classifier_model: its classes are {groups:?}, none is the config's class {class:?}")
             })?;
-            self.classifier = Some((path, k));
+            self.classifier = Some((path, k, super::resume::sha256(&bytes)));
         }
         if ctx.sweep.config.model.is_empty() {
             return Ok(());
@@ -296,9 +298,9 @@ impl SweepKind for Guidance {
     }
     fn fingerprint(&self, ctx: &Ctx) -> serde_json::Value {
         let c = &ctx.sweep.config;
-        let classifier = match (&self.classifier, std::fs::read(&c.classifier_model)) {
-            (Some(_), Ok(bytes)) => serde_json::json!(super::resume::sha256(&bytes)),
-            _ => serde_json::Value::Null,
+        let classifier = match &self.classifier {
+            Some((_, _, sha)) => serde_json::json!(sha),
+            None => serde_json::Value::Null,
         };
         serde_json::json!({ "class": c.class, "classifier": classifier })
     }
@@ -364,7 +366,7 @@ impl SweepKind for Guidance {
                     return Err("guidance: no model loaded, or classifier guidance with a network".into())
                 }
                 (_, _, SweepRule::ClassifierNet) => {
-                    let (path, k) = self.classifier.as_ref().ok_or("classifier-net: no classifier_model loaded")?;
+                    let (path, k, _) = self.classifier.as_ref().ok_or("classifier-net: no classifier_model loaded")?;
                     let clf = scoresde::nn::NetClassifier::load(path, &scoresde::nn::device()).map_err(err)?;
                     let uncond = Box::new(ExactScore::new(target.clone()));
                     Box::new(
