@@ -94,18 +94,13 @@ impl FusedMlp<f64> {
         }
     }
 
-    /// The unconditional prediction into `out`, then what the tangents at `level` share: the
-    /// dimension, EDM's wrapping and the first layer's bias with the embedding folded in.
-    fn predict_and_frame(
-        &self,
-        level: NoiseLevel,
-        x: ArrayView2<f64>,
-        out: ArrayViewMut2<f64>,
-    ) -> (usize, Wrap, Vec<f64>) {
+    /// The unconditional prediction into `out`, then what the tangents at `level` share: EDM's
+    /// wrapping and the first layer's bias with the embedding folded in.
+    fn predict_and_frame(&self, level: NoiseLevel, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) -> (Wrap, Vec<f64>) {
         self.predict(level, x, &[(None, 1.0)], out);
         let mut bias = vec![0.0; self.config.width];
         self.embedding_bias(self.config.conditioning.value(level), None, &mut bias);
-        (self.config.dim, self.wrap(level), bias)
+        (self.wrap(level), bias)
     }
 
     /// [`Self::tangents`] at the rows `xc` of one chunk (scaled to the network's input).
@@ -123,7 +118,8 @@ impl FusedMlp<f64> {
         out: ArrayViewMut2<f64>,
         mut div: ArrayViewMut1<f64>,
     ) {
-        let (d, wrap, bias) = self.predict_and_frame(level, x, out);
+        let (wrap, bias) = self.predict_and_frame(level, x, out);
+        let d = self.config.dim;
         let chunks: Vec<_> = x.axis_chunks_iter(Axis(0), CHUNK).zip(div.axis_chunks_iter_mut(Axis(0), CHUNK)).collect();
         chunks.into_par_iter().for_each(|(xc, mut dc)| {
             let mut trace = vec![0.0; xc.nrows()];
@@ -148,7 +144,8 @@ impl FusedMlp<f64> {
         out: ArrayViewMut2<f64>,
         mut vjp: ArrayViewMut2<f64>,
     ) {
-        let (d, wrap, bias) = self.predict_and_frame(level, x, out);
+        let (wrap, bias) = self.predict_and_frame(level, x, out);
+        let d = self.config.dim;
         let chunks: Vec<_> = x
             .axis_chunks_iter(Axis(0), CHUNK)
             .zip(r.axis_chunks_iter(Axis(0), CHUNK))

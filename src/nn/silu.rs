@@ -26,19 +26,7 @@ pub(crate) trait Activation {
     ///
     /// The CPU must support AVX-512F, AVX-512DQ, AVX2 and FMA.
     #[cfg(target_arch = "x86_64")]
-    #[inline(always)]
-    unsafe fn eight(x: std::arch::x86_64::__m512d) -> std::arch::x86_64::__m512d {
-        use std::arch::x86_64::*;
-        let mut lanes = [0.0; 8];
-        // SAFETY: `lanes` holds 8 values; the caller's CPU has AVX-512F.
-        unsafe {
-            _mm512_storeu_pd(lanes.as_mut_ptr(), x);
-            for v in &mut lanes {
-                *v = Self::at::<Fused>(*v);
-            }
-            _mm512_loadu_pd(lanes.as_ptr())
-        }
-    }
+    unsafe fn eight(x: std::arch::x86_64::__m512d) -> std::arch::x86_64::__m512d;
 }
 
 /// SiLU, x / (1 + exp(-x)).
@@ -57,22 +45,22 @@ impl Activation for Silu {
     #[inline(always)]
     unsafe fn eight(x: std::arch::x86_64::__m512d) -> std::arch::x86_64::__m512d {
         use std::arch::x86_64::*;
-        // SAFETY: the caller's CPU has the features `exp8_avx512` needs.
-        unsafe { _mm512_div_pd(x, _mm512_add_pd(_mm512_set1_pd(1.0), exp8_avx512(neg8(x)))) }
+        // SAFETY: the caller's CPU has the features `one_plus_exp_neg8` needs.
+        unsafe { _mm512_div_pd(x, one_plus_exp_neg8(x)) }
     }
 }
 
-/// -x on eight lanes (the sign bit flipped, as scalar negation).
+/// 1 + exp(-x) on eight lanes, -x by flipping the sign bit (as scalar negation does).
 ///
 /// # Safety
 ///
-/// The CPU must support AVX-512F and AVX-512DQ.
+/// The CPU must support AVX-512F, AVX-512DQ, AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn neg8(x: std::arch::x86_64::__m512d) -> std::arch::x86_64::__m512d {
+unsafe fn one_plus_exp_neg8(x: std::arch::x86_64::__m512d) -> std::arch::x86_64::__m512d {
     use std::arch::x86_64::*;
-    // SAFETY: the caller's CPU has AVX-512DQ.
-    unsafe { _mm512_xor_pd(x, _mm512_set1_pd(-0.0)) }
+    // SAFETY: the caller's CPU has the features `exp8_avx512` needs.
+    unsafe { _mm512_add_pd(_mm512_set1_pd(1.0), exp8_avx512(_mm512_xor_pd(x, _mm512_set1_pd(-0.0)))) }
 }
 
 impl Activation for Sigmoid {
@@ -84,9 +72,8 @@ impl Activation for Sigmoid {
     #[inline(always)]
     unsafe fn eight(x: std::arch::x86_64::__m512d) -> std::arch::x86_64::__m512d {
         use std::arch::x86_64::*;
-        let one = _mm512_set1_pd(1.0);
-        // SAFETY: the caller's CPU has the features `exp8_avx512` needs.
-        unsafe { _mm512_div_pd(one, _mm512_add_pd(one, exp8_avx512(neg8(x)))) }
+        // SAFETY: the caller's CPU has the features `one_plus_exp_neg8` needs.
+        unsafe { _mm512_div_pd(_mm512_set1_pd(1.0), one_plus_exp_neg8(x)) }
     }
 }
 
@@ -112,9 +99,9 @@ unsafe fn map_avx2_fma<A: Activation, T: Real>(src: &[T], dst: &mut [T]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
 unsafe fn map_avx512<A: Activation, T: Real>(src: &[T], dst: &mut [T]) {
-    match (cast::<T, f64>(src), cast_mut::<T, f64>(dst)) {
+    match (as_f64(src), as_f64_mut(dst)) {
         (Some(src), Some(dst)) => {
-            let (whole, tail) = (src.len() / 8 * 8, src.len() % 8);
+            let whole = src.len() / 8 * 8;
             for (d, s) in dst[..whole].chunks_exact_mut(8).zip(src[..whole].chunks_exact(8)) {
                 // SAFETY: the chunks hold 8 values each; the CPU has AVX-512F (the contract).
                 unsafe {
@@ -123,22 +110,25 @@ unsafe fn map_avx512<A: Activation, T: Real>(src: &[T], dst: &mut [T]) {
                     _mm512_storeu_pd(d.as_mut_ptr(), y);
                 }
             }
-            map_slice::<A, Fused, f64>(&src[whole..whole + tail], &mut dst[whole..]);
+            map_slice::<A, Fused, f64>(&src[whole..], &mut dst[whole..]);
         }
         _ => map_slice::<A, Fused, T>(src, dst),
     }
 }
 
 /// `s` as f64 values when `T` is f64.
-fn cast<T: Real, E: 'static>(s: &[T]) -> Option<&[E]> {
-    // SAFETY: T and E are the same type.
-    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<E>())
+#[cfg(target_arch = "x86_64")]
+fn as_f64<T: Real>(s: &[T]) -> Option<&[f64]> {
+    // SAFETY: T is f64.
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f64>())
         .then(|| unsafe { std::slice::from_raw_parts(s.as_ptr().cast(), s.len()) })
 }
 
-fn cast_mut<T: Real, E: 'static>(s: &mut [T]) -> Option<&mut [E]> {
-    // SAFETY: T and E are the same type; the result borrows `s`.
-    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<E>())
+/// `s` as f64 values when `T` is f64.
+#[cfg(target_arch = "x86_64")]
+fn as_f64_mut<T: Real>(s: &mut [T]) -> Option<&mut [f64]> {
+    // SAFETY: T is f64; the result borrows `s`.
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f64>())
         .then(|| unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast(), s.len()) })
 }
 
