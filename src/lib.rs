@@ -27,6 +27,8 @@ pub mod nn;
 pub mod process;
 pub mod reverse;
 pub mod sampler;
+#[cfg(feature = "nn")]
+mod tablexp;
 pub mod targets;
 
 pub use error::{Result, ScoreError};

@@ -8,20 +8,23 @@
 //! - **one noise level per call**, so the embedding (c, its Fourier features and the label) is
 //!   the same on every row: its part of the first layer is folded into that layer's bias once per
 //!   chunk, and the first product is N x d by d x width instead of N x (d + 17) by (d + 17) x width;
+//! - **no bias passes**: every bias is added in the SiLU pass that reads the layer's output (the
+//!   residual stream is kept without its biases, their running sum added where it is read), so
+//!   each layer is one product and one activation pass over the chunk;
 //! - **fixed chunks of [`CHUNK`] rows** run as rayon tasks, each on its thread's scratch buffer
 //!   (grown once, then reused: no allocation per NFE), split at the same rows whatever the thread
 //!   count, so the output is bit-identical for any number of threads;
 //! - **SiLU over whole buffers** ([`super::silu`]), vectorised.
 //!
 //! It computes what [`ScoreMlp::predict`] computes (EDM preconditioning included) with the
-//! summation order of its matrix products as the only difference: the two agree to 1e-12
-//! (tested against candle's forward, for every output and for classifier-free guidance).
+//! order of its sums (the products', the biases') as the only difference: the two agree to
+//! 1e-12 (tested against candle's forward, for every output and for classifier-free guidance).
 
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 
 use super::mlp::{MlpConfig, NetOutput, ScoreMlp};
 use super::real::Real;
-use super::silu::silu_into;
+use super::silu::silu_shifted_into;
 use crate::model::NoiseLevel;
 
 /// Rows per task: 256 rows of width 64 keep a task's three activation buffers (384 KiB) within
@@ -108,17 +111,24 @@ impl<T: Real> FusedMlp<T> {
     }
 
     /// One chunk of rows on this thread's scratch buffers.
+    ///
+    /// The residual stream `h` is kept without its biases: `shift` holds what it lacks (the
+    /// first layer's bias with the embedding, plus each block's second bias so far) and is added
+    /// in the SiLU pass that reads `h`, as each block's first bias is in the pass that reads
+    /// `a`; so no pass over the buffers only fills or adds biases, and every product writes its
+    /// output (or adds to `h`) directly.
     fn chunk(&self, s: &Shared<'_>, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) {
         let (r, d, w) = (x.nrows(), self.config.dim, self.config.width);
         T::with_scratch(|buf| {
-            let need = 3 * r * w + 2 * r * d;
+            let need = 3 * r * w + 2 * r * d + w;
             if buf.len() < need {
                 buf.resize(need, T::default());
             }
             let (h, rest) = buf[..need].split_at_mut(r * w);
             let (a, rest) = rest.split_at_mut(r * w);
             let (act, rest) = rest.split_at_mut(r * w);
-            let (xin, o) = rest.split_at_mut(r * d);
+            let (xin, rest) = rest.split_at_mut(r * d);
+            let (o, shift) = rest.split_at_mut(r * d);
             // The network's input rows: x, or EDM's x / alpha / norm.
             for (dst, row) in xin.chunks_exact_mut(d).zip(x.rows()) {
                 for (v, &xi) in dst.iter_mut().zip(row) {
@@ -129,22 +139,21 @@ impl<T: Real> FusedMlp<T> {
                 }
             }
             for (j, &(label, weight)) in s.terms.iter().enumerate() {
-                self.embedding_bias(s.c, label, &mut a[..w]);
-                fill_rows(h, &a[..w]);
-                gemm_acc(r, d, w, xin, &self.w_x, h);
+                self.embedding_bias(s.c, label, shift);
+                gemm_set(r, d, w, xin, &self.w_x, h);
                 for [l0, l1] in &self.blocks {
-                    silu_into(h, act);
-                    fill_rows(a, &l0.b);
-                    gemm_acc(r, w, w, act, &l0.w, a);
-                    silu_into(a, act);
-                    add_rows(h, &l1.b);
+                    silu_shifted_into(h, shift, act);
+                    gemm_set(r, w, w, act, &l0.w, a);
+                    silu_shifted_into(a, &l0.b, act);
                     gemm_acc(r, w, w, act, &l1.w, h);
+                    for (c, &b) in shift.iter_mut().zip(&l1.b) {
+                        *c += b;
+                    }
                 }
-                silu_into(h, act);
-                fill_rows(o, &self.out.b);
-                gemm_acc(r, w, d, act, &self.out.w, o);
+                silu_shifted_into(h, shift, act);
+                gemm_set(r, w, d, act, &self.out.w, o);
                 for ((i, k), dst) in out.indexed_iter_mut() {
-                    let f = o[i * d + k].wide();
+                    let f = (o[i * d + k] + self.out.b[k]).wide();
                     let p = match s.edm {
                         Some((alpha, _, c_skip, c_out)) => (x[[i, k]] / alpha) * c_skip + f * c_out,
                         None => f,
@@ -215,10 +224,21 @@ pub(super) fn gemm_acc<T: Real>(m: usize, k: usize, n: usize, lhs: &[T], rhs: &[
     gemm_acc_t(m, k, n, (lhs, false), (rhs, false), dst);
 }
 
+/// `dst = lhs rhs` for row-major `lhs` (m x k), `rhs` (k x n) and `dst` (m x n; its values
+/// are not read).
+pub(super) fn gemm_set<T: Real>(m: usize, k: usize, n: usize, lhs: &[T], rhs: &[T], dst: &mut [T]) {
+    product(m, k, n, (lhs, false), (rhs, false), dst, false);
+}
+
 /// `dst += op(lhs) op(rhs)` for `dst` m x n row-major, where `op(lhs)` is m x k and `op(rhs)`
 /// k x n: a `false` flag reads the slice as that matrix row-major, `true` as its transpose
 /// (the slice holds the k x m, or n x k, matrix row-major).
 pub(super) fn gemm_acc_t<T: Real>(m: usize, k: usize, n: usize, lhs: (&[T], bool), rhs: (&[T], bool), dst: &mut [T]) {
+    product(m, k, n, lhs, rhs, dst, true);
+}
+
+/// `dst = op(lhs) op(rhs)`, plus `dst`'s values if `read_dst`; see [`gemm_acc_t`].
+fn product<T: Real>(m: usize, k: usize, n: usize, lhs: (&[T], bool), rhs: (&[T], bool), dst: &mut [T], read_dst: bool) {
     let ((lhs, lt), (rhs, rt)) = (lhs, rhs);
     assert!(lhs.len() == m * k && rhs.len() == k * n && dst.len() == m * n, "gemm_acc: shapes");
     // (row stride, column stride) of op(lhs) and op(rhs) in their slices.
@@ -227,7 +247,7 @@ pub(super) fn gemm_acc_t<T: Real>(m: usize, k: usize, n: usize, lhs: (&[T], bool
     // SAFETY: with these strides every element (i, j) of op(lhs) (i < m, j < k) is at
     // i lrs + j lcs < m k = lhs.len(), likewise for op(rhs) and dst (row stride n, unit column
     // stride; checked above); `dst` is borrowed mutably, so it aliases neither input. gemm
-    // computes dst = 1 * dst + 1 * op(lhs) op(rhs).
+    // computes dst = 1 * dst + 1 * op(lhs) op(rhs), or op(lhs) op(rhs) without `read_dst`.
     unsafe {
         gemm::gemm(
             m,
@@ -236,7 +256,7 @@ pub(super) fn gemm_acc_t<T: Real>(m: usize, k: usize, n: usize, lhs: (&[T], bool
             dst.as_mut_ptr(),
             1,
             n as isize,
-            true,
+            read_dst,
             lhs.as_ptr(),
             lcs as isize,
             lrs as isize,
