@@ -102,13 +102,15 @@ def test_the_gil_is_released_while_the_kernel_runs():
     time.sleep(0.01)
     before = len(ticks)
     start = time.perf_counter()
-    scoresde.sample(target="diag16", solver="heun", steps=40, n=20000)
+    scoresde.sample(target="diag16", solver="heun", steps=40, n=200_000)
     elapsed = time.perf_counter() - start
     during = len(ticks) - before
     done.set()
     th.join()
     # Held GIL: the ticker would not run at all during the call. Released: it ticks about every
-    # millisecond; one tick per 20 ms of the call is a bound far from both.
+    # millisecond; one tick per 20 ms of the call is a bound far from both. The call is sized to
+    # take about half a second on a fast 2-core machine (n = 200,000), ten times the 0.05 s below
+    # which a count of ticks would mean little (at n = 20,000 a Zen 4 finished in 0.049 s).
     assert elapsed > 0.05 and during >= elapsed / 0.02, (elapsed, during)
 
 
