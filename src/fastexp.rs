@@ -309,39 +309,68 @@ pub fn vector_path() -> &'static str {
     simd_path().name()
 }
 
-/// Test support: asserts that `lanes` (eight values at a time, AVX-512) gives the bits of
-/// `scalar` on every edge case (subnormal and overflowing results, the clamps, NaN, zeros) and on
-/// `more`. Returns at once where the CPU cannot run AVX-512 (tested where it can).
+/// Test support: asserts that a vectorised copy gives the bits of the scalar code on every
+/// edge case (subnormal and overflowing results, the clamps, NaN, zeros) and on more points.
+/// Each function returns at once where the CPU cannot run its copy (tested where it can).
 #[cfg(all(test, target_arch = "x86_64"))]
-pub(crate) fn assert_avx512_lanes_match(
-    lanes: unsafe fn(std::arch::x86_64::__m512d) -> std::arch::x86_64::__m512d,
-    scalar: fn(f64) -> f64,
-    more: impl IntoIterator<Item = f64>,
-) {
+pub(crate) mod lanes_check {
+    use super::SimdPath;
     use std::arch::x86_64::*;
-    if !SimdPath::Avx512.supported() {
-        return;
-    }
-    let mut xs = vec![-746.5, -745.2, -744.4, -740.0, -708.4, -708.3, 709.7, 709.8, 711.0, 1e300, -1e300];
-    xs.extend([0.0, -0.0, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, 1e-300, -1e-300]);
-    xs.extend(more);
-    while xs.len() % 8 != 0 {
-        xs.push(0.5);
-    }
-    #[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
-    unsafe fn run(xs: &[f64], lanes: unsafe fn(__m512d) -> __m512d) -> Vec<f64> {
-        let mut out = vec![0.0; xs.len()];
-        for (o, x) in out.chunks_exact_mut(8).zip(xs.chunks_exact(8)) {
-            // SAFETY: 8 values in each chunk; the caller checked AVX-512, which `lanes` needs.
-            unsafe { _mm512_storeu_pd(o.as_mut_ptr(), lanes(_mm512_loadu_pd(x.as_ptr()))) };
+
+    /// `lanes` (eight values at a time) against `scalar` on the edge cases and `more`.
+    pub(crate) fn avx512(lanes: unsafe fn(__m512d) -> __m512d, scalar: fn(f64) -> f64, more: Vec<f64>) {
+        if !SimdPath::Avx512.supported() {
+            return;
         }
-        out
+        #[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
+        unsafe fn run(xs: &[f64], lanes: unsafe fn(__m512d) -> __m512d) -> Vec<f64> {
+            let mut out = vec![0.0; xs.len()];
+            for (o, x) in out.chunks_exact_mut(8).zip(xs.chunks_exact(8)) {
+                // SAFETY: 8 values in each chunk; the caller checked AVX-512, which `lanes` needs.
+                unsafe { _mm512_storeu_pd(o.as_mut_ptr(), lanes(_mm512_loadu_pd(x.as_ptr()))) };
+            }
+            out
+        }
+        let xs = points(more);
+        // SAFETY: AVX-512 checked above.
+        compare(&xs, &unsafe { run(&xs, lanes) }, scalar);
     }
-    // SAFETY: AVX-512 checked above.
-    let got = unsafe { run(&xs, lanes) };
-    for (x, g) in xs.iter().zip(&got) {
-        let want = scalar(*x);
-        assert!(g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan()), "{x}: {g:e} vs {want:e}");
+
+    /// `lanes` (four values at a time) against `scalar` on the edge cases and `more`.
+    pub(crate) fn avx2(lanes: unsafe fn(__m256d) -> __m256d, scalar: fn(f64) -> f64, more: Vec<f64>) {
+        if !SimdPath::Avx2Fma.supported() {
+            return;
+        }
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn run(xs: &[f64], lanes: unsafe fn(__m256d) -> __m256d) -> Vec<f64> {
+            let mut out = vec![0.0; xs.len()];
+            for (o, x) in out.chunks_exact_mut(4).zip(xs.chunks_exact(4)) {
+                // SAFETY: 4 values in each chunk; the caller checked AVX2 and FMA.
+                unsafe { _mm256_storeu_pd(o.as_mut_ptr(), lanes(_mm256_loadu_pd(x.as_ptr()))) };
+            }
+            out
+        }
+        let xs = points(more);
+        // SAFETY: AVX2 and FMA checked above.
+        compare(&xs, &unsafe { run(&xs, lanes) }, scalar);
+    }
+
+    /// The edge cases, then `more`, padded to a multiple of 8 values.
+    fn points(more: Vec<f64>) -> Vec<f64> {
+        let mut xs = vec![-746.5, -745.2, -744.4, -740.0, -708.4, -708.3, 709.7, 709.8, 711.0, 1e300, -1e300];
+        xs.extend([0.0, -0.0, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, 1e-300, -1e-300]);
+        xs.extend(more);
+        while xs.len() % 8 != 0 {
+            xs.push(0.5);
+        }
+        xs
+    }
+
+    fn compare(xs: &[f64], got: &[f64], scalar: fn(f64) -> f64) {
+        for (x, g) in xs.iter().zip(got) {
+            let want = scalar(*x);
+            assert!(g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan()), "{x}: {g:e} vs {want:e}");
+        }
     }
 }
 
@@ -404,7 +433,7 @@ mod tests {
         let mut rng = Pcg64::seed_from_u64(11);
         let mut xs: Vec<f64> = (0..200_000).map(|_| rng.random_range(-746.0..710.0)).collect();
         xs.extend((0..200_000).map(|_| rng.random_range(-1.0..1.0)));
-        assert_avx512_lanes_match(exp8_avx512, fused, xs);
+        lanes_check::avx512(exp8_avx512, fused, xs);
     }
 
     #[test]

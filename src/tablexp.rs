@@ -144,6 +144,42 @@ pub(crate) unsafe fn exp_neg8_avx512(x: std::arch::x86_64::__m512d) -> std::arch
     _mm512_scalef_pd(e, _mm512_mul_pd(kf, v(1.0 / 16.0)))
 }
 
+/// [`exp_with`]`::<Fused>(-x)` on four lanes with AVX2 and FMA, the same bits: the negation
+/// folded in as in [`exp_neg8_avx512`], the look-up as one gather, the scaling by the two
+/// normal factors of the scalar code, built with the same integer operations.
+///
+/// # Safety
+///
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub(crate) unsafe fn exp_neg4_avx2(x: std::arch::x86_64::__m256d) -> std::arch::x86_64::__m256d {
+    use std::arch::x86_64::*;
+    let v = _mm256_set1_pd;
+    // max(a, x) and min(a, x) return x when it is NaN (the second operand).
+    let x = _mm256_min_pd(v(-MIN_ARG), _mm256_max_pd(v(-MAX_ARG), x));
+    let t = _mm256_fnmadd_pd(x, v(SCALE), v(SHIFT));
+    let kf = _mm256_sub_pd(t, v(SHIFT));
+    let r = _mm256_fmadd_pd(kf, v(-LN2_16_LO), _mm256_fnmsub_pd(kf, v(LN2_16_HI), x));
+    let r2 = _mm256_mul_pd(r, r);
+    let q01 = _mm256_fmadd_pd(v(C[1]), r, v(C[0]));
+    let q23 = _mm256_fmadd_pd(v(C[3]), r, v(C[2]));
+    let q45 = _mm256_fmadd_pd(v(C[5]), r, v(C[4]));
+    let q = _mm256_fmadd_pd(_mm256_fmadd_pd(q45, r2, q23), r2, q01);
+    let p = _mm256_fmadd_pd(q, r2, r);
+    let u = _mm256_sub_epi64(_mm256_castpd_si256(t), _mm256_set1_epi64x(SHIFT.to_bits() as i64 - (1 << 15)));
+    // SAFETY: the indices are u mod 16 < 16 = TABLE.len().
+    let tj = unsafe { _mm256_i64gather_pd::<8>(TABLE.as_ptr(), _mm256_and_si256(u, _mm256_set1_epi64x(15))) };
+    let e = _mm256_fmadd_pd(tj, p, tj);
+    let one = _mm256_set1_epi64x(1);
+    let m = _mm256_srli_epi64::<4>(u);
+    let h = _mm256_srli_epi64::<1>(m);
+    let s1 = _mm256_castsi256_pd(_mm256_slli_epi64::<52>(_mm256_sub_epi64(h, one)));
+    let s2 = _mm256_castsi256_pd(_mm256_slli_epi64::<52>(_mm256_sub_epi64(_mm256_sub_epi64(m, h), one)));
+    _mm256_mul_pd(_mm256_mul_pd(e, s1), s2)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,8 +247,10 @@ mod tests {
 
     #[cfg(target_arch = "x86_64")]
     #[test]
-    fn the_avx512_lanes_give_the_bits_of_the_fused_scalar_code_at_minus_x() {
-        crate::fastexp::assert_avx512_lanes_match(exp_neg8_avx512, |x| exp_with::<Fused>(-x), points());
+    fn the_avx512_and_avx2_lanes_give_the_bits_of_the_fused_scalar_code_at_minus_x() {
+        use crate::fastexp::lanes_check;
+        lanes_check::avx512(exp_neg8_avx512, |x| exp_with::<Fused>(-x), points());
+        lanes_check::avx2(exp_neg4_avx2, |x| exp_with::<Fused>(-x), points());
     }
 
     #[test]

@@ -22,6 +22,8 @@ mod classifier;
 mod fused;
 mod importance;
 mod jacobian;
+#[cfg(target_arch = "x86_64")]
+mod lanes;
 mod mlp;
 mod real;
 mod score;
