@@ -61,18 +61,18 @@ impl MulAdd for Fused {
 
 /// 1.5 * 2^52: `y + SHIFT - SHIFT` rounds `y` to the nearest integer for `|y| < 2^51`, and the
 /// low bits of `y + SHIFT` hold that integer.
-const SHIFT: f64 = 6_755_399_441_055_744.0;
+pub(crate) const SHIFT: f64 = 6_755_399_441_055_744.0;
 /// 1 / ln 2.
 const LOG2_E: f64 = std::f64::consts::LOG2_E;
 /// ln 2 truncated to 32 significant bits (`0x1.62e42fee00000p-1`), so that `k * LN2_HI` is exact
 /// for `|k| < 2^21`.
-const LN2_HI: f64 = 0.693_147_180_369_123_8;
+pub(crate) const LN2_HI: f64 = 0.693_147_180_369_123_8;
 /// `ln 2 - LN2_HI`, rounded.
-const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+pub(crate) const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
 /// Below this the result is 0 (exp(-746) < 2^-1076, under half the smallest subnormal).
-const MIN_ARG: f64 = -746.0;
+pub(crate) const MIN_ARG: f64 = -746.0;
 /// Above this the result is +inf (exp(710) > f64::MAX).
-const MAX_ARG: f64 = 710.0;
+pub(crate) const MAX_ARG: f64 = 710.0;
 
 /// Coefficients `c2..c11` of the polynomial (see the module docs); `c0 = c1 = 1`.
 const C: [f64; 10] = [

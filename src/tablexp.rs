@@ -13,7 +13,8 @@
 //! # Method
 //!
 //! ```text
-//! k = round(16 x / ln 2)               (by adding 1.5 * 2^52, as in fastexp)
+//! k = round(16 x / ln 2)               (by adding fastexp's SHIFT = 1.5 * 2^52: its low 51
+//!                                       bits are zero, so t's low bits hold k)
 //! r = (x - k ln2_hi / 16) - k ln2_lo / 16    (|r| <= ln 2 / 32 (1 + 2^-40), k ln2_hi / 16 exact)
 //! j = k mod 16, n = floor(k / 16)      (the low bits of k)
 //! e^r - 1 ~ r + r^2 (1/2 + r/6 + r^2/24 + r^3/120 + r^4/720 + r^5/5040)
@@ -27,21 +28,15 @@
 //! Arguments are clamped to `[-746, 710]` first (below, the result is 0; above, `+inf`); NaN
 //! gives NaN.
 
-use crate::fastexp::MulAdd;
+use crate::fastexp::{MulAdd, LN2_HI, LN2_LO, MAX_ARG, MIN_ARG, SHIFT};
 
-/// 1.5 * 2^52 (see [`crate::fastexp`]): its low 52 bits are zero, so the low bits of
-/// `y + SHIFT` hold the integer nearest `y`.
-const SHIFT: f64 = 6_755_399_441_055_744.0;
 /// 16 / ln 2.
 const SCALE: f64 = 16.0 * std::f64::consts::LOG2_E;
-/// ln 2 / 16 to 32 significant bits (`fastexp`'s `ln2_hi` / 16, exact): `k * LN2_16_HI` is exact
+/// ln 2 / 16 to 32 significant bits (`fastexp`'s `LN2_HI` / 16, exact): `k * LN2_16_HI` is exact
 /// for `|k| < 2^21`.
-const LN2_16_HI: f64 = 0.693_147_180_369_123_8 / 16.0;
-/// `ln 2 / 16 - LN2_16_HI`, rounded.
-const LN2_16_LO: f64 = 1.908_214_929_270_587_7e-10 / 16.0;
-/// Below this the result is 0; above the other, `+inf`.
-const MIN_ARG: f64 = -746.0;
-const MAX_ARG: f64 = 710.0;
+const LN2_16_HI: f64 = LN2_HI / 16.0;
+/// `ln 2 / 16 - LN2_16_HI`, rounded (`LN2_LO` / 16, exact).
+const LN2_16_LO: f64 = LN2_LO / 16.0;
 /// 1/2, 1/6, ..., 1/7!: the Taylor coefficients of `(e^r - 1 - r) / r^2`.
 const C: [f64; 6] = [0.5, 1.0 / 6.0, 1.0 / 24.0, 1.0 / 120.0, 1.0 / 720.0, 1.0 / 5040.0];
 
